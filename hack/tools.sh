@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Build (once) and locate the local control-plane tools from Go modules.
+#
+#   hack/tools.sh build     build whatever is missing, print nothing else
+#   hack/tools.sh bindir    print the directory that holds every tool
+#   hack/tools.sh env       print KEY=path lines for each tool
+#
+# Tools are cached under ${MINERGUARD_CACHE:-~/.cache/minerguard}/tools/<tool>-<version>/,
+# keyed by the versions pinned in hack/versions.env, so a second run builds nothing.
+# Prometheus comes from Debian packages (apt-get) and is only checked here.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+. "$here/versions.env"
+
+CACHE=${MINERGUARD_CACHE:-$HOME/.cache/minerguard}
+TOOLS=$CACHE/tools
+BIN=$CACHE/bin
+export GOFLAGS=${GOFLAGS:--buildvcs=false}
+export CGO_ENABLED=0
+export GOTOOLCHAIN=local
+
+log() { printf '[tools] %s\n' "$*" >&2; }
+
+# stamp DIR: the directory is complete once its .done file exists.
+done_marker() { printf '%s/.done' "$1"; }
+
+build_etcd() {
+  local dir=$TOOLS/etcd-$ETCD_VERSION
+  [ -e "$(done_marker "$dir")" ] && return 0
+  log "building etcd $ETCD_VERSION (first run only)"
+  local src=$CACHE/src/etcd-$ETCD_VERSION
+  mkdir -p "$src" "$dir"
+  cat >"$src/go.mod" <<EOF
+module minerguard.local/etcd
+
+go 1.26
+EOF
+  cat >"$src/main.go" <<'EOF'
+// Command etcd is a thin wrapper around etcdmain, built from the server module.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+EOF
+  (cd "$src" && go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null 2>&1 && go mod tidy >/dev/null 2>&1 &&
+    go build -trimpath -ldflags "-s -w" -o "$dir/etcd" .)
+  touch "$(done_marker "$dir")"
+}
+
+build_kube() {
+  local dir=$TOOLS/kubernetes-$KUBE_VERSION
+  [ -e "$(done_marker "$dir")" ] && return 0
+  log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $KUBE_VERSION (first run only, several minutes)"
+  local src=$CACHE/src/kubernetes-$KUBE_VERSION
+  mkdir -p "$src" "$dir"
+  (
+    cd "$src"
+    go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" >download.json
+    local upstream_mod
+    upstream_mod=$(python3 -c 'import json,sys; print(json.load(open("download.json"))["GoMod"])')
+    {
+      echo "module minerguard.local/kubernetes"
+      echo
+      echo "go 1.26"
+      echo
+      echo "require k8s.io/kubernetes $KUBE_VERSION"
+      echo
+      # Each staging module k8s.io/X is published as k8s.io/X $KUBE_STAGING_VERSION.
+      grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "$upstream_mod" | awk -v v="$KUBE_STAGING_VERSION" '{print "replace " $1 " => " $1 " " v}'
+    } >go.mod
+    cat >tools.go <<'EOF'
+//go:build tools
+
+// Package tools pins the Kubernetes commands this wrapper module builds.
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+EOF
+    go mod tidy >/dev/null
+    local minor=${KUBE_VERSION#v1.}
+    minor=${minor%%.*}
+    local pkg=k8s.io/component-base/version
+    local ldflags="-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+    ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+    for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+      log "  go build $cmd"
+      go build -trimpath -ldflags "$ldflags" -o "$dir/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+    done
+  )
+  touch "$(done_marker "$dir")"
+}
+
+build_kwok() {
+  local dir=$TOOLS/kwok-$KWOK_VERSION
+  [ -e "$(done_marker "$dir")" ] && return 0
+  log "building kwok, kwokctl $KWOK_VERSION (first run only)"
+  mkdir -p "$dir"
+  GOBIN=$dir go install -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" \
+    "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
+  touch "$(done_marker "$dir")"
+}
+
+# KWOK's own stage definitions (node initialisation, heartbeats with leases, the
+# fast pod lifecycle), taken from the module at the pinned version.
+kwok_stages() {
+  local out=$TOOLS/kwok-$KWOK_VERSION/stages.yaml
+  [ -s "$out" ] && return 0
+  local moddir
+  moddir=$(cd "$TOOLS" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  local f
+  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+    pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    printf -- '---\n'
+    cat "$moddir/kustomize/stage/$f"
+    printf '\n'
+  done >"$out.tmp"
+  mv "$out.tmp" "$out"
+}
+
+build_helm() {
+  local dir=$TOOLS/helm-$HELM_VERSION
+  [ -e "$(done_marker "$dir")" ] && return 0
+  log "building helm $HELM_VERSION (first run only)"
+  mkdir -p "$dir"
+  GOBIN=$dir go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  touch "$(done_marker "$dir")"
+}
+
+check_prometheus() {
+  if ! command -v prometheus >/dev/null 2>&1; then
+    log "installing prometheus from Debian packages"
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    else
+      sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    fi
+  fi
+  command -v prometheus >/dev/null 2>&1 || { log "prometheus is not installed and could not be installed"; exit 1; }
+}
+
+link_all() {
+  mkdir -p "$BIN"
+  local f
+  for f in "$TOOLS/etcd-$ETCD_VERSION/etcd" \
+    "$TOOLS/kubernetes-$KUBE_VERSION"/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl} \
+    "$TOOLS/kwok-$KWOK_VERSION"/{kwok,kwokctl,stages.yaml} "$TOOLS/helm-$HELM_VERSION/helm"; do
+    ln -sfn "$f" "$BIN/$(basename "$f")"
+  done
+  ln -sfn "$(command -v prometheus)" "$BIN/prometheus"
+}
+
+case "${1:-build}" in
+  build)
+    check_prometheus
+    build_etcd
+    build_kwok
+    kwok_stages
+    build_helm
+    build_kube
+    link_all
+    ;;
+  bindir) echo "$BIN" ;;
+  *) echo "usage: $0 build|bindir" >&2; exit 2 ;;
+esac
