@@ -345,7 +345,9 @@ def write_configs(p: dict[str, int]) -> None:
     if not stages.exists():
         raise ClusterError(f"{stages} is missing: run 'hack/tools.sh build' first")
     (STATE_DIR / "kwok.yaml").write_text(
-        "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n"
+        "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions:\n"
+        "  podPlayStageParallelism: 16\n  nodePlayStageParallelism: 4\n  nodeLeaseParallelism: 4\n"
+        "  podsOnNodeSyncParallelism: 4\n  enablePodsOnNodeSyncListPager: true\n"
         + stages.read_text()
         + "\n---\n"
         + (HACK / "kwok" / "metrics.yaml").read_text()
