@@ -123,8 +123,21 @@ def make_certs(pki: Path) -> None:
         return
     pki.mkdir(parents=True, exist_ok=True)
     log("generating certificates")
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj", "/CN=minerguard-local-ca",
-            "-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.crt"))
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=minerguard-local-ca",
+        "-keyout",
+        str(pki / "ca.key"),
+        "-out",
+        str(pki / "ca.crt"),
+    )
     ext = pki / "server.ext"
     ext.write_text(
         "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
@@ -133,12 +146,35 @@ def make_certs(pki: Path) -> None:
     )
 
     def signed(name: str, subj: str, extfile: Path | None) -> None:
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subj,
-                "-keyout", str(pki / f"{name}.key"), "-out", str(pki / f"{name}.csr"))
+        openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            subj,
+            "-keyout",
+            str(pki / f"{name}.key"),
+            "-out",
+            str(pki / f"{name}.csr"),
+        )
         extra = ["-extfile", str(extfile)] if extfile else []
-        openssl("x509", "-req", "-in", str(pki / f"{name}.csr"), "-CA", str(pki / "ca.crt"),
-                "-CAkey", str(pki / "ca.key"), "-CAcreateserial", "-days", "3650",
-                "-out", str(pki / f"{name}.crt"), *extra)
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(pki / f"{name}.csr"),
+            "-CA",
+            str(pki / "ca.crt"),
+            "-CAkey",
+            str(pki / "ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-out",
+            str(pki / f"{name}.crt"),
+            *extra,
+        )
 
     signed("apiserver", "/CN=kube-apiserver", ext)
     client_ext = pki / "client.ext"
@@ -156,12 +192,12 @@ clusters:
 - name: minerguard-local
   cluster:
     server: https://127.0.0.1:{port}
-    certificate-authority: {pki / 'ca.crt'}
+    certificate-authority: {pki / "ca.crt"}
 users:
 - name: admin
   user:
-    client-certificate: {pki / 'admin.crt'}
-    client-key: {pki / 'admin.key'}
+    client-certificate: {pki / "admin.crt"}
+    client-key: {pki / "admin.key"}
 contexts:
 - name: minerguard-local
   context: {{cluster: minerguard-local, user: admin}}
@@ -178,62 +214,144 @@ def command_for(name: str, p: dict[str, int]) -> list[str]:
     kubeconfig = str(STATE_DIR / "kubeconfig")
     if name == "etcd":
         return [
-            tool("etcd"), "--name", "minerguard", "--data-dir", str(STATE_DIR / "etcd"),
-            "--listen-client-urls", f"http://127.0.0.1:{p['etcd']}",
-            "--advertise-client-urls", f"http://127.0.0.1:{p['etcd']}",
-            "--listen-peer-urls", f"http://127.0.0.1:{p['etcd_peer']}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{p['etcd_peer']}",
-            "--initial-cluster", f"minerguard=http://127.0.0.1:{p['etcd_peer']}",
-            "--unsafe-no-fsync", "--quota-backend-bytes", str(4 * 1024**3), "--log-level", "warn",
+            tool("etcd"),
+            "--name",
+            "minerguard",
+            "--data-dir",
+            str(STATE_DIR / "etcd"),
+            "--listen-client-urls",
+            f"http://127.0.0.1:{p['etcd']}",
+            "--advertise-client-urls",
+            f"http://127.0.0.1:{p['etcd']}",
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{p['etcd_peer']}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{p['etcd_peer']}",
+            "--initial-cluster",
+            f"minerguard=http://127.0.0.1:{p['etcd_peer']}",
+            "--unsafe-no-fsync",
+            "--quota-backend-bytes",
+            str(4 * 1024**3),
+            "--log-level",
+            "warn",
         ]
     if name == "kube-apiserver":
         return [
-            tool("kube-apiserver"), "--etcd-servers", f"http://127.0.0.1:{p['etcd']}",
-            "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
-            "--secure-port", str(p["apiserver"]),
-            "--tls-cert-file", str(pki / "apiserver.crt"), "--tls-private-key-file", str(pki / "apiserver.key"),
-            "--client-ca-file", str(pki / "ca.crt"),
-            "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-            "--service-account-key-file", str(pki / "sa.pub"),
-            "--service-account-signing-key-file", str(pki / "sa.key"),
-            "--service-cluster-ip-range", "10.96.0.0/16",
-            "--authorization-mode", "Node,RBAC", "--allow-privileged=true",
-            "--enable-priority-and-fairness=false", "--max-requests-inflight", "2000",
-            "--max-mutating-requests-inflight", "1000", "--event-ttl", "24h",
-            "--profiling=false", "-v", "1",
+            tool("kube-apiserver"),
+            "--etcd-servers",
+            f"http://127.0.0.1:{p['etcd']}",
+            "--bind-address",
+            "127.0.0.1",
+            "--advertise-address",
+            "127.0.0.1",
+            "--secure-port",
+            str(p["apiserver"]),
+            "--tls-cert-file",
+            str(pki / "apiserver.crt"),
+            "--tls-private-key-file",
+            str(pki / "apiserver.key"),
+            "--client-ca-file",
+            str(pki / "ca.crt"),
+            "--service-account-issuer",
+            "https://kubernetes.default.svc.cluster.local",
+            "--service-account-key-file",
+            str(pki / "sa.pub"),
+            "--service-account-signing-key-file",
+            str(pki / "sa.key"),
+            "--service-cluster-ip-range",
+            "10.96.0.0/16",
+            "--authorization-mode",
+            "Node,RBAC",
+            "--allow-privileged=true",
+            "--enable-priority-and-fairness=false",
+            "--max-requests-inflight",
+            "2000",
+            "--max-mutating-requests-inflight",
+            "1000",
+            "--event-ttl",
+            "24h",
+            "--profiling=false",
+            "-v",
+            "1",
         ]
     if name == "kube-controller-manager":
         return [
-            tool("kube-controller-manager"), "--kubeconfig", kubeconfig,
-            "--authentication-kubeconfig", kubeconfig, "--authorization-kubeconfig", kubeconfig,
-            "--bind-address", "127.0.0.1", "--secure-port", str(p["controller_manager"]),
-            "--service-account-private-key-file", str(pki / "sa.key"), "--root-ca-file", str(pki / "ca.crt"),
-            "--use-service-account-credentials=true", "--leader-elect=false",
-            "--controllers", "*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route",
-            "--kube-api-qps", "500", "--kube-api-burst", "1000", "--concurrent-replicaset-syncs", "10",
-            "-v", "1",
+            tool("kube-controller-manager"),
+            "--kubeconfig",
+            kubeconfig,
+            "--authentication-kubeconfig",
+            kubeconfig,
+            "--authorization-kubeconfig",
+            kubeconfig,
+            "--bind-address",
+            "127.0.0.1",
+            "--secure-port",
+            str(p["controller_manager"]),
+            "--service-account-private-key-file",
+            str(pki / "sa.key"),
+            "--root-ca-file",
+            str(pki / "ca.crt"),
+            "--use-service-account-credentials=true",
+            "--leader-elect=false",
+            "--controllers",
+            "*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route",
+            "--kube-api-qps",
+            "500",
+            "--kube-api-burst",
+            "1000",
+            "--concurrent-replicaset-syncs",
+            "10",
+            "-v",
+            "1",
         ]
     if name == "kube-scheduler":
         return [
-            tool("kube-scheduler"), "--kubeconfig", kubeconfig,
-            "--authentication-kubeconfig", kubeconfig, "--authorization-kubeconfig", kubeconfig,
-            "--bind-address", "127.0.0.1", "--secure-port", str(p["scheduler"]),
-            "--leader-elect=false", "-v", "1",
+            tool("kube-scheduler"),
+            "--kubeconfig",
+            kubeconfig,
+            "--authentication-kubeconfig",
+            kubeconfig,
+            "--authorization-kubeconfig",
+            kubeconfig,
+            "--bind-address",
+            "127.0.0.1",
+            "--secure-port",
+            str(p["scheduler"]),
+            "--leader-elect=false",
+            "-v",
+            "1",
         ]
     if name == "kwok":
         return [
-            tool("kwok"), "--kubeconfig", kubeconfig,
-            "--config", str(STATE_DIR / "kwok.yaml"),
-            "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake",
-            "--server-address", f"127.0.0.1:{p['kwok']}", "--node-ip", "10.244.0.1", "--cidr", "10.244.0.0/16",
-            "--node-lease-duration-seconds", "40",
+            tool("kwok"),
+            "--kubeconfig",
+            kubeconfig,
+            "--config",
+            str(STATE_DIR / "kwok.yaml"),
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector",
+            "kwok.x-k8s.io/node=fake",
+            "--server-address",
+            f"127.0.0.1:{p['kwok']}",
+            "--node-ip",
+            "10.244.0.1",
+            "--cidr",
+            "10.244.0.0/16",
+            "--node-lease-duration-seconds",
+            "40",
         ]
     if name == "prometheus":
         return [
-            tool("prometheus"), "--config.file", str(STATE_DIR / "prometheus.yml"),
-            "--storage.tsdb.path", str(STATE_DIR / "prometheus"),
-            "--web.listen-address", f"127.0.0.1:{p['prometheus']}", "--web.enable-lifecycle",
-            "--log.level", "warn",
+            tool("prometheus"),
+            "--config.file",
+            str(STATE_DIR / "prometheus.yml"),
+            "--storage.tsdb.path",
+            str(STATE_DIR / "prometheus"),
+            "--web.listen-address",
+            f"127.0.0.1:{p['prometheus']}",
+            "--web.enable-lifecycle",
+            "--log.level",
+            "warn",
         ]
     raise ClusterError(f"unknown component {name!r}; one of {', '.join(COMPONENTS)}")
 
@@ -262,8 +380,9 @@ def start(name: str, p: dict[str, int]) -> None:
     logs.mkdir(parents=True, exist_ok=True)
     (STATE_DIR / "pids").mkdir(parents=True, exist_ok=True)
     with open(logs / f"{name}.log", "ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=STATE_DIR)
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=STATE_DIR
+        )
     pidfile(name).write_text(str(proc.pid))
 
 
@@ -309,18 +428,22 @@ def https_get(url: str) -> bytes:
     pki = STATE_DIR / "pki"
     ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
     ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-    with urllib.request.urlopen(url, context=ctx, timeout=3) as r:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(url, context=ctx, timeout=3) as r:
         return bytes(r.read())
 
 
 def http_get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=3) as r:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(url, timeout=3) as r:
         return bytes(r.read())
 
 
 def kubectl(*args: str, stdin: str | None = None) -> str:
-    res = subprocess.run([tool("kubectl"), "--kubeconfig", str(STATE_DIR / "kubeconfig"), *args],
-                         input=stdin, capture_output=True, text=True)
+    res = subprocess.run(
+        [tool("kubectl"), "--kubeconfig", str(STATE_DIR / "kubeconfig"), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+    )
     if res.returncode != 0:
         raise ClusterError(f"kubectl {' '.join(args)} failed: {res.stderr.strip()}")
     return res.stdout
@@ -330,8 +453,12 @@ def wait_ready(name: str, p: dict[str, int]) -> None:
     if name == "etcd":
         wait_for("etcd", lambda: b"true" in http_get(f"http://127.0.0.1:{p['etcd']}/health"), 60, name)
     elif name == "kube-apiserver":
-        wait_for("kube-apiserver /readyz", lambda: https_get(f"https://127.0.0.1:{p['apiserver']}/readyz") == b"ok",
-                 120, name)
+        wait_for(
+            "kube-apiserver /readyz",
+            lambda: https_get(f"https://127.0.0.1:{p['apiserver']}/readyz") == b"ok",
+            120,
+            name,
+        )
     elif name == "kwok":
         wait_for("kwok", lambda: http_get(f"http://127.0.0.1:{p['kwok']}/healthz") is not None, 60, name)
     elif name == "prometheus":
@@ -341,7 +468,7 @@ def wait_ready(name: str, p: dict[str, int]) -> None:
 
 
 def write_configs(p: dict[str, int]) -> None:
-    stages = (BIN / "stages.yaml")
+    stages = BIN / "stages.yaml"
     if not stages.exists():
         raise ClusterError(f"{stages} is missing: run 'hack/tools.sh build' first")
     (STATE_DIR / "kwok.yaml").write_text(
@@ -361,7 +488,7 @@ scrape_configs:
 - job_name: kwok-kubelets
   # KWOK lists one target per simulated node and kubelet metrics endpoint.
   http_sd_configs:
-  - url: http://127.0.0.1:{p['kwok']}/discovery/prometheus
+  - url: http://127.0.0.1:{p["kwok"]}/discovery/prometheus
     refresh_interval: 5s
   relabel_configs:
   - source_labels: [__metrics_path__]
@@ -395,7 +522,9 @@ status:
 def node_manifest(name: str, control_plane: bool = False) -> str:
     return NODE_TEMPLATE.format(
         name=name,
-        role_label='node-role.kubernetes.io/control-plane: ""' if control_plane else "node-role.kubernetes.io/worker: \"\"",
+        role_label='node-role.kubernetes.io/control-plane: ""'
+        if control_plane
+        else 'node-role.kubernetes.io/worker: ""',
         taints="taints: [{key: node-role.kubernetes.io/control-plane, effect: NoSchedule}]" if control_plane else "{}",
     )
 
@@ -447,10 +576,10 @@ def print_usage(p: dict[str, int]) -> None:
     kc = STATE_DIR / "kubeconfig"
     print(
         f"""
-Local control plane is up (kube-apiserver https://127.0.0.1:{p['apiserver']}, Prometheus http://127.0.0.1:{p['prometheus']}).
+Local control plane is up (kube-apiserver https://127.0.0.1:{p["apiserver"]}, Prometheus http://127.0.0.1:{p["prometheus"]}).
 Use it with:
     export KUBECONFIG={kc}
-    {BIN / 'kubectl'} get nodes
+    {BIN / "kubectl"} get nodes
 Stop it with: make cluster-down
 """.rstrip()
     )
@@ -472,7 +601,7 @@ def status() -> int:
     for name in COMPONENTS:
         pid = running(name)
         alive += bool(pid)
-        print(f"{name:26} {'running (pid %d)' % pid if pid else 'stopped'}")
+        print(f"{name:26} {f'running (pid {pid})' if pid else 'stopped'}")
     if alive:
         print_usage(p)
     return 0 if alive == len(COMPONENTS) else 1

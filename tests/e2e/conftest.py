@@ -1,0 +1,78 @@
+"""Fixtures for tests against the real local control plane.
+
+The session brings the cluster up once (or reuses one that runs), applies the
+project's CRDs from ``crds/``, gives each test its own namespace, and stops the
+cluster at the end when it started it. A test that cannot get a cluster fails
+with the reason; nothing is ever skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+
+from tests.e2e import cluster as local_cluster
+from tests.e2e.helpers import CLUSTER_DIR, KUBECONFIG, ROOT, eventually, kubectl
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[dict[str, Any]]:
+    try:
+        started = local_cluster.ensure_cluster()
+    except Exception as exc:  # noqa: BLE001 - turned into a test failure with the reason
+        pytest.fail(f"no local cluster: {exc}", pytrace=False)
+    kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+    kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    ports = json.loads((CLUSTER_DIR / "ports.json").read_text())
+    yield {"ports": ports, "kubeconfig": str(KUBECONFIG), "prometheus": f"http://127.0.0.1:{ports['prometheus']}"}
+    if started:
+        local_cluster.teardown_cluster()
+
+
+@pytest.fixture(scope="session")
+def api(cluster: dict[str, Any]) -> client.ApiClient:
+    return config.new_client_from_config(config_file=cluster["kubeconfig"])
+
+
+@pytest.fixture(scope="session")
+def core(api: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api)
+
+
+@pytest.fixture(scope="session")
+def apps(api: client.ApiClient) -> client.AppsV1Api:
+    return client.AppsV1Api(api)
+
+
+@pytest.fixture(scope="session")
+def networking(api: client.ApiClient) -> client.NetworkingV1Api:
+    return client.NetworkingV1Api(api)
+
+
+@pytest.fixture(scope="session")
+def custom(api: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api)
+
+
+@pytest.fixture(scope="session")
+def prometheus_url(cluster: dict[str, Any]) -> str:
+    return str(cluster["prometheus"])
+
+
+@pytest.fixture
+def namespace(core: client.CoreV1Api, request: pytest.FixtureRequest) -> Iterator[str]:
+    base = request.node.name.lower().replace("_", "-")[:40].strip("-")
+    name = f"{base}-{uuid.uuid4().hex[:5]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"minerguard-test": "1"})))
+    eventually(
+        lambda: any(sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items),
+        60,
+        f"the default service account in {name}",
+    )
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")

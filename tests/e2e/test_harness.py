@@ -1,0 +1,103 @@
+"""Smoke tests that prove the harness is a real cluster: scheduling, API objects, cordon, metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client
+from prometheus_api_client import PrometheusConnect
+
+from tests.e2e.helpers import eventually, kubectl
+
+
+def test_deployment_gets_running_pods_on_kwok_nodes(
+    apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str
+) -> None:
+    labels = {"app": "web"}
+    apps.create_namespaced_deployment(
+        namespace,
+        client.V1Deployment(
+            metadata=client.V1ObjectMeta(name="web"),
+            spec=client.V1DeploymentSpec(
+                replicas=2,
+                selector=client.V1LabelSelector(match_labels=labels),
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels=labels),
+                    spec=client.V1PodSpec(containers=[client.V1Container(name="web", image="nginx:1.27")]),
+                ),
+            ),
+        ),
+    )
+
+    def running_pods() -> list[client.V1Pod]:
+        pods = core.list_namespaced_pod(namespace, label_selector="app=web").items
+        ready = [p for p in pods if p.status.phase == "Running" and p.spec.node_name]
+        return ready if len(ready) == 2 else []
+
+    pods = eventually(running_pods, 60, "2 Running pods of the Deployment")
+    assert all(p.spec.node_name.startswith("kwok-node-") for p in pods)
+    owners = {p.metadata.owner_references[0].kind for p in pods}
+    assert owners == {"ReplicaSet"}
+    rs = apps.list_namespaced_replica_set(namespace).items
+    assert len(rs) == 1 and rs[0].status.ready_replicas == 2
+
+
+def test_networkpolicy_and_crd_round_trip(
+    networking: client.NetworkingV1Api, custom: client.CustomObjectsApi, namespace: str
+) -> None:
+    networking.create_namespaced_network_policy(
+        namespace,
+        client.V1NetworkPolicy(
+            metadata=client.V1ObjectMeta(name="deny-all"),
+            spec=client.V1NetworkPolicySpec(pod_selector=client.V1LabelSelector(), policy_types=["Ingress", "Egress"]),
+        ),
+    )
+    got = networking.read_namespaced_network_policy("deny-all", namespace)
+    assert got.spec.policy_types == ["Ingress", "Egress"]
+    assert got.spec.pod_selector.match_labels is None
+
+    body: dict[str, Any] = {
+        "apiVersion": "minerguard.io/v1alpha1",
+        "kind": "MinerPolicy",
+        "metadata": {"name": f"smoke-{namespace}"},
+        "spec": {"mode": "Audit", "signals": {"processes": [{"glob": "xmrig"}]}},
+    }
+    custom.create_cluster_custom_object("minerguard.io", "v1alpha1", "minerpolicies", body)
+    try:
+        read = custom.get_cluster_custom_object("minerguard.io", "v1alpha1", "minerpolicies", f"smoke-{namespace}")
+        assert read["spec"]["signals"]["processes"] == [{"glob": "xmrig"}]
+    finally:
+        custom.delete_cluster_custom_object("minerguard.io", "v1alpha1", "minerpolicies", f"smoke-{namespace}")
+
+
+def test_cordon_is_reflected_in_unschedulable(core: client.CoreV1Api, cluster: dict[str, Any]) -> None:
+    node = "kwok-node-2"
+    kubectl("cordon", node)
+    try:
+        assert core.read_node(node).spec.unschedulable is True
+    finally:
+        kubectl("uncordon", node)
+    assert not core.read_node(node).spec.unschedulable
+
+
+def test_cpu_usage_annotation_reaches_prometheus(core: client.CoreV1Api, namespace: str, prometheus_url: str) -> None:
+    core.create_namespaced_pod(
+        namespace,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name="busy", annotations={"kwok.x-k8s.io/usage-cpu": "1500m"}),
+            spec=client.V1PodSpec(containers=[client.V1Container(name="busy", image="busybox")]),
+        ),
+    )
+    eventually(lambda: core.read_namespaced_pod("busy", namespace).status.phase == "Running", 60, "pod Running")
+    prom = PrometheusConnect(url=prometheus_url, disable_ssl=True)
+    query = f'sum(rate(container_cpu_usage_seconds_total{{namespace="{namespace}",pod="busy"}}[10s]))'
+
+    def rate() -> float | None:
+        result = prom.custom_query(query)
+        if not result:
+            return None
+        value = float(result[0]["value"][1])
+        return value if abs(value - 1.5) < 0.05 else None
+
+    value = eventually(rate, 90, f"Prometheus to report ~1.5 cores for {query}", interval=1.0)
+    assert abs(value - 1.5) < 0.05
