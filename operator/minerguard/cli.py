@@ -27,10 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "scan":
         from minerguard.scan import main as scan_main
 
-        return scan_main(argv[1:])
+        return int(scan_main(argv[1:]))
     args = build_parser().parse_args(argv)
     if args.command == "run":
         from minerguard.runner import run
 
-        return run(args)
+        return int(run(args))
     return 2

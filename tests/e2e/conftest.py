@@ -18,6 +18,7 @@ from kubernetes import client, config
 
 from tests.e2e import cluster as local_cluster
 from tests.e2e.helpers import CLUSTER_DIR, KUBECONFIG, ROOT, eventually, kubectl
+from tests.e2e.operator_proc import OperatorProcess
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +77,12 @@ def namespace(core: client.CoreV1Api, request: pytest.FixtureRequest) -> Iterato
     )
     yield name
     core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: dict[str, Any]) -> Iterator[OperatorProcess]:
+    """The operator, running as a process for the whole session (tests scope their policies to their namespace)."""
+    proc = OperatorProcess("operator")
+    proc.start()
+    yield proc
+    proc.stop()

@@ -57,3 +57,14 @@ def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> subproc
     if check and res.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed: {res.stderr.strip()}")
     return res
+
+
+def consistently(condition: Callable[[], object], duration: float, what: str, interval: float = 0.5) -> None:
+    """Assert ``condition`` stays truthy for ``duration`` seconds (for things that must NOT happen)."""
+    deadline = time.monotonic() + duration
+    while True:
+        if not condition():
+            raise AssertionError(f"no longer true: {what}")
+        if time.monotonic() >= deadline:
+            return
+        _pause.wait(interval)

@@ -1,0 +1,10 @@
+"""Containment actions, by the name policies use for them. Each lives in its own module."""
+
+from __future__ import annotations
+
+from minerguard.actions.base import Action, ActionContext, ActionResult, RbacRule
+from minerguard.actions.quarantine import Quarantine
+
+ACTIONS: dict[str, Action] = {a.name: a for a in (Quarantine(),)}
+
+__all__ = ["ACTIONS", "Action", "ActionContext", "ActionResult", "RbacRule"]

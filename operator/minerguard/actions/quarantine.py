@@ -1,0 +1,173 @@
+"""``quarantine``: cut a pod off the network with a deny-all NetworkPolicy.
+
+See :mod:`minerguard.netpol` for why this is a label plus one deny-all policy per
+namespace plus exclusions in the namespace's other policies, and why that never
+starts a replica storm. The pod counts as quarantined only when, read back from the
+API, nothing else allows it traffic.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from minerguard import netpol
+from minerguard.actions.base import FAILED, SUCCEEDED, Action, ActionContext, ActionResult, RbacRule
+from minerguard.errors import AlreadyExists, Conflict, NotFound
+from minerguard.storage import KubeStorage, retrying
+
+INCIDENT_ANNOTATION = "minerguard.io/incident"
+POLICY_ANNOTATION = "minerguard.io/policy"
+
+
+class Quarantine(Action):
+    name: ClassVar[str] = "quarantine"
+    description: ClassVar[str] = (
+        "Label the pod minerguard.io/quarantined=true, make sure the namespace's deny-all policy "
+        "minerguard-quarantine exists, and take the pod out of every other NetworkPolicy that would allow it "
+        "traffic. Requires a CNI that enforces NetworkPolicy."
+    )
+    parameters: ClassVar[dict[str, str]] = {}
+    rbac: ClassVar[tuple[RbacRule, ...]] = (
+        RbacRule(("",), ("pods",), ("get", "list", "watch", "patch")),
+        RbacRule(("networking.k8s.io",), ("networkpolicies",), ("get", "list", "watch", "create", "update", "delete")),
+    )
+
+    def precondition(self, ctx: ActionContext) -> str | None:
+        if ctx.workload.host_network:
+            return (
+                "NotContainable: the pod uses the host network, which NetworkPolicy does not govern; "
+                "node actions (cordon, taint) are the containment for it"
+            )
+        return None
+
+    def plan(self, ctx: ActionContext) -> str:
+        return f"label {ctx.pod_ref} {netpol.QUARANTINE_LABEL}=true behind NetworkPolicy {netpol.QUARANTINE_POLICY}"
+
+    # ------------------------------------------------------------------ apply
+
+    def apply(self, ctx: ActionContext) -> ActionResult:
+        ns, name = ctx.workload.namespace, ctx.workload.name
+        changed = ensure_quarantine_policy(ctx.storage, ns)
+        labels = dict((ctx.pod.get("metadata") or {}).get("labels") or {})
+        changed |= exclude_from_other_policies(ctx.storage, ns, labels)
+        annotations = (ctx.pod.get("metadata") or {}).get("annotations") or {}
+        if (
+            labels.get(netpol.QUARANTINE_LABEL) != "true"
+            or annotations.get(INCIDENT_ANNOTATION) != ctx.incident
+            or annotations.get(POLICY_ANNOTATION) != ctx.policy
+        ):
+            ctx.pod = retrying(
+                lambda: ctx.storage.patch_pod_metadata(
+                    ns,
+                    name,
+                    {netpol.QUARANTINE_LABEL: "true"},
+                    {INCIDENT_ANNOTATION: ctx.incident, POLICY_ANNOTATION: ctx.policy},
+                ),
+                what=f"label {ctx.pod_ref}",
+            )
+            changed = True
+        problems = self.verify(ctx)
+        if problems:
+            return ActionResult(self.name, ctx.pod_ref, FAILED, "; ".join(problems), changed)
+        return ActionResult(
+            self.name,
+            ctx.pod_ref,
+            SUCCEEDED,
+            f"Quarantined {ctx.pod_ref} behind NetworkPolicy {netpol.QUARANTINE_POLICY}; "
+            "no other NetworkPolicy allows it traffic",
+            changed,
+        )
+
+    def verify(self, ctx: ActionContext) -> list[str]:
+        ns = ctx.workload.namespace
+        pod = ctx.storage.get_pod(ns, ctx.workload.name)
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        policies = ctx.storage.list_network_policies(ns)
+        return netpol.isolation_problems(policies, labels, host_network=ctx.workload.host_network)
+
+    # ------------------------------------------------------------------ revert
+
+    def applied_to(self, ctx: ActionContext) -> bool:
+        meta = ctx.pod.get("metadata") or {}
+        return bool(
+            (meta.get("labels") or {}).get(netpol.QUARANTINE_LABEL) == "true"
+            and (meta.get("annotations") or {}).get(INCIDENT_ANNOTATION) == ctx.incident
+        )
+
+    def revert(self, ctx: ActionContext) -> ActionResult:
+        ns, name = ctx.workload.namespace, ctx.workload.name
+        try:
+            retrying(
+                lambda: ctx.storage.patch_pod_metadata(
+                    ns, name, {netpol.QUARANTINE_LABEL: None}, {INCIDENT_ANNOTATION: None, POLICY_ANNOTATION: None}
+                ),
+                what=f"unlabel {ctx.pod_ref}",
+            )
+        except NotFound:
+            pass
+        remaining = ctx.storage.list_pods(ns, label_selector=f"{netpol.QUARANTINE_LABEL}=true")
+        if not remaining:
+            release_namespace(ctx.storage, ns)
+        return ActionResult("release", ctx.pod_ref, SUCCEEDED, f"Released {ctx.pod_ref} from quarantine", True)
+
+
+def ensure_quarantine_policy(storage: KubeStorage, namespace: str) -> bool:
+    """Create the namespace's deny-all policy, or restore it if it was edited. Returns whether it wrote."""
+
+    def attempt() -> bool:
+        desired = netpol.quarantine_policy(namespace)
+        try:
+            storage.create_network_policy(namespace, desired)
+            return True
+        except AlreadyExists:
+            pass
+        live = storage.get_network_policy(namespace, netpol.QUARANTINE_POLICY)
+        if netpol.quarantine_policy_intact(live):
+            return False
+        restored: dict[str, Any] = {**live, "spec": desired["spec"]}
+        storage.replace_network_policy(namespace, restored)
+        return True
+
+    return retrying(attempt, what=f"ensure NetworkPolicy {namespace}/{netpol.QUARANTINE_POLICY}")
+
+
+def exclude_from_other_policies(storage: KubeStorage, namespace: str, pod_labels: dict[str, str]) -> bool:
+    """Add the quarantine exclusion to every policy that would re-open a quarantined pod. Returns whether it wrote."""
+    changed = False
+    for np in netpol.reopening(storage.list_network_policies(namespace), pod_labels):
+        np_name = np["metadata"]["name"]
+
+        def attempt(np_name: str = np_name) -> bool:
+            live = storage.get_network_policy(namespace, np_name)
+            if not netpol.reopening([live], pod_labels):
+                return False
+            storage.replace_network_policy(namespace, netpol.with_exclusion(live))
+            return True
+
+        try:
+            changed |= retrying(attempt, what=f"exclude quarantined pods from NetworkPolicy {namespace}/{np_name}")
+        except NotFound:
+            continue
+    return changed
+
+
+def release_namespace(storage: KubeStorage, namespace: str) -> None:
+    """No quarantined pod left: delete the deny-all policy and take the exclusions out again."""
+    try:
+        storage.delete_network_policy(namespace, netpol.QUARANTINE_POLICY)
+    except NotFound:
+        pass
+    for np in storage.list_network_policies(namespace):
+        if not netpol.has_exclusion(np):
+            continue
+        np_name = np["metadata"]["name"]
+
+        def attempt(np_name: str = np_name) -> None:
+            live = storage.get_network_policy(namespace, np_name)
+            if netpol.has_exclusion(live):
+                storage.replace_network_policy(namespace, netpol.without_exclusion(live))
+
+        try:
+            retrying(attempt, what=f"restore NetworkPolicy {namespace}/{np_name}")
+        except (NotFound, Conflict):
+            continue

@@ -1,0 +1,125 @@
+"""Operator settings, read once at start from the environment (the Helm chart sets them).
+
+Every setting has a safe default; nothing here changes behaviour for tests only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+def _float(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key, "")
+    return float(raw) if raw.strip() else default
+
+
+def _int(env: Mapping[str, str], key: str, default: int) -> int:
+    raw = env.get(key, "")
+    return int(raw) if raw.strip() else default
+
+
+def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = env.get(key, "").strip().lower()
+    if not raw:
+        return default
+    return raw in ("1", "true", "yes", "on")
+
+
+def _list(env: Mapping[str, str], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(key)
+    if raw is None:
+        return default
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class PrometheusSettings:
+    """How to reach Prometheus, and the metric and label names to query."""
+
+    url: str = ""
+    token: str = ""
+    ca_file: str = ""
+    timeout: float = 10.0
+    container_cpu_metric: str = "container_cpu_usage_seconds_total"
+    node_cpu_metric: str = "node_cpu_usage_seconds_total"
+    namespace_label: str = "namespace"
+    pod_label: str = "pod"
+    container_label: str = "container"
+    node_label: str = "node"
+    rate_window: str = "1m"
+    interval: float = 30.0
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """Blast-radius guards for node actions."""
+
+    max_nodes: int = 3
+    max_percent: float = 10.0
+    min_schedulable_nodes: int = 2
+    excluded_node_selector: str = "node-role.kubernetes.io/control-plane"
+    max_actions_per_hour: int = 10
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the operator reads from its environment."""
+
+    namespace: str = "minerguard-system"
+    instance: str = "minerguard-local"
+    peering: str = ""
+    priority: int = 0
+    dry_run: bool = False
+    resync_interval: float = 30.0
+    status_interval: float = 5.0
+    prometheus: PrometheusSettings = field(default_factory=PrometheusSettings)
+    guards: GuardSettings = field(default_factory=GuardSettings)
+    log_format: str = "text"
+    log_level: str = "INFO"
+    metrics_port: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        token = env.get("MINERGUARD_PROMETHEUS_TOKEN", "")
+        token_file = env.get("MINERGUARD_PROMETHEUS_TOKEN_FILE", "")
+        if not token and token_file and os.path.exists(token_file):
+            with open(token_file, encoding="utf-8") as f:
+                token = f.read().strip()
+        prom = PrometheusSettings(
+            url=env.get("MINERGUARD_PROMETHEUS_URL", ""),
+            token=token,
+            ca_file=env.get("MINERGUARD_PROMETHEUS_CA_FILE", ""),
+            timeout=_float(env, "MINERGUARD_PROMETHEUS_TIMEOUT", 10.0),
+            container_cpu_metric=env.get("MINERGUARD_METRIC_CONTAINER_CPU", "container_cpu_usage_seconds_total"),
+            node_cpu_metric=env.get("MINERGUARD_METRIC_NODE_CPU", "node_cpu_usage_seconds_total"),
+            namespace_label=env.get("MINERGUARD_LABEL_NAMESPACE", "namespace"),
+            pod_label=env.get("MINERGUARD_LABEL_POD", "pod"),
+            container_label=env.get("MINERGUARD_LABEL_CONTAINER", "container"),
+            node_label=env.get("MINERGUARD_LABEL_NODE", "node"),
+            rate_window=env.get("MINERGUARD_RATE_WINDOW", "1m"),
+            interval=_float(env, "MINERGUARD_METRICS_INTERVAL", 30.0),
+        )
+        guards = GuardSettings(
+            max_nodes=_int(env, "MINERGUARD_GUARD_MAX_NODES", 3),
+            max_percent=_float(env, "MINERGUARD_GUARD_MAX_PERCENT", 10.0),
+            min_schedulable_nodes=_int(env, "MINERGUARD_GUARD_MIN_SCHEDULABLE", 2),
+            excluded_node_selector=env.get("MINERGUARD_GUARD_EXCLUDED_NODES", "node-role.kubernetes.io/control-plane"),
+            max_actions_per_hour=_int(env, "MINERGUARD_GUARD_MAX_ACTIONS_PER_HOUR", 10),
+        )
+        return cls(
+            namespace=env.get("MINERGUARD_NAMESPACE", "minerguard-system"),
+            instance=env.get("MINERGUARD_INSTANCE", env.get("HOSTNAME", "minerguard-local")),
+            peering=env.get("MINERGUARD_PEERING", ""),
+            priority=_int(env, "MINERGUARD_PRIORITY", 0),
+            dry_run=_bool(env, "MINERGUARD_DRY_RUN", False),
+            resync_interval=_float(env, "MINERGUARD_RESYNC_INTERVAL", 30.0),
+            status_interval=_float(env, "MINERGUARD_STATUS_INTERVAL", 5.0),
+            prometheus=prom,
+            guards=guards,
+            log_format=env.get("MINERGUARD_LOG_FORMAT", "text"),
+            log_level=env.get("MINERGUARD_LOG_LEVEL", "INFO"),
+            metrics_port=_int(env, "MINERGUARD_METRICS_PORT", 0),
+        )

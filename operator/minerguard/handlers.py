@@ -1,0 +1,99 @@
+"""kopf handlers: wiring only. Each one hands the watch event to a service and returns.
+
+Only *event* handlers are used, never create/update/resume handlers, daemons or
+timers: those make kopf persist its state (annotations, finalizers) on the objects,
+and the operator must not write to pods it does not match. Posting of kopf's own
+Events is off for the same reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from minerguard.services.app import App
+
+log = logging.getLogger(__name__)
+
+
+def app_of(memo: Any) -> App:
+    app = memo.get("app") if isinstance(memo, dict) else getattr(memo, "app", None)
+    if not isinstance(app, App):
+        raise kopf.PermanentError("minerguard is not initialised")
+    return app
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.posting.enabled = False
+    settings.persistence.finalizer = "minerguard.io/finalizer"
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.watching.reconnect_backoff = 1.0
+    settings.networking.request_timeout = 30
+    settings.batching.worker_limit = 64
+    settings.batching.idle_timeout = 30
+    settings.batching.batch_window = 0.01
+    app_of(memo).start()
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    await asyncio.to_thread(app_of(memo).stop)
+
+
+@kopf.on.probe(id="policies")
+def probe_policies(memo: kopf.Memo, **_: Any) -> int:
+    return len(app_of(memo).policies.ready())
+
+
+@kopf.on.event("v1", "pods")
+async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    app_of(memo).containment.observe_pod(event.get("type"), dict(event["object"]))
+
+
+@kopf.on.event("v1", "namespaces")
+async def namespace_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    app = app_of(memo)
+    body = event["object"]
+    name = str(body["metadata"]["name"])
+    if event.get("type") == "DELETED":
+        with app.state.lock:
+            app.state.namespaces.pop(name, None)
+        return
+    labels = dict(body["metadata"].get("labels") or {})
+    if app.state.namespace_labels(name) != labels:
+        with app.state.lock:
+            app.state.namespaces[name] = labels
+        await asyncio.to_thread(app.containment.reevaluate, name)
+
+
+@kopf.on.event("minerguard.io", "v1alpha1", "minerpolicies")
+async def policy_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    app = app_of(memo)
+    body: dict[str, Any] = dict(event["object"])
+    if event.get("type") == "DELETED":
+        app.policies.forget(str(body["metadata"]["name"]))
+        await asyncio.to_thread(app.containment.reevaluate)
+        return
+    observed: tuple[object, bool] = await asyncio.to_thread(app.policies.observe, body)
+    changed = observed[1]
+    if changed:
+        await asyncio.to_thread(app.containment.reevaluate)
+
+
+@kopf.on.event("minerguard.io", "v1alpha1", "minerincidents")
+async def incident_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    await asyncio.to_thread(app_of(memo).containment.observe_incident, event.get("type"), dict(event["object"]))
+
+
+@kopf.on.event("networking.k8s.io", "v1", "networkpolicies")
+async def networkpolicy_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    app = app_of(memo)
+    namespace = str(event["object"]["metadata"].get("namespace", ""))
+    for key in app.containment.quarantined_in(namespace):
+        app.containment.queue.add(key)

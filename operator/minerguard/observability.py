@@ -1,0 +1,25 @@
+"""The operator's own Prometheus metrics (served on ``/metrics`` by the standard client library)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+DETECTIONS = Counter("minerguard_detections_total", "Workloads newly detected, by policy and mode.", ["policy", "mode"])
+CONTAINMENTS = Counter(
+    "minerguard_containment_actions_total",
+    "Containment actions taken, by policy, action and result.",
+    ["policy", "action", "result"],
+)
+SUPPRESSED = Counter(
+    "minerguard_actions_suppressed_total", "Actions held back by a blast-radius guard.", ["policy", "action", "guard"]
+)
+POLICIES = Gauge("minerguard_policies", "MinerPolicies known to the operator, by state.", ["state"])
+EVALUATION_SECONDS = Histogram(
+    "minerguard_evaluation_seconds",
+    "Time to evaluate one pod against every ready policy.",
+    buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0),
+)
+PROMQL_QUERIES = Counter("minerguard_promql_queries_total", "PromQL queries issued, by signal kind.", ["signal"])
+PROMQL_ERRORS = Counter("minerguard_promql_errors_total", "PromQL queries that failed, by signal kind.", ["signal"])
+API_ERRORS = Counter("minerguard_api_errors_total", "Kubernetes API calls that failed, by error class.", ["error"])
+TAMPERING = Counter("minerguard_tampering_restored_total", "Containment restored after tampering.", ["kind"])

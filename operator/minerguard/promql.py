@@ -1,0 +1,114 @@
+"""Pure PromQL building and result reading for the CPU signals: no I/O.
+
+One evaluation cycle asks Prometheus one query per (signal kind, window), whatever
+the number of pods or nodes: each query returns a whole vector, by pod or by node.
+"Sustained for the window" is the minimum of the usage over the window, and a
+series only counts when it covers the window (so a pod younger than the window, or
+a short spike, never qualifies).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from minerguard.config import PrometheusSettings
+
+_DURATION = re.compile(r"^([0-9]+)(s|m|h)$")
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def seconds(duration: str) -> int:
+    m = _DURATION.match(duration)
+    if not m:
+        raise ValueError(f"not a duration: {duration!r}")
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+def step_for(window: str) -> int:
+    """The subquery resolution: about 20 points per window, between 1s and 30s."""
+    return max(1, min(30, seconds(window) // 20))
+
+
+@dataclass(frozen=True)
+class Query:
+    """One PromQL query of the cycle and how to read its answer."""
+
+    signal: str  # podCpu | nodeCpu | nodeUnaccountedCpu
+    window: str
+    promql: str
+    keys: tuple[str, ...]  # the labels that identify a series: (namespace, pod) or (node,)
+
+
+def _sustained(expr: str, window: str, by: str) -> str:
+    step = step_for(window)
+    needed = max(1, math.floor(seconds(window) / step * 0.9))
+    return (
+        f"min_over_time(({expr})[{window}:{step}s]) "
+        f"and on({by}) (count_over_time(({expr})[{window}:{step}s]) >= {needed})"
+    )
+
+
+def pod_cpu_query(s: PrometheusSettings, window: str) -> Query:
+    by = f"{s.namespace_label}, {s.pod_label}"
+    usage = (
+        f'sum by ({by}) (rate({s.container_cpu_metric}{{{s.container_label}!="",{s.container_label}!="POD"}}'
+        f"[{s.rate_window}]))"
+    )
+    return Query("podCpu", window, _sustained(usage, window, by), (s.namespace_label, s.pod_label))
+
+
+def node_cpu_query(s: PrometheusSettings, window: str) -> Query:
+    usage = f"sum by ({s.node_label}) (rate({s.node_cpu_metric}[{s.rate_window}]))"
+    return Query("nodeCpu", window, _sustained(usage, window, s.node_label), (s.node_label,))
+
+
+def unaccounted_query(s: PrometheusSettings, window: str) -> Query:
+    node = f"sum by ({s.node_label}) (rate({s.node_cpu_metric}[{s.rate_window}]))"
+    pods = (
+        f'sum by ({s.node_label}) (rate({s.container_cpu_metric}{{{s.container_label}!="",'
+        f'{s.container_label}!="POD"}}[{s.rate_window}]))'
+    )
+    usage = f"{node} - ({pods} or {node} * 0)"
+    return Query("nodeUnaccountedCpu", window, _sustained(usage, window, s.node_label), (s.node_label,))
+
+
+def queries_for(windows: Mapping[str, Iterable[str]], s: PrometheusSettings) -> list[Query]:
+    """The cycle's queries: one per (signal kind, distinct window) over all policies."""
+    builders = {"podCpu": pod_cpu_query, "nodeCpu": node_cpu_query, "nodeUnaccountedCpu": unaccounted_query}
+    out = []
+    for signal in ("podCpu", "nodeCpu", "nodeUnaccountedCpu"):
+        for window in sorted(set(windows.get(signal, ()))):
+            out.append(builders[signal](s, window))
+    return out
+
+
+class BadAnswer(ValueError):
+    """Prometheus answered something that is not an instant vector of numbers."""
+
+
+def read_vector(answer: Any, keys: Sequence[str]) -> dict[tuple[str, ...], float]:
+    """{(label values...): value} from a prometheus-api-client ``custom_query`` answer."""
+    if not isinstance(answer, list):
+        raise BadAnswer(f"expected a vector, got {type(answer).__name__}")
+    out: dict[tuple[str, ...], float] = {}
+    for item in answer:
+        if not isinstance(item, Mapping):
+            raise BadAnswer("vector item is not an object")
+        metric = item.get("metric")
+        value = item.get("value")
+        if not isinstance(metric, Mapping) or not isinstance(value, Sequence) or len(value) != 2:
+            raise BadAnswer("vector item lacks metric or value")
+        try:
+            number = float(value[1])
+        except (TypeError, ValueError) as exc:
+            raise BadAnswer(f"not a number: {value[1]!r}") from exc
+        if math.isnan(number) or math.isinf(number):
+            continue
+        key = tuple(str(metric.get(k, "")) for k in keys)
+        if all(key):
+            out[key] = number
+    return out

@@ -1,0 +1,81 @@
+"""``minerguard run``: configure logging and metrics, build the app, and hand over to kopf."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import uuid
+
+import kopf
+from kopf._core.engines.peering import Identity  # kopf.run() takes it; it is not re-exported
+from prometheus_client import start_http_server
+
+from minerguard import handlers  # noqa: F401 - registers the kopf handlers
+from minerguard.config import Settings
+from minerguard.services.app import App
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the object and policy when a log call names them."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in ("object", "policy", "incident"):
+            value = getattr(record, key, None)
+            if value:
+                data[key] = value
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data)
+
+
+def configure_logging(settings: Settings, verbose: bool) -> None:
+    handler = logging.StreamHandler()
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else settings.log_level.upper())
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    if not verbose:
+        logging.getLogger("kopf").setLevel(logging.WARNING)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    if args.namespace:
+        settings = Settings(**{**settings.__dict__, "namespace": args.namespace})
+    if args.standalone:
+        settings = Settings(**{**settings.__dict__, "peering": ""})
+    elif args.peering:
+        settings = Settings(**{**settings.__dict__, "peering": args.peering})
+    configure_logging(settings, args.verbose)
+    identity = f"{settings.instance}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+    app = App.build(settings, identity, kubeconfig=os.environ.get("KUBECONFIG"))
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    logging.getLogger("minerguard").info(
+        "Starting minerguard (identity %s, %s)",
+        identity,
+        f"peering {settings.peering}" if settings.peering else "standalone",
+    )
+    kopf.run(
+        clusterwide=True,
+        standalone=not settings.peering,
+        peering_name=settings.peering or None,
+        priority=settings.priority,
+        identity=Identity(identity),
+        liveness_endpoint=args.liveness,
+        memo=kopf.Memo(app=app),
+    )
+    return 0

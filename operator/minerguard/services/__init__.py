@@ -1,0 +1,1 @@
+"""Services: what the operator does, called by the kopf handlers, calling storage."""

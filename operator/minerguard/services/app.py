@@ -1,0 +1,82 @@
+"""The operator application: builds the services once and runs their background loops."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from minerguard.config import Settings
+from minerguard.services.containment import Containment
+from minerguard.services.gate import ActivityGate
+from minerguard.services.guard import NodeGuard
+from minerguard.services.policies import PolicyRegistry
+from minerguard.services.state import ClusterState
+from minerguard.storage import KubeStorage, load_api_client
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class App:
+    settings: Settings
+    storage: KubeStorage
+    state: ClusterState
+    policies: PolicyRegistry
+    containment: Containment
+    gate: ActivityGate
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: Settings, identity: str, kubeconfig: str | None = None) -> App:
+        storage = KubeStorage(load_api_client(kubeconfig), instance=settings.instance)
+        state = ClusterState()
+        policies = PolicyRegistry(storage)
+        guard = NodeGuard(storage, settings.guards)
+        containment = Containment(storage, settings, state, policies, guard=guard)
+        gate = ActivityGate(storage, settings.peering, identity, settings.priority)
+        return cls(settings, storage, state, policies, containment, gate)
+
+    def start(self) -> None:
+        self.containment.start()
+        self._loop("resync", self.settings.resync_interval, self.containment.resync)
+        self._loop("policy-status", self.settings.status_interval, self.report_policy_counts)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.containment.stop()
+        for t in self.threads:
+            t.join(timeout=5)
+
+    def _loop(self, name: str, interval: float, fn: Callable[[], None]) -> None:
+        def run() -> None:
+            while not self.stop_event.wait(interval):
+                try:
+                    if self.gate.active():
+                        fn()
+                except Exception:
+                    log.exception("Background loop %s failed; it goes on", name)
+
+        t = threading.Thread(target=run, name=name, daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def report_policy_counts(self) -> None:
+        """Patch matchedPods/containedPods on each policy whose counts changed."""
+        counts: dict[str, list[int]] = {p.name: [0, 0] for p in self.policies.ready()}
+        for _, entry in self.state.pod_items():
+            is_contained = int(entry.workload.labels.get("minerguard.io/quarantined") == "true")
+            for name in entry.matched:
+                if name in counts:
+                    counts[name][0] += 1
+                    counts[name][1] += is_contained
+        for name, (matched, contained) in counts.items():
+            if self.policies.last_counts(name) == (matched, contained):
+                continue
+            try:
+                self.storage.patch_policy_status(name, {"matchedPods": matched, "containedPods": contained})
+                self.policies.set_counts(name, (matched, contained))
+            except Exception as exc:  # noqa: BLE001 - reported and retried next round
+                log.info("Could not update counts of MinerPolicy %s: %s", name, exc)

@@ -1,0 +1,451 @@
+"""Detection and containment of pods: the operator's main service.
+
+Watch handlers call :meth:`Containment.observe_pod` for every pod event. It parses
+the pod and evaluates it against every ready policy in memory (the pure
+:mod:`minerguard.detection`); a pod that matches nothing costs no API call at all,
+and is never written to. A matched pod's key goes on a work queue; a worker then
+reads the pod, opens or finds its incident, runs the policy's actions, verifies
+them, records everything in the incident and tells it in Events. Every step is
+idempotent, so a repeated event, a resync or a restart only confirms what is done.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+from minerguard import incidents as inc
+from minerguard import netpol, observability
+from minerguard.actions import ACTIONS
+from minerguard.actions.base import DRY_RUN, FAILED, SUCCEEDED, SUPPRESSED, ActionContext, ActionResult
+from minerguard.config import Settings
+from minerguard.detection import Evidence, Verdict, evaluate, shorten
+from minerguard.errors import AlreadyExists, KubeError, NotFound
+from minerguard.models import Workload, workload_from_pod
+from minerguard.services.guard import NodeGuard
+from minerguard.services.policies import PolicyRegistry
+from minerguard.services.state import ClusterState, PodEntry, PodKey
+from minerguard.storage import KubeStorage, now_iso, retrying
+from minerguard.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+MetricFindings = Callable[[Workload], Sequence[Evidence]]
+
+
+def _no_metrics(_: Workload) -> Sequence[Evidence]:
+    return ()
+
+
+def pod_ref(wl: Workload) -> dict[str, str]:
+    return {"apiVersion": "v1", "kind": "Pod", "name": wl.name, "namespace": wl.namespace, "uid": wl.uid}
+
+
+class Containment:
+    def __init__(
+        self,
+        storage: KubeStorage,
+        settings: Settings,
+        state: ClusterState,
+        policies: PolicyRegistry,
+        guard: NodeGuard | None = None,
+        metric_findings: MetricFindings = _no_metrics,
+        workers: int = 4,
+    ) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.state = state
+        self.policies = policies
+        self.guard = guard
+        self.metric_findings = metric_findings
+        self.queue = WorkQueue(self._process, workers=workers, name="contain")
+        self._owners: dict[str, inc.WorkloadRef] = {}
+        self._incident_locks = [threading.Lock() for _ in range(64)]
+
+    def start(self) -> None:
+        self.queue.start()
+
+    def stop(self) -> None:
+        self.queue.stop()
+
+    # ------------------------------------------------------------------ the hot path (watch events)
+
+    def evaluate(self, wl: Workload) -> list[Verdict]:
+        labels = self.state.namespace_labels(wl.namespace)
+        findings = self.metric_findings(wl)
+        started = time.perf_counter()
+        verdicts = [evaluate(p, wl, labels, findings) for p in self.policies.ready()]
+        observability.EVALUATION_SECONDS.observe(time.perf_counter() - started)
+        return [v for v in verdicts if v.matched]
+
+    def observe_pod(self, event_type: str | None, pod: dict[str, Any]) -> None:
+        """Take in one pod watch event. Never writes unless the pod matches a policy."""
+        meta = pod.get("metadata") or {}
+        key: PodKey = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        if event_type == "DELETED":
+            old = self.state.drop_pod(key)
+            if old is not None and old.matched:
+                self.queue.add(("deleted", key[0], key[1], old.workload.uid))
+            return
+        wl = workload_from_pod(pod)
+        matched = self.evaluate(wl)
+        self.state.put_pod(key, PodEntry(wl, tuple(v.policy for v in matched)))
+        if matched and not wl.deleting:
+            self.queue.add(key)
+
+    def reevaluate(self, namespace: str | None = None) -> int:
+        """Evaluate cached pods again (after a policy or namespace change); queue the matches."""
+        queued = 0
+        for key, entry in self.state.pod_items():
+            if namespace is not None and key[0] != namespace:
+                continue
+            matched = self.evaluate(entry.workload)
+            names = tuple(v.policy for v in matched)
+            if names != entry.matched:
+                self.state.put_pod(key, PodEntry(entry.workload, names))
+            if matched and not entry.workload.deleting:
+                self.queue.add(key)
+                queued += 1
+        return queued
+
+    def resync(self) -> None:
+        """Queue every matched pod again: verifies containment and repairs what was undone."""
+        for key, entry in self.state.pod_items():
+            if entry.matched and not entry.workload.deleting:
+                self.queue.add(key)
+
+    def quarantined_in(self, namespace: str) -> list[PodKey]:
+        return [
+            key
+            for key, entry in self.state.pods_in(namespace)
+            if entry.matched and entry.workload.labels.get(netpol.QUARANTINE_LABEL) == "true"
+        ]
+
+    # ------------------------------------------------------------------ the worker
+
+    def _process(self, item: Hashable) -> None:
+        if isinstance(item, tuple) and len(item) == 4 and item[0] == "deleted":
+            self._pod_gone(str(item[1]), str(item[2]), str(item[3]))
+            return
+        if isinstance(item, tuple) and len(item) == 3 and item[0] == "release":
+            try:
+                incident = self.storage.get_incident(str(item[1]), str(item[2]))
+            except NotFound:
+                return
+            spec, status = incident.get("spec") or {}, incident.get("status") or {}
+            if spec.get("release") and status.get("state") != inc.RELEASED:
+                self.release(incident)
+            return
+        if not (isinstance(item, tuple) and len(item) == 2):
+            return
+        namespace, name = str(item[0]), str(item[1])
+        try:
+            pod = self.storage.get_pod(namespace, name)
+        except NotFound:
+            return
+        wl = workload_from_pod(pod)
+        matched = self.evaluate(wl)
+        if not matched or wl.deleting:
+            return
+        self.contain(wl, pod, matched)
+
+    def contain(self, wl: Workload, pod: dict[str, Any], matched: list[Verdict]) -> None:
+        enforce = [v for v in matched if v.mode == "Enforce"]
+        primary = enforce[0] if enforce else matched[0]
+        ref = self.owner_of(wl)
+        name = inc.incident_name(ref)
+        cached = self.state.incident(wl.namespace, name)
+        if cached is not None and cached.release:
+            return
+        with self._incident_locks[hash((wl.namespace, name)) % len(self._incident_locks)]:
+            incident = self._ensure_incident(wl.namespace, ref, primary)
+            if (incident.get("spec") or {}).get("release"):
+                self.state.put_incident(wl.namespace, name, incident)
+                return
+            results: list[ActionResult] = []
+            pod_state = inc.POD_DETECTED
+            if enforce:
+                results = self._run_actions(wl, pod, name, primary)
+                pod_state = _pod_state(results)
+            try:
+                self._record(wl, incident, matched, primary, results, pod_state)
+            except NotFound:
+                return
+
+    def _run_actions(self, wl: Workload, pod: dict[str, Any], incident: str, verdict: Verdict) -> list[ActionResult]:
+        results = []
+        for action_name in verdict.actions:
+            action = ACTIONS.get(action_name)
+            if action is None:
+                results.append(ActionResult(action_name, f"Pod {wl.namespace}/{wl.name}", FAILED, "unknown action"))
+                continue
+            ctx = ActionContext(
+                storage=self.storage,
+                settings=self.settings,
+                workload=wl,
+                pod=pod,
+                incident=incident,
+                policy=verdict.policy,
+                guard=self.guard,
+                dry_run=self.settings.dry_run,
+            )
+            try:
+                result = action.run(ctx)
+            except NotFound:
+                raise
+            except KubeError as exc:
+                result = ActionResult(action_name, action.target(ctx), FAILED, str(exc))
+            observability.CONTAINMENTS.labels(verdict.policy, action_name, result.result).inc()
+            if result.result == SUPPRESSED:
+                observability.SUPPRESSED.labels(verdict.policy, action_name, result.guard or "guard").inc()
+            results.append(result)
+        return results
+
+    # ------------------------------------------------------------------ incidents
+
+    def owner_of(self, wl: Workload) -> inc.WorkloadRef:
+        """The workload an incident is about: the top controller of the pod (Deployment, CronJob, ...) or the pod."""
+        owner = wl.owner
+        if owner is None or owner.kind not in ("ReplicaSet", "Job", "StatefulSet", "DaemonSet"):
+            return inc.WorkloadRef("v1", "Pod", wl.name, wl.uid)
+        if owner.kind in ("StatefulSet", "DaemonSet"):
+            return inc.WorkloadRef(owner.api_version, owner.kind, owner.name, owner.uid)
+        cached = self._owners.get(owner.uid)
+        if cached is not None:
+            return cached
+        ref = inc.WorkloadRef(owner.api_version, owner.kind, owner.name, owner.uid)
+        try:
+            parent = self.storage.get_owner(wl.namespace, owner.kind, owner.name)
+            for o in (parent.get("metadata") or {}).get("ownerReferences") or []:
+                if o.get("controller") and o.get("kind") in ("Deployment", "CronJob"):
+                    ref = inc.WorkloadRef(str(o.get("apiVersion")), str(o["kind"]), str(o["name"]), str(o.get("uid")))
+        except NotFound:
+            pass
+        if len(self._owners) > 10000:
+            self._owners.clear()
+        self._owners[owner.uid] = ref
+        return ref
+
+    def _ensure_incident(self, namespace: str, ref: inc.WorkloadRef, verdict: Verdict) -> dict[str, Any]:
+        name = inc.incident_name(ref)
+
+        def attempt() -> dict[str, Any]:
+            try:
+                return self.storage.get_incident(namespace, name)
+            except NotFound:
+                pass
+            body = inc.new_incident(namespace, ref, verdict.policy, verdict.mode)
+            try:
+                created = self.storage.create_incident(namespace, body)
+            except AlreadyExists:
+                return self.storage.get_incident(namespace, name)
+            observability.DETECTIONS.labels(verdict.policy, verdict.mode).inc()
+            return created
+
+        incident = retrying(attempt, what=f"open MinerIncident {namespace}/{name}")
+        spec = incident.get("spec") or {}
+        if verdict.mode == "Enforce" and spec.get("mode") != "Enforce" and not spec.get("release"):
+            incident = self.storage.patch_incident_spec(namespace, name, {"mode": "Enforce", "policy": verdict.policy})
+        return incident
+
+    def _record(
+        self,
+        wl: Workload,
+        incident: dict[str, Any],
+        matched: list[Verdict],
+        primary: Verdict,
+        results: list[ActionResult],
+        pod_state: str,
+    ) -> None:
+        """Write the pod, evidence and actions into the incident status; then tell what changed in Events."""
+        name = incident["metadata"]["name"]
+        now = now_iso()
+        record = {"name": wl.name, "uid": wl.uid, "node": wl.node_name, "state": pod_state, "since": now}
+        evidence = [e for v in matched for e in inc.evidence_records(v.evidence, v.policy)]
+        outcome: dict[str, Any] = {}
+
+        def attempt() -> dict[str, Any]:
+            live = incident if not outcome else self.storage.get_incident(wl.namespace, name)
+            outcome["read"] = True
+            status = dict(live.get("status") or {})
+            pods, pod_changed = inc.upsert_pod(status.get("pods") or [], record)
+            known_before = any(p.get("uid") == wl.uid for p in status.get("pods") or [])
+            status["pods"] = pods
+            status["podCount"] = len(pods)
+            status["evidence"] = inc.merge_evidence(status.get("evidence") or [], evidence)
+            status["actions"] = inc.append_actions(status.get("actions") or [], [r.to_record(now) for r in results])
+            status.setdefault("firstSeen", now)
+            spec = live.get("spec") or {}
+            status["state"] = inc.overall_state(pods, str(spec.get("mode", primary.mode)), bool(spec.get("release")))
+            status["message"] = _message(status["state"], wl, results)
+            changed = pod_changed or status != (live.get("status") or {})
+            if changed:
+                status["lastUpdated"] = now
+                live = self.storage.replace_incident_status(wl.namespace, inc.with_status(live, status))
+            outcome.update(known_before=known_before, pod_changed=pod_changed)
+            return live
+
+        updated = retrying(attempt, what=f"record MinerIncident {wl.namespace}/{name}")
+        self.state.put_incident(wl.namespace, name, updated)
+        self._tell(wl, primary, results, newly_detected=not outcome.get("known_before"), incident=name)
+
+    def _tell(
+        self, wl: Workload, verdict: Verdict, results: list[ActionResult], newly_detected: bool, incident: str
+    ) -> None:
+        ref = pod_ref(wl)
+        containers = sorted({e.container for e in verdict.evidence if e.container})
+        signals = "; ".join(shorten(f"{e.signal}: {e.detail}", 160) for e in verdict.evidence[:4])
+        try:
+            if newly_detected:
+                note = (
+                    f"MinerPolicy {verdict.policy} ({verdict.mode}) matched Pod {wl.namespace}/{wl.name}"
+                    f"{' container ' + ','.join(containers) if containers else ''}: {signals}. Incident {incident}."
+                )
+                self.storage.emit_event(ref, "MinerDetected", note, action="Detect")
+                self.storage.emit_event(
+                    {"apiVersion": "minerguard.io/v1alpha1", "kind": "MinerPolicy", "name": verdict.policy},
+                    "MinerDetected",
+                    note,
+                    action="Detect",
+                    related=ref,
+                )
+                log.warning(
+                    "Detected miner in Pod %s/%s by policy %s: %s", wl.namespace, wl.name, verdict.policy, signals
+                )
+            for r in results:
+                if not (r.changed or newly_detected or r.result in (FAILED, SUPPRESSED)):
+                    continue
+                if r.result == SUCCEEDED and r.changed:
+                    reason = {"quarantine": "PodQuarantined"}.get(r.action, f"{r.action[:1].upper()}{r.action[1:]}Done")
+                    self.storage.emit_event(ref, reason, r.message, action=r.action)
+                    log.warning("%s (policy %s, incident %s/%s)", r.message, verdict.policy, wl.namespace, incident)
+                elif r.result == FAILED and (newly_detected or r.changed):
+                    self.storage.emit_event(
+                        ref, "ContainmentFailed", f"{r.action} on {r.target} failed: {r.message}", action=r.action
+                    )
+                    log.error("Containment %s of %s failed: %s", r.action, r.target, r.message)
+                elif r.result == DRY_RUN and newly_detected:
+                    self.storage.emit_event(ref, "DryRun", f"{r.action}: {r.message}", action=r.action)
+        except KubeError as exc:
+            log.warning("Could not emit Events for Pod %s/%s: %s", wl.namespace, wl.name, exc)
+
+    def _pod_gone(self, namespace: str, name: str, uid: str) -> None:
+        """A matched pod was deleted: mark it Deleted in its incident, end the incident when none is left."""
+        with self.state.lock:
+            names = [n for (ns, n), e in self.state.incidents.items() if ns == namespace and uid in e.pod_uids]
+        for incident_name in names:
+
+            def attempt(incident_name: str = incident_name) -> dict[str, Any]:
+                live = self.storage.get_incident(namespace, incident_name)
+                status = dict(live.get("status") or {})
+                pods = [dict(p) for p in status.get("pods") or []]
+                for p in pods:
+                    if p.get("uid") == uid and p.get("state") != inc.POD_DELETED:
+                        p["state"], p["since"] = inc.POD_DELETED, now_iso()
+                status["pods"] = pods
+                spec = live.get("spec") or {}
+                status["state"] = inc.overall_state(pods, str(spec.get("mode")), bool(spec.get("release")))
+                if status["state"] == inc.ENDED:
+                    status["message"] = "Every pod of this workload is gone"
+                if status != (live.get("status") or {}):
+                    status["lastUpdated"] = now_iso()
+                    live = self.storage.replace_incident_status(namespace, inc.with_status(live, status))
+                return live
+
+            try:
+                updated = retrying(attempt, what=f"record deletion in MinerIncident {namespace}/{incident_name}")
+            except NotFound:
+                continue
+            self.state.put_incident(namespace, incident_name, updated)
+            log.info("Pod %s/%s was deleted; recorded in incident %s", namespace, name, incident_name)
+
+    # ------------------------------------------------------------------ release
+
+    def release(self, incident: dict[str, Any]) -> None:
+        """Lift every containment this incident applied; keep the record, marked Released."""
+        meta = incident["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        results: list[ActionResult] = []
+        status = dict(incident.get("status") or {})
+        pods = [dict(p) for p in status.get("pods") or []]
+        policy = str((incident.get("spec") or {}).get("policy", ""))
+        for p in pods:
+            if p.get("state") in (inc.POD_DELETED, inc.POD_RELEASED):
+                continue
+            try:
+                pod = self.storage.get_pod(namespace, str(p.get("name")))
+            except NotFound:
+                p["state"], p["since"] = inc.POD_DELETED, now_iso()
+                continue
+            wl = workload_from_pod(pod)
+            ctx = ActionContext(self.storage, self.settings, wl, pod, name, policy, guard=self.guard)
+            for action in ACTIONS.values():
+                if action.applied_to(ctx):
+                    results.append(action.revert(ctx))
+            p["state"], p["since"] = inc.POD_RELEASED, now_iso()
+            self.storage.emit_event(
+                pod_ref(wl),
+                "Released",
+                f"Released Pod {namespace}/{wl.name} from containment (incident {name})",
+                warning=False,
+                action="Release",
+            )
+        now = now_iso()
+
+        def attempt() -> dict[str, Any]:
+            live = self.storage.get_incident(namespace, name)
+            st = dict(live.get("status") or {})
+            st["pods"] = pods
+            st["podCount"] = len(pods)
+            st["actions"] = inc.append_actions(st.get("actions") or [], [r.to_record(now) for r in results])
+            st["state"] = inc.RELEASED
+            st["message"] = (
+                f"Released{' by ' + str(live['spec'].get('releasedBy')) if live['spec'].get('releasedBy') else ''}"
+            )
+            st["lastUpdated"] = now
+            return self.storage.replace_incident_status(namespace, inc.with_status(live, st))
+
+        updated = retrying(attempt, what=f"record release of MinerIncident {namespace}/{name}")
+        self.state.put_incident(namespace, name, updated)
+        log.info("Released incident %s/%s", namespace, name)
+
+    def observe_incident(self, event_type: str | None, body: dict[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        if event_type == "DELETED":
+            with self.state.lock:
+                self.state.incidents.pop((namespace, name), None)
+            return
+        previous = self.state.incident(namespace, name)
+        self.state.put_incident(namespace, name, body)
+        spec, status = body.get("spec") or {}, body.get("status") or {}
+        if spec.get("release") and status.get("state") != inc.RELEASED:
+            self.queue.add(("release", namespace, name))
+        elif not spec.get("release") and status.get("state") == inc.RELEASED and previous is not None:
+            # Re-armed by a person: contain the workload's pods again.
+            self.reevaluate(namespace)
+
+
+def _pod_state(results: list[ActionResult]) -> str:
+    if not results:
+        return inc.POD_DETECTED
+    quarantine = [r for r in results if r.action == "quarantine"]
+    if quarantine and quarantine[0].result == SUCCEEDED:
+        return inc.POD_CONTAINED
+    if quarantine and quarantine[0].message.startswith("NotContainable"):
+        return inc.POD_NOT_CONTAINABLE
+    if all(r.result == SUCCEEDED for r in results):
+        return inc.POD_CONTAINED
+    if any(r.result == DRY_RUN for r in results):
+        return inc.POD_DETECTED
+    return inc.POD_FAILED
+
+
+def _message(state: str, wl: Workload, results: list[ActionResult]) -> str:
+    failed = [r for r in results if r.result in (FAILED, SUPPRESSED)]
+    if failed:
+        return shorten(f"{state}: {failed[0].action} {failed[0].result}: {failed[0].message}", 300)
+    return f"{state}: last seen Pod {wl.namespace}/{wl.name}"
