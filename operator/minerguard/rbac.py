@@ -1,0 +1,38 @@
+"""The RBAC the operator needs: its own watches and records, plus what each action declares.
+
+The Helm chart's ClusterRole must grant exactly :func:`required_rules` (a test renders
+the chart and compares), so a new API call means a new line here, in review.
+"""
+
+from __future__ import annotations
+
+from minerguard.actions import ACTIONS
+from minerguard.actions.base import RbacRule
+
+# What the operator itself calls, outside the actions (see storage.py and handlers.py).
+OPERATOR_RULES: tuple[RbacRule, ...] = (
+    # Watched: every pod, namespace, node and NetworkPolicy (kopf event handlers; no writes from here).
+    RbacRule(("",), ("pods", "namespaces", "nodes"), ("get", "list", "watch")),
+    RbacRule(("networking.k8s.io",), ("networkpolicies",), ("get", "list", "watch")),
+    # Owner resolution of a matched pod: ReplicaSet -> Deployment, Job -> CronJob.
+    RbacRule(("apps",), ("replicasets", "deployments", "statefulsets", "daemonsets"), ("get",)),
+    RbacRule(("batch",), ("jobs", "cronjobs"), ("get",)),
+    # Its own custom resources.
+    RbacRule(("minerguard.io",), ("minerpolicies",), ("get", "list", "watch")),
+    RbacRule(("minerguard.io",), ("minerpolicies/status",), ("patch",)),
+    RbacRule(("minerguard.io",), ("minerincidents",), ("get", "list", "watch", "create", "patch")),
+    RbacRule(("minerguard.io",), ("minerincidents/status",), ("update",)),
+    # Events about pods, nodes, policies and incidents.
+    RbacRule(("events.k8s.io",), ("events",), ("create",)),
+    # kopf: resource discovery and peering between replicas.
+    RbacRule(("apiextensions.k8s.io",), ("customresourcedefinitions",), ("list", "watch")),
+    RbacRule(("kopf.dev",), ("clusterkopfpeerings",), ("get", "list", "watch", "patch")),
+)
+
+
+def required_rules() -> set[tuple[str, str, str]]:
+    """Every (apiGroup, resource, verb) the operator may call."""
+    rules = list(OPERATOR_RULES)
+    for action in ACTIONS.values():
+        rules.extend(action.rbac)
+    return {(g, r, v) for rule in rules for g in rule.api_groups for r in rule.resources for v in rule.verbs}
