@@ -1,0 +1,888 @@
+"""Parsed, immutable views of the resources minerguard reasons about.
+
+* :func:`parse_policy` turns a MinerPolicy object (a plain dict, as read from the API or
+  from a YAML file) into a :class:`Policy`, checking everything the CRD schema checks, so
+  that the operator and the offline ``minerguard scan`` give the same verdict on a policy,
+  and compiling every pattern. A bad policy raises :class:`PolicyInvalid`, whose ``reason``
+  (``InvalidSpec``, ``InvalidRegex``, ``InvalidSelector``, ``UnknownAction``) and
+  ``message`` (naming the field, for example ``spec.signals.processes[2].regex``) go into
+  the policy's status condition.
+* :func:`workload_from_pod` and :func:`workloads_from_manifest` turn a Pod, or the pod
+  template of a workload manifest, into a :class:`Workload`.
+
+Workload parsing never raises: a missing or wrong-typed field counts as absent. It is also
+bounded whatever the input: at most :data:`MAX_CONTAINERS` containers (all kinds together),
+:data:`MAX_ENV` env entries and :data:`MAX_ARGS` command/args items per container,
+:data:`MAX_VOLUMES` volumes, :data:`MAX_LABELS` labels, and every string cut to
+:data:`~minerguard.patterns.MAX_VALUE_LEN` characters (64 KiB).
+
+This module has no kopf and no Kubernetes client imports: it is pure data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, DecimalException
+from types import MappingProxyType
+from typing import Any
+
+from minerguard import API_GROUP, API_VERSION, selectors
+from minerguard.patterns import MAX_PATTERN_LEN, Pattern, PatternError, bounded, compile_pattern
+
+__all__ = [
+    "ACTION_NAMES",
+    "METRIC_SIGNAL_KINDS",
+    "SIGNAL_KINDS",
+    "SPEC_SIGNAL_KINDS",
+    "ActionSpec",
+    "ContainerView",
+    "CpuSignals",
+    "DigestIndicator",
+    "Indicator",
+    "MatchSpec",
+    "NodeCpuSpec",
+    "OwnerRef",
+    "PodCpuSpec",
+    "Policy",
+    "PolicyInvalid",
+    "PortIndicator",
+    "Scope",
+    "Signals",
+    "UnaccountedCpuSpec",
+    "Workload",
+    "parse_policy",
+    "parse_quantity",
+    "workload_from_pod",
+    "workloads_from_manifest",
+]
+
+SPEC_SIGNAL_KINDS = ("image", "imageDigest", "poolEndpoint", "poolHost", "poolPort", "process", "argument", "wallet")
+METRIC_SIGNAL_KINDS = ("podCpu", "nodeCpu", "nodeUnaccountedCpu")
+SIGNAL_KINDS = SPEC_SIGNAL_KINDS + METRIC_SIGNAL_KINDS
+
+STRONG = "Strong"
+WEAK = "Weak"
+STRENGTHS = (STRONG, WEAK)
+DEFAULT_STRENGTH: Mapping[str, str] = MappingProxyType(
+    {
+        "image": STRONG,
+        "imageDigest": STRONG,
+        "poolEndpoint": STRONG,
+        "poolHost": STRONG,
+        "poolPort": WEAK,
+        "process": STRONG,
+        "argument": STRONG,
+        "wallet": STRONG,
+        "podCpu": WEAK,
+        "nodeCpu": WEAK,
+        "nodeUnaccountedCpu": WEAK,
+    }
+)
+
+MODES = ("Enforce", "Audit")
+ACTION_NAMES = ("quarantine", "cordon", "taint", "scaleOwner")
+WHEN_VALUES = ("Always", "HostAccess")
+RELATIVE_TO = ("Limit", "Request", "Cores")
+POLICY_KIND = "MinerPolicy"
+POLICY_API_VERSION = f"{API_GROUP}/{API_VERSION}"
+
+MAX_CONTAINERS = 1000
+MAX_ENV = 5000
+MAX_ARGS = 10000
+MAX_VOLUMES = 5000
+MAX_LABELS = 4096
+
+
+# ---------------------------------------------------------------------------------------
+# Policy
+
+
+class PolicyInvalid(Exception):
+    """A MinerPolicy that cannot be used, with a CamelCase ``reason`` and a human ``message``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """A compiled glob/regex indicator with its strength, note and field path."""
+
+    pattern: Pattern
+    strength: str
+    note: str = ""
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class DigestIndicator:
+    """A known miner image digest (``sha256:`` + 64 hex digits). Always Strong."""
+
+    digest: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class PortIndicator:
+    """A stratum port; counted only in host:port values and non-web URLs."""
+
+    port: int
+    strength: str = WEAK
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Signals:
+    """The spec (non-metric) indicators of a policy."""
+
+    images: tuple[Indicator, ...] = ()
+    image_digests: tuple[DigestIndicator, ...] = ()
+    pool_schemes: tuple[str, ...] = ()
+    pool_hosts: tuple[Indicator, ...] = ()
+    pool_ports: tuple[PortIndicator, ...] = ()
+    processes: tuple[Indicator, ...] = ()
+    arguments: tuple[Indicator, ...] = ()
+    monero: bool = False
+    wallet_patterns: tuple[Indicator, ...] = ()
+
+
+@dataclass(frozen=True)
+class PodCpuSpec:
+    """Pod CPU above ``threshold`` x reference (limit, request or cores) for ``window``."""
+
+    threshold: float
+    window: str = "5m"
+    relative_to: str = "Limit"
+    cores: float = 1.0
+    strength: str = WEAK
+
+
+@dataclass(frozen=True)
+class NodeCpuSpec:
+    """Node CPU above ``threshold`` x allocatable for ``window``."""
+
+    threshold: float
+    window: str = "5m"
+    strength: str = WEAK
+
+
+@dataclass(frozen=True)
+class UnaccountedCpuSpec:
+    """Node CPU not accounted for by its pods, above ``cores`` for ``window``."""
+
+    cores: float
+    window: str = "5m"
+    strength: str = WEAK
+
+
+@dataclass(frozen=True)
+class CpuSignals:
+    """The metric (Prometheus) indicators of a policy; not evaluable offline."""
+
+    pod: PodCpuSpec | None = None
+    node: NodeCpuSpec | None = None
+    unaccounted: UnaccountedCpuSpec | None = None
+
+    def kinds(self) -> tuple[str, ...]:
+        """The signal kinds these specs produce, in a fixed order."""
+        present = (self.pod is not None, self.node is not None, self.unaccounted is not None)
+        return tuple(kind for kind, on in zip(METRIC_SIGNAL_KINDS, present, strict=True) if on)
+
+
+@dataclass(frozen=True)
+class MatchSpec:
+    """How findings combine: ``weak_required`` distinct Weak kinds, and required kinds."""
+
+    weak_required: int = 2
+    require: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """A containment action and when it applies (``Always`` or ``HostAccess``)."""
+
+    name: str
+    when: str = "Always"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which pods a policy looks at. A None selector means no constraint."""
+
+    namespace_selector: selectors.LabelSelector | None = None
+    pod_selector: selectors.LabelSelector | None = None
+    excluded_namespaces: frozenset[str] = frozenset()
+    excluded_pod_selector: selectors.LabelSelector | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated, compiled MinerPolicy."""
+
+    name: str
+    mode: str
+    signals: Signals
+    generation: int = 0
+    uid: str = ""
+    description: str = ""
+    actions: tuple[ActionSpec, ...] = ()
+    scope: Scope = Scope()
+    match: MatchSpec = MatchSpec()
+    cpu: CpuSignals | None = None
+
+    @property
+    def enforce(self) -> bool:
+        """True in Enforce mode."""
+        return self.mode == "Enforce"
+
+    @property
+    def metric_kinds(self) -> tuple[str, ...]:
+        """The metric signal kinds this policy uses (empty without cpu signals)."""
+        return self.cpu.kinds() if self.cpu is not None else ()
+
+
+def _invalid(path: str, problem: str, reason: str = "InvalidSpec") -> PolicyInvalid:
+    return PolicyInvalid(reason, f"{path}: {problem}")
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _mapping(value: object, path: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _invalid(path, f"must be an object, got {_type_name(value)}")
+    return value
+
+
+def _opt_mapping(parent: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any] | None:
+    value = parent.get(key)
+    return None if value is None else _mapping(value, f"{path}.{key}")
+
+
+def _known_fields(value: Mapping[str, Any], allowed: Sequence[str], path: str) -> None:
+    for key in value:
+        if key not in allowed:
+            raise _invalid(f"{path}.{key}", "unknown field")
+
+
+def _list(value: object, path: str, max_items: int) -> Sequence[Any]:
+    if value is None:
+        return ()
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+        raise _invalid(path, f"must be a list, got {_type_name(value)}")
+    if len(value) > max_items:
+        raise _invalid(path, f"has {len(value)} items, more than the maximum {max_items}")
+    return value
+
+
+def _string(value: object, path: str, max_len: int, min_len: int = 0) -> str:
+    if not isinstance(value, str):
+        raise _invalid(path, f"must be a string, got {_type_name(value)}")
+    if len(value) > max_len:
+        raise _invalid(path, f"is longer than {max_len} characters")
+    if len(value) < min_len:
+        raise _invalid(path, f"must have at least {min_len} character(s)")
+    return value
+
+
+def _opt_string(parent: Mapping[str, Any], key: str, path: str, max_len: int, default: str = "") -> str:
+    value = parent.get(key)
+    return default if value is None else _string(value, f"{path}.{key}", max_len)
+
+
+def _enum(value: object, path: str, allowed: Sequence[str], reason: str = "InvalidSpec") -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise _invalid(path, f"must be one of {', '.join(allowed)}, got {value!r}", reason)
+    return value
+
+
+def _number(value: object, path: str, minimum: float, maximum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _invalid(path, f"must be a number, got {_type_name(value)}")
+    if value != value or value < minimum or (maximum is not None and value > maximum):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise _invalid(path, f"must be {bounds}, got {value}")
+    return float(value)
+
+
+def _integer(value: object, path: str, minimum: int, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _invalid(path, f"must be an integer, got {_type_name(value)}")
+    if not minimum <= value <= maximum:
+        raise _invalid(path, f"must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _window(parent: Mapping[str, Any], path: str) -> str:
+    value = parent.get("window")
+    if value is None:
+        return "5m"
+    text = _string(value, f"{path}.window", 32)
+    digits, unit = text[:-1], text[-1:]
+    if unit not in ("s", "m", "h") or not digits or not (digits.isascii() and digits.isdigit()):
+        raise _invalid(f"{path}.window", f"must be a duration like 30s, 5m or 1h, got {text!r}")
+    return text
+
+
+def _strength(parent: Mapping[str, Any], path: str, default: str) -> str:
+    value = parent.get("strength")
+    return default if value is None else _enum(value, f"{path}.strength", STRENGTHS)
+
+
+_PATTERN_FIELDS = ("glob", "regex", "strength", "note")
+
+
+def _indicator(raw: object, path: str, kind: str) -> Indicator:
+    entry = _mapping(raw, path)
+    _known_fields(entry, _PATTERN_FIELDS, path)
+    glob, regex = entry.get("glob"), entry.get("regex")
+    if (glob is None) == (regex is None):
+        raise _invalid(path, "give exactly one of glob or regex")
+    key = "glob" if glob is not None else "regex"
+    text = _string(entry[key], f"{path}.{key}", MAX_PATTERN_LEN, min_len=1)
+    try:
+        pattern = compile_pattern(text if key == "glob" else None, text if key == "regex" else None)
+    except PatternError as exc:
+        raise _invalid(f"{path}.{key}", str(exc), "InvalidRegex" if key == "regex" else "InvalidSpec") from None
+    strength = _strength(entry, path, DEFAULT_STRENGTH[kind])
+    return Indicator(pattern=pattern, strength=strength, note=_opt_string(entry, "note", path, 512), path=path)
+
+
+def _indicators(parent: Mapping[str, Any], key: str, path: str, max_items: int, kind: str) -> tuple[Indicator, ...]:
+    items = _list(parent.get(key), f"{path}.{key}", max_items)
+    return tuple(_indicator(item, f"{path}.{key}[{i}]", kind) for i, item in enumerate(items))
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _digest(raw: object, path: str) -> DigestIndicator:
+    entry = _mapping(raw, path)
+    _known_fields(entry, ("digest", "note"), path)
+    if "digest" not in entry:
+        raise _invalid(f"{path}.digest", "is required")
+    digest = _string(entry["digest"], f"{path}.digest", 71)
+    hex_part = digest.removeprefix("sha256:")
+    if not digest.startswith("sha256:") or len(hex_part) != 64 or not set(hex_part) <= _HEX:
+        raise _invalid(f"{path}.digest", f"must be 'sha256:' and 64 lowercase hex digits, got {digest!r}")
+    return DigestIndicator(digest=digest, note=_opt_string(entry, "note", path, 512))
+
+
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789+.-")
+
+
+def _scheme(raw: object, path: str) -> str:
+    scheme = _string(raw, path, 32, min_len=1)
+    if not set(scheme) <= _SCHEME_CHARS:
+        raise _invalid(path, f"must be a lowercase URL scheme such as stratum+tcp, got {scheme!r}")
+    return scheme
+
+
+def _port(raw: object, path: str) -> PortIndicator:
+    entry = _mapping(raw, path)
+    _known_fields(entry, ("port", "strength", "note"), path)
+    if "port" not in entry:
+        raise _invalid(f"{path}.port", "is required")
+    port = _integer(entry["port"], f"{path}.port", 1, 65535)
+    return PortIndicator(
+        port=port,
+        strength=_strength(entry, path, DEFAULT_STRENGTH["poolPort"]),
+        note=_opt_string(entry, "note", path, 512),
+    )
+
+
+def _pools(
+    raw: Mapping[str, Any] | None, path: str
+) -> tuple[tuple[str, ...], tuple[Indicator, ...], tuple[PortIndicator, ...]]:
+    if raw is None:
+        return (), (), ()
+    _known_fields(raw, ("schemes", "hosts", "ports"), path)
+    schemes = _list(raw.get("schemes"), f"{path}.schemes", 32)
+    ports = _list(raw.get("ports"), f"{path}.ports", 256)
+    return (
+        tuple(dict.fromkeys(_scheme(s, f"{path}.schemes[{i}]") for i, s in enumerate(schemes))),
+        _indicators(raw, "hosts", path, 1024, "poolHost"),
+        tuple(_port(p, f"{path}.ports[{i}]") for i, p in enumerate(ports)),
+    )
+
+
+def _wallets(raw: Mapping[str, Any] | None, path: str) -> tuple[bool, tuple[Indicator, ...]]:
+    if raw is None:
+        return False, ()
+    _known_fields(raw, ("monero", "patterns"), path)
+    monero = raw.get("monero", False)
+    if not isinstance(monero, bool):
+        raise _invalid(f"{path}.monero", f"must be true or false, got {_type_name(monero)}")
+    return monero, _indicators(raw, "patterns", path, 64, "wallet")
+
+
+def _pod_cpu(raw: Mapping[str, Any], path: str) -> PodCpuSpec:
+    _known_fields(raw, ("threshold", "window", "relativeTo", "cores", "strength"), path)
+    if "threshold" not in raw:
+        raise _invalid(f"{path}.threshold", "is required")
+    relative_to = raw.get("relativeTo")
+    cores = raw.get("cores")
+    return PodCpuSpec(
+        threshold=_number(raw["threshold"], f"{path}.threshold", 0.05, 10),
+        window=_window(raw, path),
+        relative_to="Limit" if relative_to is None else _enum(relative_to, f"{path}.relativeTo", RELATIVE_TO),
+        cores=1.0 if cores is None else _number(cores, f"{path}.cores", 0.01),
+        strength=_strength(raw, path, DEFAULT_STRENGTH["podCpu"]),
+    )
+
+
+def _node_cpu(raw: Mapping[str, Any], path: str) -> NodeCpuSpec:
+    _known_fields(raw, ("threshold", "window", "strength"), path)
+    if "threshold" not in raw:
+        raise _invalid(f"{path}.threshold", "is required")
+    return NodeCpuSpec(
+        threshold=_number(raw["threshold"], f"{path}.threshold", 0.05, 1),
+        window=_window(raw, path),
+        strength=_strength(raw, path, DEFAULT_STRENGTH["nodeCpu"]),
+    )
+
+
+def _unaccounted_cpu(raw: Mapping[str, Any], path: str) -> UnaccountedCpuSpec:
+    _known_fields(raw, ("cores", "window", "strength"), path)
+    if "cores" not in raw:
+        raise _invalid(f"{path}.cores", "is required")
+    return UnaccountedCpuSpec(
+        cores=_number(raw["cores"], f"{path}.cores", 0.05),
+        window=_window(raw, path),
+        strength=_strength(raw, path, DEFAULT_STRENGTH["nodeUnaccountedCpu"]),
+    )
+
+
+def _cpu(raw: Mapping[str, Any] | None, path: str) -> CpuSignals | None:
+    if raw is None:
+        return None
+    _known_fields(raw, ("pod", "node", "unaccounted"), path)
+    pod, node, unaccounted = (_opt_mapping(raw, key, path) for key in ("pod", "node", "unaccounted"))
+    return CpuSignals(
+        pod=None if pod is None else _pod_cpu(pod, f"{path}.pod"),
+        node=None if node is None else _node_cpu(node, f"{path}.node"),
+        unaccounted=None if unaccounted is None else _unaccounted_cpu(unaccounted, f"{path}.unaccounted"),
+    )
+
+
+_SIGNAL_FIELDS = ("images", "imageDigests", "pools", "processes", "arguments", "wallets", "cpu")
+
+
+def _signals(raw: Mapping[str, Any], path: str) -> tuple[Signals, CpuSignals | None]:
+    _known_fields(raw, _SIGNAL_FIELDS, path)
+    if not raw:
+        raise _invalid(path, "must have at least one signal")
+    digests = _list(raw.get("imageDigests"), f"{path}.imageDigests", 4096)
+    schemes, hosts, ports = _pools(_opt_mapping(raw, "pools", path), f"{path}.pools")
+    monero, wallet_patterns = _wallets(_opt_mapping(raw, "wallets", path), f"{path}.wallets")
+    signals = Signals(
+        images=_indicators(raw, "images", path, 512, "image"),
+        image_digests=tuple(_digest(d, f"{path}.imageDigests[{i}]") for i, d in enumerate(digests)),
+        pool_schemes=schemes,
+        pool_hosts=hosts,
+        pool_ports=ports,
+        processes=_indicators(raw, "processes", path, 512, "process"),
+        arguments=_indicators(raw, "arguments", path, 512, "argument"),
+        monero=monero,
+        wallet_patterns=wallet_patterns,
+    )
+    return signals, _cpu(_opt_mapping(raw, "cpu", path), f"{path}.cpu")
+
+
+def _match(raw: Mapping[str, Any] | None, path: str) -> MatchSpec:
+    if raw is None:
+        return MatchSpec()
+    _known_fields(raw, ("weakSignalsRequired", "requireSignals"), path)
+    weak = raw.get("weakSignalsRequired")
+    required = _list(raw.get("requireSignals"), f"{path}.requireSignals", 10)
+    return MatchSpec(
+        weak_required=2 if weak is None else _integer(weak, f"{path}.weakSignalsRequired", 2, 10),
+        require=frozenset(_enum(k, f"{path}.requireSignals[{i}]", SIGNAL_KINDS) for i, k in enumerate(required)),
+    )
+
+
+def _action(raw: object, path: str) -> ActionSpec:
+    entry = _mapping(raw, path)
+    _known_fields(entry, ("name", "when"), path)
+    if "name" not in entry:
+        raise _invalid(f"{path}.name", "is required")
+    name = _enum(entry["name"], f"{path}.name", ACTION_NAMES, "UnknownAction")
+    when = entry.get("when")
+    return ActionSpec(name=name, when="Always" if when is None else _enum(when, f"{path}.when", WHEN_VALUES))
+
+
+def _actions(raw: object, path: str) -> tuple[ActionSpec, ...]:
+    actions = tuple(_action(a, f"{path}[{i}]") for i, a in enumerate(_list(raw, path, 8)))
+    seen: set[str] = set()
+    for i, action in enumerate(actions):
+        if action.name in seen:
+            raise _invalid(f"{path}[{i}].name", f"duplicate action {action.name!r}")
+        seen.add(action.name)
+    return actions
+
+
+def _selector(parent: Mapping[str, Any], key: str, path: str) -> selectors.LabelSelector | None:
+    try:
+        return selectors.parse(parent.get(key), f"{path}.{key}")
+    except ValueError as exc:
+        raise PolicyInvalid("InvalidSelector", str(exc)) from None
+
+
+def _scope(raw: Mapping[str, Any] | None, path: str) -> Scope:
+    if raw is None:
+        return Scope()
+    _known_fields(raw, ("namespaceSelector", "podSelector", "excludedNamespaces", "excludedPodSelector"), path)
+    excluded = _list(raw.get("excludedNamespaces"), f"{path}.excludedNamespaces", 256)
+    return Scope(
+        namespace_selector=_selector(raw, "namespaceSelector", path),
+        pod_selector=_selector(raw, "podSelector", path),
+        excluded_namespaces=frozenset(
+            _string(n, f"{path}.excludedNamespaces[{i}]", 63) for i, n in enumerate(excluded)
+        ),
+        excluded_pod_selector=_selector(raw, "excludedPodSelector", path),
+    )
+
+
+def _header(obj: Mapping[str, Any]) -> tuple[str, int, str]:
+    _known_fields(obj, ("apiVersion", "kind", "metadata", "spec", "status"), "object")
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    if kind is not None and kind != POLICY_KIND:
+        raise _invalid("kind", f"must be {POLICY_KIND}, got {kind!r}")
+    if api_version is not None and api_version != POLICY_API_VERSION:
+        raise _invalid("apiVersion", f"must be {POLICY_API_VERSION}, got {api_version!r}")
+    metadata = _mapping(obj.get("metadata", {}), "metadata")
+    name = metadata.get("name")
+    if not isinstance(name, str) or not name:
+        raise _invalid("metadata.name", "is required")
+    generation = metadata.get("generation", 0)
+    if isinstance(generation, bool) or not isinstance(generation, int):
+        raise _invalid("metadata.generation", f"must be an integer, got {_type_name(generation)}")
+    uid = metadata.get("uid", "")
+    return name, generation, uid if isinstance(uid, str) else ""
+
+
+def parse_policy(obj: Mapping[str, Any]) -> Policy:
+    """Validate and compile a whole MinerPolicy object. Raises :class:`PolicyInvalid`."""
+    if not isinstance(obj, Mapping):
+        raise _invalid("object", f"must be an object, got {_type_name(obj)}")
+    name, generation, uid = _header(obj)
+    if obj.get("spec") is None:
+        raise _invalid("spec", "is required")
+    spec = _mapping(obj["spec"], "spec")
+    _known_fields(spec, ("mode", "description", "scope", "signals", "match", "actions"), "spec")
+    if "mode" not in spec:
+        raise _invalid("spec.mode", "is required")
+    mode = _enum(spec["mode"], "spec.mode", MODES)
+    if spec.get("signals") is None:
+        raise _invalid("spec.signals", "is required")
+    signals, cpu = _signals(_mapping(spec["signals"], "spec.signals"), "spec.signals")
+    actions = _actions(spec.get("actions"), "spec.actions")
+    if mode == "Enforce" and not actions:
+        raise _invalid("spec.actions", "mode Enforce needs at least one action; use mode Audit to only report")
+    return Policy(
+        name=name,
+        generation=generation,
+        uid=uid,
+        mode=mode,
+        description=_opt_string(spec, "description", "spec", 1024),
+        actions=actions,
+        scope=_scope(_opt_mapping(spec, "scope", "spec"), "spec.scope"),
+        signals=signals,
+        match=_match(_opt_mapping(spec, "match", "spec"), "spec.match"),
+        cpu=cpu,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Workloads
+
+
+@dataclass(frozen=True)
+class ContainerView:
+    """What detection reads of one container. ``env`` holds literal values only."""
+
+    kind: str
+    name: str
+    image: str = ""
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    image_id: str = ""
+
+
+@dataclass(frozen=True)
+class OwnerRef:
+    """The controller owner reference of a pod."""
+
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+
+
+def _no_labels() -> Mapping[str, str]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A pod, or the pod template of a workload manifest, as detection sees it."""
+
+    kind: str
+    namespace: str
+    name: str
+    uid: str = ""
+    labels: Mapping[str, str] = field(default_factory=_no_labels, hash=False)
+    node_name: str = ""
+    containers: tuple[ContainerView, ...] = ()
+    host_network: bool = False
+    host_pid: bool = False
+    host_ipc: bool = False
+    privileged: bool = False
+    host_path: bool = False
+    owner: OwnerRef | None = None
+    cpu_limit_cores: float | None = None
+    cpu_request_cores: float | None = None
+    phase: str = ""
+    deleting: bool = False
+
+    @property
+    def host_access(self) -> bool:
+        """True when the pod can reach its node: privileged, hostPID/IPC/Network or hostPath."""
+        return self.host_network or self.host_pid or self.host_ipc or self.privileged or self.host_path
+
+
+def _as_map(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _as_list(value: object, cap: int) -> Sequence[Any]:
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return value[:cap]
+    return ()
+
+
+def _as_str(value: object) -> str:
+    return bounded(value) if isinstance(value, str) else ""
+
+
+def _as_strs(value: object) -> tuple[str, ...]:
+    return tuple(bounded(item) for item in _as_list(value, MAX_ARGS) if isinstance(item, str))
+
+
+def _first(items: Sequence[Any], predicate: Callable[[Any], bool]) -> Any:
+    return next((item for item in items if predicate(item)), None)
+
+
+def _env(value: object) -> tuple[tuple[str, str], ...]:
+    out = []
+    for entry in _as_list(value, MAX_ENV):
+        entry = _as_map(entry)
+        literal = entry.get("value")
+        if isinstance(literal, str) and "valueFrom" not in entry:
+            out.append((_as_str(entry.get("name")), bounded(literal)))
+    return tuple(out)
+
+
+_STATUS_FIELDS = {
+    "container": ("containers", "containerStatuses"),
+    "initContainer": ("initContainers", "initContainerStatuses"),
+    "ephemeralContainer": ("ephemeralContainers", "ephemeralContainerStatuses"),
+}
+
+
+def _image_ids(status: Mapping[str, Any], key: str) -> dict[str, str]:
+    ids: dict[str, str] = {}
+    for entry in _as_list(status.get(key), MAX_CONTAINERS):
+        entry = _as_map(entry)
+        name = entry.get("name")
+        if isinstance(name, str) and name not in ids:
+            ids[name] = _as_str(entry.get("imageID"))
+    return ids
+
+
+def _containers(spec: Mapping[str, Any], status: Mapping[str, Any]) -> tuple[ContainerView, ...]:
+    views: list[ContainerView] = []
+    for kind, (spec_key, status_key) in _STATUS_FIELDS.items():
+        ids = _image_ids(status, status_key)
+        for raw in _as_list(spec.get(spec_key), MAX_CONTAINERS - len(views)):
+            container = _as_map(raw)
+            name = _as_str(container.get("name"))
+            views.append(
+                ContainerView(
+                    kind=kind,
+                    name=name,
+                    image=_as_str(container.get("image")),
+                    command=_as_strs(container.get("command")),
+                    args=_as_strs(container.get("args")),
+                    env=_env(container.get("env")),
+                    image_id=ids.get(name, ""),
+                )
+            )
+    return tuple(views)
+
+
+_BINARY_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL_SUFFIXES = {
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": Decimal(10**3),
+    "M": Decimal(10**6),
+    "G": Decimal(10**9),
+    "T": Decimal(10**12),
+    "P": Decimal(10**15),
+    "E": Decimal(10**18),
+}
+
+
+def _split_quantity(text: str) -> tuple[str, Decimal]:
+    if text[-2:] in _BINARY_SUFFIXES:
+        return text[:-2], Decimal(_BINARY_SUFFIXES[text[-2:]])
+    if text[-1:] in _DECIMAL_SUFFIXES:
+        return text[:-1], _DECIMAL_SUFFIXES[text[-1:]]
+    return text, Decimal(1)
+
+
+_NUMBER_CHARS = frozenset("0123456789.+-eE")
+
+
+def parse_quantity(value: object) -> float | None:
+    """A Kubernetes quantity ("500m", "2", "1.5", "100u", "1e3", "1Ki") as a float; None if invalid."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value >= 0 and math.isfinite(value) else None
+    if not isinstance(value, str) or not value or len(value) > 64:
+        return None
+    number, multiplier = _split_quantity(value.strip())
+    if not number or not set(number) <= _NUMBER_CHARS:
+        return None
+    try:
+        amount = Decimal(number) * multiplier
+    except DecimalException:
+        return None
+    if not amount.is_finite() or amount < 0:
+        return None
+    result = float(amount)
+    return result if math.isfinite(result) else None
+
+
+def _cpu_sum(containers: Sequence[Any], kind: str) -> float | None:
+    if not containers:
+        return None
+    total = 0.0
+    for raw in containers:
+        resources = _as_map(_as_map(raw).get("resources"))
+        cores = parse_quantity(_as_map(resources.get(kind)).get("cpu"))
+        if cores is None and kind == "requests":  # the API server defaults a missing request to the limit
+            cores = parse_quantity(_as_map(resources.get("limits")).get("cpu"))
+        if cores is None:
+            return None
+        total += cores
+    return total
+
+
+def _privileged(spec: Mapping[str, Any]) -> bool:
+    for key in ("containers", "initContainers", "ephemeralContainers"):
+        for raw in _as_list(spec.get(key), MAX_CONTAINERS):
+            if _as_map(_as_map(raw).get("securityContext")).get("privileged") is True:
+                return True
+    return False
+
+
+def _owner(metadata: Mapping[str, Any]) -> OwnerRef | None:
+    refs = _as_list(metadata.get("ownerReferences"), MAX_CONTAINERS)
+    ref = _first(refs, lambda r: _as_map(r).get("controller") is True)
+    if ref is None:
+        return None
+    ref = _as_map(ref)
+    return OwnerRef(
+        api_version=_as_str(ref.get("apiVersion")),
+        kind=_as_str(ref.get("kind")),
+        name=_as_str(ref.get("name")),
+        uid=_as_str(ref.get("uid")),
+    )
+
+
+def _labels(value: object) -> Mapping[str, str]:
+    labels = _as_map(value)
+    clean = {k: v for k, v in list(labels.items())[:MAX_LABELS] if isinstance(k, str) and isinstance(v, str)}
+    return MappingProxyType(clean)
+
+
+def _build(
+    kind: str,
+    metadata: Mapping[str, Any],
+    pod_meta: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+) -> Workload:
+    """A Workload from the object's metadata, the pod's metadata/spec/status (same for a Pod)."""
+    regular = _as_list(spec.get("containers"), MAX_CONTAINERS)
+    volumes = _as_list(spec.get("volumes"), MAX_VOLUMES)
+    return Workload(
+        kind=kind,
+        namespace=_as_str(metadata.get("namespace")) or "default",
+        name=_as_str(metadata.get("name")),
+        uid=_as_str(metadata.get("uid")),
+        labels=_labels(pod_meta.get("labels")),
+        node_name=_as_str(spec.get("nodeName")),
+        containers=_containers(spec, status),
+        host_network=spec.get("hostNetwork") is True,
+        host_pid=spec.get("hostPID") is True,
+        host_ipc=spec.get("hostIPC") is True,
+        privileged=_privileged(spec),
+        host_path=any(isinstance(_as_map(v).get("hostPath"), Mapping) for v in volumes),
+        owner=_owner(pod_meta),
+        cpu_limit_cores=_cpu_sum(regular, "limits"),
+        cpu_request_cores=_cpu_sum(regular, "requests"),
+        phase=_as_str(status.get("phase")),
+        deleting=metadata.get("deletionTimestamp") is not None,
+    )
+
+
+def workload_from_pod(pod: Mapping[str, Any]) -> Workload:
+    """The view of a Pod object (from the API or a manifest). Never raises."""
+    pod = _as_map(pod)
+    metadata = _as_map(pod.get("metadata"))
+    return _build("Pod", metadata, metadata, _as_map(pod.get("spec")), _as_map(pod.get("status")))
+
+
+_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController")
+
+
+def _pod_template(doc: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    spec = _as_map(doc.get("spec"))
+    if kind == "CronJob":
+        spec = _as_map(_as_map(_as_map(spec.get("jobTemplate")).get("spec")))
+    elif kind not in _TEMPLATE_KINDS:
+        return None
+    template = spec.get("template")
+    return template if isinstance(template, Mapping) else None
+
+
+def workloads_from_manifest(doc: Mapping[str, Any]) -> list[Workload]:
+    """The Pod, or the pod template of a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job,
+    CronJob or ReplicationController, as workloads; [] for any other kind. Never raises.
+
+    For a template the workload has the object's kind, namespace and name, and the template's
+    labels; its ``uid`` is the object's (empty in a manifest) and it has no owner or status.
+    """
+    if not isinstance(doc, Mapping):
+        return []
+    kind = doc.get("kind")
+    if kind == "Pod":
+        return [workload_from_pod(doc)]
+    if not isinstance(kind, str):
+        return []
+    template = _pod_template(doc, kind)
+    if template is None:
+        return []
+    pod_meta = _as_map(template.get("metadata"))
+    return [_build(kind, _as_map(doc.get("metadata")), pod_meta, _as_map(template.get("spec")), {})]
