@@ -42,8 +42,9 @@ Rules
      (regex searched in each value, glob matched against each word). Shown shortened.
 3. **Match** (:func:`evaluate`): in scope, and at least one Strong finding or Weak findings
    of at least ``match.weakSignalsRequired`` distinct kinds, and every kind of
-   ``match.requireSignals`` among the findings (metric findings from Prometheus are passed
-   in by the caller and count like spec ones).
+   ``match.requireSignals`` among the findings. Metric findings (CPU, from Prometheus) are
+   measured by the caller against this policy's thresholds and passed in; they count like
+   spec ones, but only for the kinds the policy declares under ``signals.cpu``.
 4. **Actions**: none in Audit mode. In Enforce mode the policy's actions in order, minus
    those with ``when: HostAccess`` when the pod has no host access (privileged, hostPID,
    hostIPC, hostNetwork or a hostPath volume).
@@ -627,14 +628,17 @@ def evaluate(
 ) -> Verdict:
     """The verdict of one policy on one workload (rules 1 to 4 of the module docstring).
 
-    The evidence lists every finding, also when the workload does not match.
+    ``metric_findings`` are the caller's CPU findings for this policy; those of a kind the
+    policy does not declare under ``signals.cpu`` are ignored. The evidence lists every
+    finding, also when the workload does not match.
     """
     if not in_scope(policy, workload, namespace_labels):
         return Verdict(
             policy=policy.name, matched=False, mode=policy.mode, evidence=(), actions=(), reason="not in scope"
         )
     evidence = spec_findings(policy, workload)
-    evidence += tuple(dict.fromkeys(e for e in metric_findings if e not in evidence))
+    kinds = policy.metric_kinds
+    evidence += tuple(dict.fromkeys(e for e in metric_findings if e.signal in kinds and e not in evidence))
     matched, reason = _decide(policy, evidence)
     return Verdict(
         policy=policy.name,

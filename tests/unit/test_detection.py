@@ -508,3 +508,9 @@ def test_reason_lists_at_most_three_findings() -> None:
     w = pod(container(command=["sh", "-c", "a; b; c; d; e"]))
     verdict = evaluate(p, w, None)
     assert verdict.reason == "6 strong signals: process sh, process a, process b and 3 more"
+
+
+def test_metric_findings_of_undeclared_kinds_are_ignored() -> None:
+    p = policy(PROCS)  # no cpu signals
+    verdict = evaluate(p, pod(container(command=["nginx"])), None, [cpu_finding("Strong")])
+    assert (verdict.matched, verdict.evidence) == (False, ())
