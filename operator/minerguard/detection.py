@@ -48,6 +48,12 @@ Rules
 4. **Actions**: none in Audit mode. In Enforce mode the policy's actions in order, minus
    those with ``when: HostAccess`` when the pod has no host access (privileged, hostPID,
    hostIPC, hostNetwork or a hostPath volume).
+5. **Nodes** (:func:`evaluate_node`): node-level CPU findings (``nodeCpu``,
+   ``nodeUnaccountedCpu``) are judged for the node itself, with the same match rule. Pod
+   scope does not apply to a node, but a policy narrowed to some pods (a non-empty
+   ``podSelector`` or ``namespaceSelector``) never judges nodes. Only the node actions
+   (``cordon``, ``taint``) are taken, whatever their ``when``: a miner outside any pod has
+   the host by definition.
 
 Scanning is bounded: each value is cut to 64 KiB (see :mod:`minerguard.patterns`) and at
 most :data:`MAX_TOKENS` tokens per container are examined per signal family.
@@ -66,6 +72,7 @@ __all__ = [
     "Evidence",
     "Verdict",
     "evaluate",
+    "evaluate_node",
     "in_scope",
     "shell_programs",
     "shorten",
@@ -618,6 +625,45 @@ def _actions(policy: Policy, workload: Workload) -> tuple[str, ...]:
     if not policy.enforce:
         return ()
     return tuple(a.name for a in policy.actions if a.when != "HostAccess" or workload.host_access)
+
+
+NODE_SIGNAL_KINDS = frozenset({"nodeCpu", "nodeUnaccountedCpu"})
+NODE_ACTIONS = frozenset({"cordon", "taint"})
+
+
+def _judges_nodes(policy: Policy) -> bool:
+    scope = policy.scope
+    return all(s is None or s.is_empty for s in (scope.pod_selector, scope.namespace_selector))
+
+
+def evaluate_node(
+    policy: Policy,
+    node: str,
+    node_labels: Mapping[str, str] | None,
+    metric_findings: Sequence[Evidence],
+) -> Verdict:
+    """The verdict of one policy on a node, from node-level CPU findings (rule 5).
+
+    ``node_labels`` are accepted for symmetry with :func:`evaluate`; the MinerPolicy
+    contract has no node selector, so they do not change the verdict today.
+    """
+    del node_labels  # no node selector in the contract (see the docstring)
+    if not _judges_nodes(policy):
+        return Verdict(
+            policy=policy.name, matched=False, mode=policy.mode, evidence=(), actions=(), reason="not in scope"
+        )
+    kinds = NODE_SIGNAL_KINDS.intersection(policy.metric_kinds)
+    evidence = tuple(dict.fromkeys(e for e in metric_findings if e.signal in kinds))
+    matched, reason = _decide(policy, evidence)
+    actions = tuple(a.name for a in policy.actions if a.name in NODE_ACTIONS) if matched and policy.enforce else ()
+    return Verdict(
+        policy=policy.name,
+        matched=matched,
+        mode=policy.mode,
+        evidence=evidence,
+        actions=actions,
+        reason=shorten(f"node {node}: {reason}", 300),
+    )
 
 
 def evaluate(

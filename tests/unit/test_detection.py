@@ -6,7 +6,16 @@ from typing import Any
 
 import pytest
 
-from minerguard.detection import Evidence, evaluate, in_scope, shell_programs, shorten, spec_findings, words
+from minerguard.detection import (
+    Evidence,
+    evaluate,
+    evaluate_node,
+    in_scope,
+    shell_programs,
+    shorten,
+    spec_findings,
+    words,
+)
 from minerguard.models import Policy, Workload, parse_policy, workload_from_pod
 
 pytestmark = pytest.mark.unit
@@ -514,3 +523,45 @@ def test_metric_findings_of_undeclared_kinds_are_ignored() -> None:
     p = policy(PROCS)  # no cpu signals
     verdict = evaluate(p, pod(container(command=["nginx"])), None, [cpu_finding("Strong")])
     assert (verdict.matched, verdict.evidence) == (False, ())
+
+
+# ------------------------------------------------------------------ nodes
+
+NODE_SIGNALS = {"cpu": {"unaccounted": {"cores": 1, "strength": "Strong"}, "node": {"threshold": 0.9}}}
+NODE_ACTIONS = [
+    {"name": "quarantine"},
+    {"name": "cordon", "when": "HostAccess"},
+    {"name": "taint"},
+    {"name": "scaleOwner"},
+]
+
+
+def node_finding(signal: str = "nodeUnaccountedCpu", strength: str = "Strong") -> Evidence:
+    return Evidence(signal=signal, strength=strength, container="", detail="3.2 cores unaccounted", value="3.2")
+
+
+def test_node_finding_matches_with_node_actions_only() -> None:
+    p = policy(NODE_SIGNALS, actions=NODE_ACTIONS)
+    verdict = evaluate_node(p, "node-1", {}, [node_finding()])
+    assert verdict.matched is True
+    assert verdict.actions == ("cordon", "taint")
+    assert verdict.reason == "node node-1: 1 strong signal: nodeUnaccountedCpu 3.2"
+    assert evaluate_node(policy(NODE_SIGNALS, mode="Audit"), "node-1", None, [node_finding()]).actions == ()
+
+
+def test_node_findings_follow_the_match_rule() -> None:
+    p = policy(NODE_SIGNALS, actions=NODE_ACTIONS)
+    weak = [node_finding("nodeCpu", "Weak")]
+    assert evaluate_node(p, "n", {}, weak).matched is False
+    both_weak = [node_finding("nodeCpu", "Weak"), node_finding("nodeUnaccountedCpu", "Weak")]
+    assert evaluate_node(p, "n", {}, both_weak).matched is True
+    pod_level = [Evidence(signal="podCpu", strength="Strong", container="", detail="x")]
+    assert evaluate_node(p, "n", {}, pod_level).evidence == ()
+
+
+def test_pod_scoped_policies_do_not_judge_nodes() -> None:
+    p = policy(NODE_SIGNALS, actions=NODE_ACTIONS, scope={"podSelector": {"matchLabels": {"app": "x"}}})
+    verdict = evaluate_node(p, "n", {}, [node_finding()])
+    assert (verdict.matched, verdict.reason) == (False, "not in scope")
+    excluded_only = policy(NODE_SIGNALS, actions=NODE_ACTIONS, scope={"excludedNamespaces": ["kube-system"]})
+    assert evaluate_node(excluded_only, "n", {}, [node_finding()]).matched is True
