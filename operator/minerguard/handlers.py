@@ -72,6 +72,11 @@ async def namespace_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> No
         await asyncio.to_thread(app.containment.reevaluate, name)
 
 
+@kopf.on.event("v1", "nodes")
+async def node_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    app_of(memo).observe_node(event.get("type"), dict(event["object"]))
+
+
 @kopf.on.event("minerguard.io", "v1alpha1", "minerpolicies")
 async def policy_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     app = app_of(memo)

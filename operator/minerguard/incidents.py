@@ -26,6 +26,7 @@ MAX_EVIDENCE = 50
 POD_CONTAINED = "Contained"
 POD_DETECTED = "Detected"
 POD_NOT_CONTAINABLE = "NotContainable"
+POD_PARTIAL = "PartiallyContained"
 POD_FAILED = "ContainmentFailed"
 POD_RELEASED = "Released"
 POD_DELETED = "Deleted"
@@ -108,17 +109,21 @@ def upsert_pod(pods: Sequence[Mapping[str, Any]], record: Mapping[str, str]) -> 
     return out[-MAX_PODS:], True
 
 
+def is_repeat(actions: Sequence[Mapping[str, Any]], rec: Mapping[str, Any]) -> bool:
+    """Whether the latest record of the same action and target already says the same (result and message)."""
+    latest = next(
+        (a for a in reversed(actions) if a.get("action") == rec.get("action") and a.get("target") == rec.get("target")),
+        None,
+    )
+    return latest is not None and all(latest.get(k) == rec.get(k) for k in ("result", "message"))
+
+
 def append_actions(actions: Sequence[Mapping[str, Any]], new: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Append action records, skipping one identical (action, target, result, message) to the latest for it."""
+    """Append action records, skipping those that repeat the latest record for their action and target."""
     out = [dict(a) for a in actions]
     for rec in new:
-        latest = next(
-            (a for a in reversed(out) if a.get("action") == rec.get("action") and a.get("target") == rec.get("target")),
-            None,
-        )
-        if latest and all(latest.get(k) == rec.get(k) for k in ("result", "message")):
-            continue
-        out.append(dict(rec))
+        if not is_repeat(out, rec):
+            out.append(dict(rec))
     return out[-MAX_ACTIONS:]
 
 
@@ -134,7 +139,7 @@ def overall_state(pods: Sequence[Mapping[str, Any]], mode: str, released: bool) 
     states = {p.get("state") for p in live}
     if states == {POD_CONTAINED}:
         return CONTAINED
-    if POD_CONTAINED in states or POD_NOT_CONTAINABLE in states:
+    if states & {POD_CONTAINED, POD_NOT_CONTAINABLE, POD_PARTIAL}:
         return PARTIAL
     if POD_FAILED in states:
         return FAILED

@@ -23,3 +23,10 @@ PROMQL_QUERIES = Counter("minerguard_promql_queries_total", "PromQL queries issu
 PROMQL_ERRORS = Counter("minerguard_promql_errors_total", "PromQL queries that failed, by signal kind.", ["signal"])
 API_ERRORS = Counter("minerguard_api_errors_total", "Kubernetes API calls that failed, by error class.", ["error"])
 TAMPERING = Counter("minerguard_tampering_restored_total", "Containment restored after tampering.", ["kind"])
+PROMQL_CYCLE_QUERIES = Gauge("minerguard_promql_cycle_queries", "PromQL queries issued by the last evaluation cycle.")
+PROMQL_CYCLE_SECONDS = Histogram(
+    "minerguard_promql_cycle_seconds",
+    "Time all PromQL queries of one evaluation cycle took.",
+    buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+API_WRITES = Counter("minerguard_api_writes_total", "Kubernetes API write calls made by the operator.", ["kind"])

@@ -102,6 +102,7 @@ class KubeStorage:
         if write:
             with self._lock:
                 self._writes += 1
+            observability.API_WRITES.labels(what.split(" ", 2)[1] if " " in what else what).inc()
         try:
             result = fn(*args, _request_timeout=self.timeout, **kwargs)
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
@@ -296,6 +297,13 @@ class KubeStorage:
                 name,
                 {"spec": dict(spec)},
                 write=True,
+            )
+        )
+
+    def get_policy(self, name: str) -> dict[str, Any]:
+        return self._plain(
+            self._call(
+                f"get MinerPolicy {name}", self.custom.get_cluster_custom_object, API_GROUP, API_VERSION, POLICIES, name
             )
         )
 

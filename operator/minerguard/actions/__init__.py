@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from minerguard.actions.base import Action, ActionContext, ActionResult, RbacRule
+from minerguard.actions.cordon import Cordon
 from minerguard.actions.quarantine import Quarantine
+from minerguard.actions.taint import Taint
 
-ACTIONS: dict[str, Action] = {a.name: a for a in (Quarantine(),)}
+ACTIONS: dict[str, Action] = {a.name: a for a in (Quarantine(), Cordon(), Taint())}
 
 __all__ = ["ACTIONS", "Action", "ActionContext", "ActionResult", "RbacRule"]

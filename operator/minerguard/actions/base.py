@@ -40,17 +40,31 @@ class ActionContext:
 
     storage: KubeStorage
     settings: Settings
-    workload: Workload
+    workload: Workload | None
     pod: dict[str, Any]
     incident: str
     policy: str
     guard: NodeGuard | None = None
     dry_run: bool = False
+    node: str = ""
+    incident_namespace: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def pod_ref(self) -> str:
+        if self.workload is None:
+            return ""
         return f"Pod {self.workload.namespace}/{self.workload.name}"
+
+    @property
+    def node_name(self) -> str:
+        """The node a node action acts on: the one given, or the pod's."""
+        return self.node or (self.workload.node_name if self.workload is not None else "")
+
+    @property
+    def incident_ref(self) -> str:
+        namespace = self.incident_namespace or (self.workload.namespace if self.workload is not None else "")
+        return f"{namespace}/{self.incident}"
 
 
 @dataclass(frozen=True)

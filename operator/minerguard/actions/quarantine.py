@@ -33,6 +33,8 @@ class Quarantine(Action):
     )
 
     def precondition(self, ctx: ActionContext) -> str | None:
+        if ctx.workload is None:
+            return "quarantine acts on pods; this incident has none"
         if ctx.workload.host_network:
             return (
                 "NotContainable: the pod uses the host network, which NetworkPolicy does not govern; "
@@ -46,6 +48,7 @@ class Quarantine(Action):
     # ------------------------------------------------------------------ apply
 
     def apply(self, ctx: ActionContext) -> ActionResult:
+        assert ctx.workload is not None
         ns, name = ctx.workload.namespace, ctx.workload.name
         changed = ensure_quarantine_policy(ctx.storage, ns)
         labels = dict((ctx.pod.get("metadata") or {}).get("labels") or {})
@@ -79,6 +82,8 @@ class Quarantine(Action):
         )
 
     def verify(self, ctx: ActionContext) -> list[str]:
+        if ctx.workload is None:
+            return []
         ns = ctx.workload.namespace
         pod = ctx.storage.get_pod(ns, ctx.workload.name)
         labels = (pod.get("metadata") or {}).get("labels") or {}
@@ -95,6 +100,7 @@ class Quarantine(Action):
         )
 
     def revert(self, ctx: ActionContext) -> ActionResult:
+        assert ctx.workload is not None
         ns, name = ctx.workload.namespace, ctx.workload.name
         try:
             retrying(

@@ -6,13 +6,16 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from minerguard.config import Settings
+from minerguard.models import parse_quantity
 from minerguard.services.containment import Containment
 from minerguard.services.gate import ActivityGate
 from minerguard.services.guard import NodeGuard
+from minerguard.services.metrics import MetricsEngine
 from minerguard.services.policies import PolicyRegistry
-from minerguard.services.state import ClusterState
+from minerguard.services.state import ClusterState, NodeEntry
 from minerguard.storage import KubeStorage, load_api_client
 
 log = logging.getLogger(__name__)
@@ -25,6 +28,7 @@ class App:
     state: ClusterState
     policies: PolicyRegistry
     containment: Containment
+    metrics: MetricsEngine
     gate: ActivityGate
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -36,13 +40,18 @@ class App:
         policies = PolicyRegistry(storage)
         guard = NodeGuard(storage, settings.guards)
         containment = Containment(storage, settings, state, policies, guard=guard)
+        metrics = MetricsEngine(
+            settings.prometheus, state, policies, storage, containment.reevaluate_keys, containment.contain_node
+        )
+        containment.metric_findings = metrics.findings
         gate = ActivityGate(storage, settings.peering, identity, settings.priority)
-        return cls(settings, storage, state, policies, containment, gate)
+        return cls(settings, storage, state, policies, containment, metrics, gate)
 
     def start(self) -> None:
         self.containment.start()
         self._loop("resync", self.settings.resync_interval, self.containment.resync)
         self._loop("policy-status", self.settings.status_interval, self.report_policy_counts)
+        self._loop("metrics", self.settings.prometheus.interval, self.metrics.cycle)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -62,6 +71,16 @@ class App:
         t = threading.Thread(target=run, name=name, daemon=True)
         t.start()
         self.threads.append(t)
+
+    def observe_node(self, event_type: str | None, body: dict[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        name = str(meta.get("name", ""))
+        with self.state.lock:
+            if event_type == "DELETED":
+                self.state.nodes.pop(name, None)
+                return
+            cpu = parse_quantity(((body.get("status") or {}).get("allocatable") or {}).get("cpu")) or 0.0
+            self.state.nodes[name] = NodeEntry(dict(meta.get("labels") or {}), cpu, str(meta.get("uid", "")))
 
     def report_policy_counts(self) -> None:
         """Patch matchedPods/containedPods on each policy whose counts changed."""

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from minerguard import incidents as inc
@@ -22,9 +23,9 @@ from minerguard import netpol, observability
 from minerguard.actions import ACTIONS
 from minerguard.actions.base import DRY_RUN, FAILED, SUCCEEDED, SUPPRESSED, ActionContext, ActionResult
 from minerguard.config import Settings
-from minerguard.detection import Evidence, Verdict, evaluate, shorten
+from minerguard.detection import Evidence, Verdict, evaluate, evaluate_node, shorten
 from minerguard.errors import AlreadyExists, KubeError, NotFound
-from minerguard.models import Workload, workload_from_pod
+from minerguard.models import Policy, Workload, workload_from_pod
 from minerguard.services.guard import NodeGuard
 from minerguard.services.policies import PolicyRegistry
 from minerguard.services.state import ClusterState, PodEntry, PodKey
@@ -33,15 +34,35 @@ from minerguard.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
-MetricFindings = Callable[[Workload], Sequence[Evidence]]
+MetricFindings = Callable[[Policy, Workload], Sequence[Evidence]]
 
 
-def _no_metrics(_: Workload) -> Sequence[Evidence]:
+def _no_metrics(_: Policy, __: Workload) -> Sequence[Evidence]:
     return ()
 
 
 def pod_ref(wl: Workload) -> dict[str, str]:
     return {"apiVersion": "v1", "kind": "Pod", "name": wl.name, "namespace": wl.namespace, "uid": wl.uid}
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What an incident records and Events are about: a pod, or a node."""
+
+    kind: str
+    name: str
+    uid: str
+    namespace: str  # the incident's namespace
+    node: str
+    ref: dict[str, str]
+
+    @classmethod
+    def of_pod(cls, wl: Workload) -> Subject:
+        return cls("Pod", wl.name, wl.uid, wl.namespace, wl.node_name, pod_ref(wl))
+
+    @property
+    def title(self) -> str:
+        return f"Pod {self.namespace}/{self.name}" if self.kind == "Pod" else f"{self.kind} {self.name}"
 
 
 class Containment:
@@ -75,9 +96,8 @@ class Containment:
 
     def evaluate(self, wl: Workload) -> list[Verdict]:
         labels = self.state.namespace_labels(wl.namespace)
-        findings = self.metric_findings(wl)
         started = time.perf_counter()
-        verdicts = [evaluate(p, wl, labels, findings) for p in self.policies.ready()]
+        verdicts = [evaluate(p, wl, labels, self.metric_findings(p, wl)) for p in self.policies.ready()]
         observability.EVALUATION_SECONDS.observe(time.perf_counter() - started)
         return [v for v in verdicts if v.matched]
 
@@ -110,6 +130,17 @@ class Containment:
                 self.queue.add(key)
                 queued += 1
         return queued
+
+    def reevaluate_keys(self, keys: set[PodKey]) -> None:
+        """Evaluate these cached pods again (their metric findings changed)."""
+        for key in keys:
+            entry = self.state.pod(key)
+            if entry is None:
+                continue
+            matched = self.evaluate(entry.workload)
+            self.state.put_pod(key, PodEntry(entry.workload, tuple(v.policy for v in matched)))
+            if matched and not entry.workload.deleting:
+                self.queue.add(key)
 
     def resync(self) -> None:
         """Queue every matched pod again: verifies containment and repairs what was undone."""
@@ -171,16 +202,24 @@ class Containment:
                 results = self._run_actions(wl, pod, name, primary)
                 pod_state = _pod_state(results)
             try:
-                self._record(wl, incident, matched, primary, results, pod_state)
+                self._record(Subject.of_pod(wl), incident, matched, primary, results, pod_state)
             except NotFound:
                 return
 
-    def _run_actions(self, wl: Workload, pod: dict[str, Any], incident: str, verdict: Verdict) -> list[ActionResult]:
+    def _run_actions(
+        self,
+        wl: Workload | None,
+        pod: dict[str, Any],
+        incident: str,
+        verdict: Verdict,
+        node: str = "",
+        incident_namespace: str = "",
+    ) -> list[ActionResult]:
         results = []
         for action_name in verdict.actions:
             action = ACTIONS.get(action_name)
             if action is None:
-                results.append(ActionResult(action_name, f"Pod {wl.namespace}/{wl.name}", FAILED, "unknown action"))
+                results.append(ActionResult(action_name, incident, FAILED, "unknown action"))
                 continue
             ctx = ActionContext(
                 storage=self.storage,
@@ -191,6 +230,8 @@ class Containment:
                 policy=verdict.policy,
                 guard=self.guard,
                 dry_run=self.settings.dry_run,
+                node=node,
+                incident_namespace=incident_namespace,
             )
             try:
                 result = action.run(ctx)
@@ -253,26 +294,27 @@ class Containment:
 
     def _record(
         self,
-        wl: Workload,
+        subject: Subject,
         incident: dict[str, Any],
         matched: list[Verdict],
         primary: Verdict,
         results: list[ActionResult],
         pod_state: str,
     ) -> None:
-        """Write the pod, evidence and actions into the incident status; then tell what changed in Events."""
+        """Write the subject, evidence and actions into the incident status; then tell what changed in Events."""
         name = incident["metadata"]["name"]
         now = now_iso()
-        record = {"name": wl.name, "uid": wl.uid, "node": wl.node_name, "state": pod_state, "since": now}
+        record = {"name": subject.name, "uid": subject.uid, "node": subject.node, "state": pod_state, "since": now}
         evidence = [e for v in matched for e in inc.evidence_records(v.evidence, v.policy)]
         outcome: dict[str, Any] = {}
 
         def attempt() -> dict[str, Any]:
-            live = incident if not outcome else self.storage.get_incident(wl.namespace, name)
+            live = incident if not outcome else self.storage.get_incident(subject.namespace, name)
             outcome["read"] = True
             status = dict(live.get("status") or {})
-            pods, pod_changed = inc.upsert_pod(status.get("pods") or [], record)
-            known_before = any(p.get("uid") == wl.uid for p in status.get("pods") or [])
+            previous_actions = list(status.get("actions") or [])
+            pods, _ = inc.upsert_pod(status.get("pods") or [], record)
+            known_before = any(p.get("uid") == subject.uid for p in status.get("pods") or [])
             status["pods"] = pods
             status["podCount"] = len(pods)
             status["evidence"] = inc.merge_evidence(status.get("evidence") or [], evidence)
@@ -280,28 +322,29 @@ class Containment:
             status.setdefault("firstSeen", now)
             spec = live.get("spec") or {}
             status["state"] = inc.overall_state(pods, str(spec.get("mode", primary.mode)), bool(spec.get("release")))
-            status["message"] = _message(status["state"], wl, results)
-            changed = pod_changed or status != (live.get("status") or {})
-            if changed:
+            status["message"] = _message(status["state"], subject, results)
+            if status != (live.get("status") or {}):
                 status["lastUpdated"] = now
-                live = self.storage.replace_incident_status(wl.namespace, inc.with_status(live, status))
-            outcome.update(known_before=known_before, pod_changed=pod_changed)
+                live = self.storage.replace_incident_status(subject.namespace, inc.with_status(live, status))
+            outcome["known_before"] = known_before
+            outcome["fresh"] = [not inc.is_repeat(previous_actions, r.to_record(now)) for r in results]
             return live
 
-        updated = retrying(attempt, what=f"record MinerIncident {wl.namespace}/{name}")
-        self.state.put_incident(wl.namespace, name, updated)
-        self._tell(wl, primary, results, newly_detected=not outcome.get("known_before"), incident=name)
+        updated = retrying(attempt, what=f"record MinerIncident {subject.namespace}/{name}")
+        self.state.put_incident(subject.namespace, name, updated)
+        fresh = [r for r, new in zip(results, outcome.get("fresh", []), strict=False) if new]
+        self._tell(subject, primary, fresh, newly_detected=not outcome.get("known_before"), incident=name)
 
     def _tell(
-        self, wl: Workload, verdict: Verdict, results: list[ActionResult], newly_detected: bool, incident: str
+        self, subject: Subject, verdict: Verdict, results: list[ActionResult], newly_detected: bool, incident: str
     ) -> None:
-        ref = pod_ref(wl)
+        ref = subject.ref
         containers = sorted({e.container for e in verdict.evidence if e.container})
         signals = "; ".join(shorten(f"{e.signal}: {e.detail}", 160) for e in verdict.evidence[:4])
         try:
             if newly_detected:
                 note = (
-                    f"MinerPolicy {verdict.policy} ({verdict.mode}) matched Pod {wl.namespace}/{wl.name}"
+                    f"MinerPolicy {verdict.policy} ({verdict.mode}) matched {subject.title}"
                     f"{' container ' + ','.join(containers) if containers else ''}: {signals}. Incident {incident}."
                 )
                 self.storage.emit_event(ref, "MinerDetected", note, action="Detect")
@@ -312,25 +355,68 @@ class Containment:
                     action="Detect",
                     related=ref,
                 )
-                log.warning(
-                    "Detected miner in Pod %s/%s by policy %s: %s", wl.namespace, wl.name, verdict.policy, signals
-                )
+                log.warning("Detected miner in %s by policy %s: %s", subject.title, verdict.policy, signals)
             for r in results:
-                if not (r.changed or newly_detected or r.result in (FAILED, SUPPRESSED)):
-                    continue
-                if r.result == SUCCEEDED and r.changed:
-                    reason = {"quarantine": "PodQuarantined"}.get(r.action, f"{r.action[:1].upper()}{r.action[1:]}Done")
-                    self.storage.emit_event(ref, reason, r.message, action=r.action)
-                    log.warning("%s (policy %s, incident %s/%s)", r.message, verdict.policy, wl.namespace, incident)
-                elif r.result == FAILED and (newly_detected or r.changed):
-                    self.storage.emit_event(
-                        ref, "ContainmentFailed", f"{r.action} on {r.target} failed: {r.message}", action=r.action
-                    )
-                    log.error("Containment %s of %s failed: %s", r.action, r.target, r.message)
-                elif r.result == DRY_RUN and newly_detected:
-                    self.storage.emit_event(ref, "DryRun", f"{r.action}: {r.message}", action=r.action)
+                self._tell_result(subject, verdict, r, incident)
         except KubeError as exc:
-            log.warning("Could not emit Events for Pod %s/%s: %s", wl.namespace, wl.name, exc)
+            log.warning("Could not emit Events for %s: %s", subject.title, exc)
+
+    def _tell_result(self, subject: Subject, verdict: Verdict, r: ActionResult, incident: str) -> None:
+        """One Event per new outcome of an action (a repeat of the recorded outcome is not told again)."""
+        where = f"(policy {verdict.policy}, incident {subject.namespace}/{incident})"
+        node_action = r.action in ("cordon", "taint")
+        if r.result == SUCCEEDED and r.changed:
+            if not node_action:  # node actions tell it on the node themselves
+                self.storage.emit_event(subject.ref, "PodQuarantined", f"{r.message}", action=r.action)
+            elif subject.kind == "Pod":
+                reason = "NodeCordoned" if r.action == "cordon" else "NodeTainted"
+                self.storage.emit_event(subject.ref, reason, f"{r.message}", action=r.action)
+            log.warning("%s %s", r.message, where)
+        elif r.result == SUPPRESSED:
+            note = f"{r.message} {where}"
+            self.storage.emit_event(
+                {"apiVersion": "v1", "kind": "Node", "name": r.target.split(" ", 1)[-1]},
+                "ContainmentSuppressed",
+                note,
+                action=r.action,
+            )
+            if subject.kind == "Pod":
+                self.storage.emit_event(subject.ref, "ContainmentSuppressed", note, action=r.action)
+            log.warning("Held back: %s", note)
+        elif r.result == FAILED:
+            self.storage.emit_event(
+                subject.ref, "ContainmentFailed", f"{r.action} on {r.target} failed: {r.message}", action=r.action
+            )
+            log.error("Containment %s of %s failed: %s %s", r.action, r.target, r.message, where)
+        elif r.result == DRY_RUN:
+            self.storage.emit_event(subject.ref, "DryRun", f"{r.action}: {r.message}", action=r.action)
+
+    # ------------------------------------------------------------------ nodes (CPU no pod accounts for)
+
+    def contain_node(self, policy: Policy, node: str, evidence: list[Evidence]) -> None:
+        """A node-level finding (node CPU saturation, unaccounted CPU): open a Node incident, take node actions."""
+        entry = self.state.node(node)
+        verdict = evaluate_node(policy, node, entry.labels if entry else None, evidence)
+        if not verdict.matched:
+            return
+        ref = inc.WorkloadRef("v1", "Node", node, entry.uid if entry else "")
+        name = inc.incident_name(ref)
+        namespace = self.settings.namespace
+        cached = self.state.incident(namespace, name)
+        if cached is not None and cached.release:
+            return
+        subject = Subject("Node", node, ref.uid, namespace, node, {"apiVersion": "v1", "kind": "Node", "name": node})
+        with self._incident_locks[hash((namespace, name)) % len(self._incident_locks)]:
+            incident = self._ensure_incident(namespace, ref, verdict)
+            if (incident.get("spec") or {}).get("release"):
+                self.state.put_incident(namespace, name, incident)
+                return
+            results: list[ActionResult] = []
+            state = inc.POD_DETECTED
+            if verdict.mode == "Enforce":
+                results = self._run_actions(None, {}, name, verdict, node=node, incident_namespace=namespace)
+                state = _pod_state(results)
+            self._record(subject, incident, [verdict], verdict, results, state)
 
     def _pod_gone(self, namespace: str, name: str, uid: str) -> None:
         """A matched pod was deleted: mark it Deleted in its incident, end the incident when none is left."""
@@ -372,8 +458,24 @@ class Containment:
         status = dict(incident.get("status") or {})
         pods = [dict(p) for p in status.get("pods") or []]
         policy = str((incident.get("spec") or {}).get("policy", ""))
+        node_incident = str(((incident.get("spec") or {}).get("workload") or {}).get("kind")) == "Node"
         for p in pods:
             if p.get("state") in (inc.POD_DELETED, inc.POD_RELEASED):
+                continue
+            if node_incident:
+                ctx = ActionContext(
+                    self.storage,
+                    self.settings,
+                    None,
+                    {},
+                    name,
+                    policy,
+                    guard=self.guard,
+                    node=str(p.get("name")),
+                    incident_namespace=namespace,
+                )
+                results += [a.revert(ctx) for a in ACTIONS.values() if a.name != "quarantine" and a.applied_to(ctx)]
+                p["state"], p["since"] = inc.POD_RELEASED, now_iso()
                 continue
             try:
                 pod = self.storage.get_pod(namespace, str(p.get("name")))
@@ -382,9 +484,7 @@ class Containment:
                 continue
             wl = workload_from_pod(pod)
             ctx = ActionContext(self.storage, self.settings, wl, pod, name, policy, guard=self.guard)
-            for action in ACTIONS.values():
-                if action.applied_to(ctx):
-                    results.append(action.revert(ctx))
+            results += [a.revert(ctx) for a in ACTIONS.values() if a.applied_to(ctx)]
             p["state"], p["since"] = inc.POD_RELEASED, now_iso()
             self.storage.emit_event(
                 pod_ref(wl),
@@ -430,22 +530,28 @@ class Containment:
 
 
 def _pod_state(results: list[ActionResult]) -> str:
+    """A pod's state from its actions: quarantine decides Contained; a held-back node action makes it partial."""
     if not results:
         return inc.POD_DETECTED
-    quarantine = [r for r in results if r.action == "quarantine"]
-    if quarantine and quarantine[0].result == SUCCEEDED:
-        return inc.POD_CONTAINED
-    if quarantine and quarantine[0].message.startswith("NotContainable"):
-        return inc.POD_NOT_CONTAINABLE
-    if all(r.result == SUCCEEDED for r in results):
-        return inc.POD_CONTAINED
     if any(r.result == DRY_RUN for r in results):
         return inc.POD_DETECTED
-    return inc.POD_FAILED
+    quarantine = next((r for r in results if r.action == "quarantine"), None)
+    others_ok = all(r.result == SUCCEEDED for r in results if r is not quarantine)
+    if quarantine is not None:
+        if quarantine.result == SUCCEEDED:
+            return inc.POD_CONTAINED if others_ok else inc.POD_PARTIAL
+        if quarantine.message.startswith("NotContainable"):
+            return inc.POD_NOT_CONTAINABLE
+        return inc.POD_FAILED
+    if others_ok:
+        return inc.POD_CONTAINED
+    if any(r.result == SUCCEEDED for r in results):
+        return inc.POD_PARTIAL
+    return inc.POD_FAILED if any(r.result == FAILED for r in results) else inc.POD_PARTIAL
 
 
-def _message(state: str, wl: Workload, results: list[ActionResult]) -> str:
+def _message(state: str, subject: Subject, results: list[ActionResult]) -> str:
     failed = [r for r in results if r.result in (FAILED, SUPPRESSED)]
     if failed:
         return shorten(f"{state}: {failed[0].action} {failed[0].result}: {failed[0].message}", 300)
-    return f"{state}: last seen Pod {wl.namespace}/{wl.name}"
+    return f"{state}: last seen {subject.title}"

@@ -31,11 +31,19 @@ class IncidentEntry:
     policy: str
 
 
+@dataclass(frozen=True)
+class NodeEntry:
+    labels: dict[str, str]
+    allocatable_cpu: float
+    uid: str
+
+
 @dataclass
 class ClusterState:
     pods: dict[PodKey, PodEntry] = field(default_factory=dict)
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
     incidents: dict[tuple[str, str], IncidentEntry] = field(default_factory=dict)
+    nodes: dict[str, NodeEntry] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def put_pod(self, key: PodKey, entry: PodEntry) -> None:
@@ -78,3 +86,12 @@ class ClusterState:
     def incident(self, namespace: str, name: str) -> IncidentEntry | None:
         with self.lock:
             return self.incidents.get((namespace, name))
+
+    def node_cpu(self, name: str) -> float:
+        with self.lock:
+            entry = self.nodes.get(name)
+        return entry.allocatable_cpu if entry else 0.0
+
+    def node(self, name: str) -> NodeEntry | None:
+        with self.lock:
+            return self.nodes.get(name)

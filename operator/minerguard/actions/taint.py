@@ -1,0 +1,109 @@
+"""``taint``: a ``NoSchedule`` taint of minerguard's own key on the node.
+
+Softer than cordon for clusters that run DaemonSets tolerating everything: new
+workloads stay off the node unless they tolerate ``minerguard.io/suspect``. Guarded
+like cordon; release removes only minerguard's taint, and only for the incident
+that set it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from minerguard import guards
+from minerguard.actions.base import FAILED, SUCCEEDED, Action, ActionContext, ActionResult, RbacRule
+from minerguard.actions.nodes import acted_annotations, guarded, node_ref
+from minerguard.errors import NotFound
+from minerguard.storage import retrying
+
+
+def _taint_value(incident_ref: str) -> str:
+    """Taint values are label values: at most 63 characters of [A-Za-z0-9_.-]."""
+    value = "".join(c if c.isalnum() or c in "_.-" else "." for c in incident_ref)
+    return value[-63:].strip("_.-") or "incident"
+
+
+class Taint(Action):
+    name: ClassVar[str] = "taint"
+    description: ClassVar[str] = (
+        "Add the taint minerguard.io/suspect=<incident>:NoSchedule to the node. Obeys the blast-radius guards."
+    )
+    rbac: ClassVar[tuple[RbacRule, ...]] = (RbacRule(("",), ("nodes",), ("get", "list", "patch")),)
+
+    def target(self, ctx: ActionContext) -> str:
+        return f"Node {ctx.node_name}"
+
+    def precondition(self, ctx: ActionContext) -> str | None:
+        return None if ctx.node_name else "the pod is not scheduled on a node yet"
+
+    def plan(self, ctx: ActionContext) -> str:
+        return f"taint Node {ctx.node_name} {guards.TAINT_KEY}:NoSchedule"
+
+    def apply(self, ctx: ActionContext) -> ActionResult:
+        target = self.target(ctx)
+        value = _taint_value(ctx.incident_ref)
+        lock = ctx.guard.lock if ctx.guard is not None else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            try:
+                node = ctx.storage.get_node(ctx.node_name)
+            except NotFound:
+                return ActionResult(self.name, target, FAILED, f"Node {ctx.node_name} does not exist")
+            taints = list((node.get("spec") or {}).get("taints") or [])
+            if any(t.get("key") == guards.TAINT_KEY for t in taints):
+                return ActionResult(self.name, target, SUCCEEDED, f"Node {ctx.node_name} is tainted")
+            held = guarded(ctx, self.name)
+            if held is not None:
+                return held
+            self._patch_taints(
+                ctx,
+                lambda ts: [*ts, {"key": guards.TAINT_KEY, "value": value, "effect": "NoSchedule"}],
+                acted_annotations(ctx),
+            )
+        finally:
+            if lock is not None:
+                lock.release()
+        message = (
+            f"Tainted Node {ctx.node_name} {guards.TAINT_KEY}:NoSchedule "
+            f"(policy {ctx.policy}, incident {ctx.incident_ref})"
+        )
+        ctx.storage.emit_event(node_ref(ctx), "NodeTainted", message, action=self.name)
+        return ActionResult(self.name, target, SUCCEEDED, message, changed=True)
+
+    def _patch_taints(self, ctx: ActionContext, change: Any, annotations: dict[str, str | None]) -> None:
+        """Read-modify-write of the taint list with the resourceVersion, so a concurrent edit is never lost."""
+
+        def attempt() -> None:
+            node = ctx.storage.get_node(ctx.node_name)
+            meta = node.get("metadata") or {}
+            taints = list((node.get("spec") or {}).get("taints") or [])
+            ctx.storage.patch_node(
+                ctx.node_name,
+                {
+                    "metadata": {"resourceVersion": meta.get("resourceVersion"), "annotations": annotations},
+                    "spec": {"taints": change(taints)},
+                },
+            )
+
+        retrying(attempt, what=f"update taints of Node {ctx.node_name}")
+
+    def applied_to(self, ctx: ActionContext) -> bool:
+        try:
+            node = ctx.storage.get_node(ctx.node_name)
+        except NotFound:
+            return False
+        value = _taint_value(ctx.incident_ref)
+        return any(
+            t.get("key") == guards.TAINT_KEY and t.get("value") == value
+            for t in (node.get("spec") or {}).get("taints") or []
+        )
+
+    def revert(self, ctx: ActionContext) -> ActionResult:
+        target = self.target(ctx)
+        if not self.applied_to(ctx):
+            return ActionResult("release", target, SUCCEEDED, f"Node {ctx.node_name} was not tainted by this incident")
+        self._patch_taints(ctx, lambda ts: [t for t in ts if t.get("key") != guards.TAINT_KEY], {})
+        message = f"Removed taint {guards.TAINT_KEY} from Node {ctx.node_name} (incident {ctx.incident_ref} released)"
+        ctx.storage.emit_event(node_ref(ctx), "NodeUntainted", message, warning=False, action="release")
+        return ActionResult("release", target, SUCCEEDED, message, changed=True)
