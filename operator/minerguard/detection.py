@@ -317,6 +317,8 @@ class _Scan:
         if not image:
             return
         tail = image.rsplit("/", 1)[-1]
+        if not self.signals.image_set.may_match(image) and not self.signals.image_set.may_match(tail):
+            return
         for indicator in self.signals.images:
             if indicator.pattern.matches(image) or indicator.pattern.matches(tail):
                 self.emit("image", indicator.strength, _with_note(f"image {image}", indicator.note), image)
@@ -346,14 +348,17 @@ class _Scan:
                 return
 
     def pool_token(self, token: str, where: str) -> None:
+        if ":" not in token:  # neither a URL nor host:port
+            return
         endpoint = _parse_endpoint(token)
         if endpoint is None:
             return
         scheme, host, port = endpoint
         if scheme in self.signals.pool_schemes:
             self.emit("poolEndpoint", STRONG, f"pool URL {token} in {where}", token)
-        for indicator in self.signals.pool_hosts:
-            if host and indicator.pattern.matches(host):
+        hosts = self.signals.pool_hosts if host and self.signals.host_set.may_match(host) else ()
+        for indicator in hosts:
+            if indicator.pattern.matches(host):
                 self.emit(
                     "poolHost", indicator.strength, _with_note(f"pool host {host} in {where}", indicator.note), host
                 )
@@ -368,6 +373,8 @@ class _Scan:
         if not self.signals.processes:
             return
         for where, name in _programs(self.container)[:MAX_TOKENS]:
+            if not self.signals.process_set.may_match(name):
+                continue
             for indicator in self.signals.processes:
                 if indicator.pattern.matches(name):
                     self.emit(
@@ -378,8 +385,10 @@ class _Scan:
         indicators = self.signals.arguments
         globs = [i for i in indicators if i.pattern.kind == "glob"]
         if globs:
+            prefilter = self.signals.argument_glob_set
             for where, token in _argument_tokens(self.container)[:MAX_TOKENS]:
-                self.argument_token(globs, where, token)
+                if prefilter.may_match(token):
+                    self.argument_token(globs, where, token)
         regexes = [i for i in indicators if i.pattern.kind == "regex"]
         line = " ".join(self.container.command + self.container.args)
         for indicator in regexes:

@@ -29,7 +29,7 @@ from types import MappingProxyType
 from typing import Any
 
 from minerguard import API_GROUP, API_VERSION, selectors
-from minerguard.patterns import MAX_PATTERN_LEN, Pattern, PatternError, bounded, compile_pattern
+from minerguard.patterns import MAX_PATTERN_LEN, Pattern, PatternError, PatternSet, bounded, compile_pattern
 
 __all__ = [
     "ACTION_NAMES",
@@ -148,6 +148,21 @@ class Signals:
     arguments: tuple[Indicator, ...] = ()
     monero: bool = False
     wallet_patterns: tuple[Indicator, ...] = ()
+    # Pre-checks over each family's patterns (see PatternSet); derived, not compared.
+    image_set: PatternSet = field(init=False, repr=False, compare=False)
+    host_set: PatternSet = field(init=False, repr=False, compare=False)
+    process_set: PatternSet = field(init=False, repr=False, compare=False)
+    argument_glob_set: PatternSet = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        sets = {
+            "image_set": self.images,
+            "host_set": self.pool_hosts,
+            "process_set": self.processes,
+            "argument_glob_set": tuple(i for i in self.arguments if i.pattern.kind == "glob"),
+        }
+        for name, indicators in sets.items():
+            object.__setattr__(self, name, PatternSet(tuple(i.pattern for i in indicators)))
 
 
 @dataclass(frozen=True)

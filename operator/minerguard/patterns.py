@@ -25,6 +25,7 @@ __all__ = [
     "MAX_VALUE_LEN",
     "Pattern",
     "PatternError",
+    "PatternSet",
     "bounded",
     "compile_glob",
     "compile_pattern",
@@ -40,6 +41,9 @@ MAX_PATTERN_LEN = 512
 
 _MAX_PROGRAM_MEM = 8 << 20
 """Memory budget for one compiled RE2 program (8 MiB)."""
+
+_MAX_SET_MEM = 64 << 20
+"""Memory budget for the combined program of a :class:`PatternSet` (64 MiB)."""
 
 PatternKind = Literal["glob", "regex"]
 
@@ -59,12 +63,12 @@ def bounded(value: str) -> str:
     return value if len(value) <= MAX_VALUE_LEN else value[:MAX_VALUE_LEN]
 
 
-def _options() -> Any:
+def _options(max_mem: int = _MAX_PROGRAM_MEM) -> Any:
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False
     options.dot_nl = True
-    options.max_mem = _MAX_PROGRAM_MEM
+    options.max_mem = max_mem
     return options
 
 
@@ -95,6 +99,41 @@ class Pattern:
         if prefer_group and self._compiled.groups >= 1 and found.group(1) is not None:
             return str(found.group(1))
         return str(found.group(0))
+
+
+class PatternSet:
+    """A quick pre-check for many patterns: one RE2 pass over a value tells whether *any* of
+    them can match, so the patterns are tried one by one only for the few values that pass.
+
+    The check is exact (the alternation of all the patterns), never a false negative. When
+    the combined program does not compile within its memory budget there is no pre-check,
+    and :meth:`may_match` is always True.
+    """
+
+    def __init__(self, patterns: tuple[Pattern, ...]) -> None:
+        self.patterns = patterns
+        self._combined: Any = None
+        if patterns:
+            parts = [f"^(?:{glob_to_re2(p.source)})$" if p.kind == "glob" else f"(?:{p.source})" for p in patterns]
+            try:
+                self._combined = re2.compile("|".join(parts), _options(_MAX_SET_MEM))
+            except re2.error:
+                self._combined = None
+
+    def may_match(self, value: str) -> bool:
+        """False only when no pattern of the set matches ``value``."""
+        if not self.patterns:
+            return False
+        return self._combined is None or self._combined.search(bounded(value)) is not None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PatternSet) and self.patterns == other.patterns
+
+    def __hash__(self) -> int:
+        return hash(self.patterns)
+
+    def __repr__(self) -> str:
+        return f"PatternSet({len(self.patterns)} patterns)"
 
 
 def _class_to_re2(body: str) -> str:

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from minerguard.patterns import (
     MAX_VALUE_LEN,
+    Pattern,
     PatternError,
+    PatternSet,
     bounded,
     compile_glob,
     compile_pattern,
@@ -130,3 +132,35 @@ def test_patterns_compare_by_kind_and_source() -> None:
     assert compile_glob("x*") == compile_glob("x*")
     assert compile_glob("x*") != compile_regex("x*")
     assert len({compile_glob("x*"), compile_glob("x*")}) == 1
+
+
+SET_PATTERNS = (
+    compile_glob("xmrig*"),
+    compile_glob("[ab]?c"),
+    compile_regex(r"(^|\.)supportxmr\.com$"),
+    compile_regex("(?i)rx/0"),
+    compile_regex("a|b$"),
+)
+
+
+@given(value=st.text(alphabet="xmrigabc.supportxmr.com/0", max_size=20))
+@settings(max_examples=300, deadline=None)
+def test_pattern_set_is_an_exact_any_check(value: str) -> None:
+    assert PatternSet(SET_PATTERNS).may_match(value) is any(p.matches(value) for p in SET_PATTERNS)
+
+
+def test_pattern_set_examples() -> None:
+    patterns = PatternSet(SET_PATTERNS)
+    assert patterns.may_match("XMRig-6") is True
+    assert patterns.may_match("pool.supportxmr.com") is True
+    assert patterns.may_match("nginx") is False
+    assert PatternSet(()).may_match("anything") is False
+    assert PatternSet(SET_PATTERNS) == PatternSet(SET_PATTERNS)
+    assert hash(PatternSet(SET_PATTERNS)) == hash(PatternSet(SET_PATTERNS))
+
+
+def test_pattern_set_without_a_combined_program_tries_everything() -> None:
+    patterns: tuple[Pattern, ...] = (compile_regex("x"),)
+    fallback = PatternSet(patterns)
+    object.__setattr__(fallback, "_combined", None)  # as when the combined program is too big
+    assert fallback.may_match("nothing") is True
