@@ -1,0 +1,316 @@
+"""Unit tests for ``minerguard scan``: formats, exit statuses, inputs and error reporting."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from minerguard.scan import main
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+
+POLICY = {
+    "apiVersion": "minerguard.io/v1alpha1",
+    "kind": "MinerPolicy",
+    "metadata": {"name": "xmrig"},
+    "spec": {
+        "mode": "Enforce",
+        "actions": [{"name": "quarantine"}, {"name": "cordon", "when": "HostAccess"}],
+        "scope": {"excludedNamespaces": ["kube-system"]},
+        "signals": {"processes": [{"glob": "xmrig*"}], "pools": {"schemes": ["stratum+tcp"]}},
+    },
+}
+AUDIT_CPU = {
+    "apiVersion": "minerguard.io/v1alpha1",
+    "kind": "MinerPolicy",
+    "metadata": {"name": "cpu"},
+    "spec": {"mode": "Audit", "signals": {"cpu": {"pod": {"threshold": 0.9}, "unaccounted": {"cores": 1}}}},
+}
+MINER_POD = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "miner", "namespace": "apps"},
+    "spec": {
+        "containers": [{"name": "m", "image": "alpine", "command": ["/opt/xmrig"], "args": ["-o", "stratum+tcp://p:1"]}]
+    },
+}
+NGINX = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "web"},
+    "spec": {"template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}]}}},
+}
+
+
+def write(path: Path, *docs: Any) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump_all(docs), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture
+def policies(tmp_path: Path) -> str:
+    return write(tmp_path / "policies" / "p.yaml", POLICY)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, list[str]]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err.splitlines()
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any], list[str]]:
+    code, out, err = run(capsys, "-o", "json", *argv)
+    return code, json.loads(out), err
+
+
+def test_json_format_of_a_match(tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write(tmp_path / "m.yaml", MINER_POD, NGINX)
+    code, out, err = run_json(capsys, "--policies", policies, manifest)
+    assert (code, err) == (1, [])
+    assert out["results"] == [
+        {
+            "source": manifest,
+            "kind": "Pod",
+            "namespace": "apps",
+            "name": "miner",
+            "policy": "xmrig",
+            "mode": "Enforce",
+            "actions": ["quarantine"],
+            "evidence": [
+                {"signal": "poolEndpoint", "container": "m", "detail": "pool URL stratum+tcp://p:1 in args"},
+                {"signal": "process", "container": "m", "detail": 'process "xmrig" in command'},
+            ],
+        }
+    ]
+    assert out["notEvaluable"] == []
+
+
+def test_nothing_matched_exits_0(tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_json(capsys, "--policies", policies, write(tmp_path / "m.yaml", NGINX))
+    assert (code, out["results"], err) == (0, [], [])
+
+
+def test_audit_mode_has_no_actions_and_cpu_is_not_evaluable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    audit = dict(POLICY, metadata={"name": "audit"}, spec=dict(POLICY["spec"], mode="Audit"))  # type: ignore[arg-type]
+    pol = write(tmp_path / "p.yaml", audit, AUDIT_CPU)
+    code, out, _ = run_json(capsys, "--policies", pol, write(tmp_path / "m.yaml", MINER_POD))
+    assert code == 1
+    assert [(r["policy"], r["mode"], r["actions"]) for r in out["results"]] == [("audit", "Audit", [])]
+    assert out["notEvaluable"] == [{"policy": "cpu", "signals": ["podCpu", "nodeUnaccountedCpu"]}]
+
+
+def test_text_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pol = write(tmp_path / "p.yaml", POLICY, AUDIT_CPU)
+    manifest = write(tmp_path / "m.yaml", MINER_POD)
+    code, out, err = run(capsys, "--policies", pol, manifest)
+    assert (code, err) == (1, [])
+    lines = out.splitlines()
+    assert lines[0] == f"{manifest}: Pod apps/miner matches xmrig (Enforce, actions: quarantine)"
+    assert lines[1] == "    poolEndpoint in container m: pool URL stratum+tcp://p:1 in args"
+    assert lines[2] == '    process in container m: process "xmrig" in command'
+    assert "note: policy cpu: podCpu, nodeUnaccountedCpu not evaluable offline (needs Prometheus)" in lines
+    assert lines[-1] == "1 match (1 workloads, 2 policies)"
+
+
+def test_stdin(policies: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    data = yaml.safe_dump_all([NGINX, MINER_POD]).encode()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+    code, out, err = run_json(capsys, "--policies", policies, "-")
+    assert (code, err) == (1, [])
+    assert [(r["source"], r["name"]) for r in out["results"]] == [("-", "miner")]
+
+
+def test_list_objects_and_every_workload_kind(
+    tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    template = {"spec": {"containers": [{"name": "c", "command": ["xmrig"]}]}}
+    items = [
+        {"kind": "Deployment", "metadata": {"name": "d", "namespace": "n"}, "spec": {"template": template}},
+        {"kind": "CronJob", "metadata": {"name": "cj"}, "spec": {"jobTemplate": {"spec": {"template": template}}}},
+        {"kind": "List", "items": [{"kind": "DaemonSet", "metadata": {"name": "ds"}, "spec": {"template": template}}]},
+        {"kind": "Service", "metadata": {"name": "svc"}, "spec": {"template": template}},
+    ]
+    manifest = write(tmp_path / "list.yaml", {"apiVersion": "v1", "kind": "List", "items": items})
+    code, out, _ = run_json(capsys, "--policies", policies, manifest)
+    assert code == 1
+    assert [(r["kind"], r["namespace"], r["name"]) for r in out["results"]] == [
+        ("Deployment", "n", "d"),
+        ("CronJob", "default", "cj"),
+        ("DaemonSet", "default", "ds"),
+    ]
+
+
+def test_folders_are_searched_recursively(tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "tree"
+    write(root / "b" / "deep" / "miner.yml", MINER_POD)
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "miner.json").write_text(
+        json.dumps(dict(MINER_POD, metadata={"name": "json-miner"})), encoding="utf-8"
+    )
+    write(root / "notes.txt", MINER_POD)  # ignored: not a manifest suffix
+    code, out, _ = run_json(capsys, "--policies", policies, str(root))
+    assert code == 1
+    assert [(Path(r["source"]).name, r["name"]) for r in out["results"]] == [
+        ("miner.json", "json-miner"),
+        ("miner.yml", "miner"),
+    ]
+
+
+def test_policies_from_several_paths_and_other_kinds_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = write(tmp_path / "one.yaml", POLICY, {"kind": "ConfigMap", "metadata": {"name": "x"}})
+    write(tmp_path / "two" / "p.yaml", dict(POLICY, metadata={"name": "second"}))
+    code, out, _ = run_json(
+        capsys, "--policies", first, "--policies", str(tmp_path / "two"), write(tmp_path / "m.yaml", MINER_POD)
+    )
+    assert code == 1
+    assert [r["policy"] for r in out["results"]] == ["xmrig", "second"]
+
+
+def assert_one_error(err: list[str], source: str, *fragments: str) -> None:
+    matching = [line for line in err if source in line]
+    assert len(matching) == 1, err
+    for fragment in fragments:
+        assert fragment in matching[0]
+
+
+def test_bad_files_are_reported_and_do_not_stop_the_others(
+    tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad_yaml = tmp_path / "a-bad.yaml"
+    bad_yaml.write_text("kind: Pod\nmetadata: [unclosed\n", encoding="utf-8")
+    latin1 = tmp_path / "b-latin1.yaml"
+    latin1.write_bytes("kind: Pod\nmetadata: {name: caf\xe9}\n".encode("latin-1"))
+    scalar = write(tmp_path / "c-scalar.yaml", ["a", "list"], MINER_POD)
+    good = write(tmp_path / "d-good.yaml", MINER_POD)
+    missing = str(tmp_path / "missing.yaml")
+    code, out, err = run_json(capsys, "--policies", policies, str(bad_yaml), str(latin1), scalar, missing, good)
+    assert code == 2
+    assert len(err) == 4
+    assert_one_error(err, str(bad_yaml), "invalid YAML", "at line 3")
+    assert_one_error(err, str(latin1), "not valid UTF-8", "0xe9")
+    assert_one_error(err, scalar, "document 1 is not a mapping")
+    assert_one_error(err, missing, "no such file or directory")
+    assert [Path(r["source"]).name for r in out["results"]] == ["c-scalar.yaml", "d-good.yaml"]
+
+
+def test_invalid_json_file(tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "x.json"
+    broken.write_text('{"kind": "Pod",', encoding="utf-8")
+    code, _, err = run(capsys, "--policies", policies, str(broken))
+    assert code == 2
+    assert_one_error(err, str(broken), "invalid JSON")
+
+
+def test_invalid_policy_is_reported_with_its_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = dict(POLICY, metadata={"name": "broken"})
+    bad["spec"] = dict(POLICY["spec"], signals={"processes": [{"glob": "x"}, {"regex": "(?<=a)b"}]})  # type: ignore[arg-type]
+    pol = write(tmp_path / "p.yaml", POLICY, bad)
+    code, out, err = run_json(capsys, "--policies", pol, write(tmp_path / "m.yaml", MINER_POD))
+    assert code == 2
+    assert_one_error(err, pol, "policy broken", "InvalidRegex", "spec.signals.processes[1].regex")
+    assert [r["policy"] for r in out["results"]] == ["xmrig"]  # the valid policy still ran
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (yaml.safe_dump(NGINX), "no MinerPolicy found"),
+        ("", "no MinerPolicy found"),
+        (
+            yaml.safe_dump(dict(POLICY, spec={"mode": "Enforce", "signals": {"processes": [{"glob": "x"}]}})),
+            "InvalidSpec",
+        ),
+        (
+            yaml.safe_dump(
+                dict(
+                    POLICY,
+                    spec={"mode": "Audit", "signals": {"processes": [{"glob": "x"}]}, "actions": [{"name": "kill"}]},
+                )
+            ),
+            "UnknownAction",
+        ),
+    ],
+)
+def test_unusable_policy_files(tmp_path: Path, content: str, fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
+    pol = tmp_path / "p.yaml"
+    pol.write_text(content, encoding="utf-8")
+    code, _, err = run(capsys, "--policies", str(pol), write(tmp_path / "m.yaml", MINER_POD))
+    assert code == 2
+    assert_one_error(err, str(pol), fragment)
+
+
+def test_policy_folder_without_policies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "empty"
+    write(folder / "x.yaml", NGINX)
+    code, _, err = run(capsys, "--policies", str(folder), write(tmp_path / "m.yaml", MINER_POD))
+    assert code == 2
+    assert_one_error(err, str(folder), "no MinerPolicy found in this folder")
+
+
+def test_missing_policy_path_and_duplicates(tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = str(tmp_path / "nope.yaml")
+    code, _, err = run(capsys, "--policies", missing, write(tmp_path / "m.yaml", NGINX))
+    assert code == 2
+    assert_one_error(err, missing, "no such file or directory")
+    dup = write(tmp_path / "dup.yaml", POLICY)
+    code, _, err = run(capsys, "--policies", policies, "--policies", dup, write(tmp_path / "m.yaml", NGINX))
+    assert code == 2
+    assert_one_error(err, dup, "policy xmrig: defined twice")
+
+
+def test_errors_are_single_lines(tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: b\n  c: d\n\t- x\n", encoding="utf-8")
+    _, _, err = run(capsys, "--policies", policies, str(bad))
+    assert len(err) == 1 and err[0].startswith(f"minerguard scan: {bad}: invalid YAML")
+
+
+def test_usage_errors_exit_2_and_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["manifest.yaml"]) == 2  # --policies is required
+    assert main(["--policies", "p.yaml"]) == 2  # no manifest path
+    assert main(["--policies", "p.yaml", "-o", "xml", "m.yaml"]) == 2
+    assert main(["--help"]) == 0
+    assert "--policies" in capsys.readouterr().out
+
+
+def test_default_pack_scans_the_examples_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_json(
+        capsys, "--policies", str(ROOT / "manifests" / "policies"), str(ROOT / "manifests" / "examples")
+    )
+    assert (code, out["results"], err) == (0, [], [])
+    assert {e["policy"] for e in out["notEvaluable"]} == {"cpu-saturation", "node-unaccounted-cpu", "cpu-plus-spec"}
+
+
+def test_cli_dispatches_to_scan(tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from minerguard.cli import main as cli_main
+
+    assert cli_main(["scan", "--policies", policies, write(tmp_path / "m.yaml", MINER_POD)]) == 1
+    assert "matches xmrig" in capsys.readouterr().out
+
+
+def test_list_items_that_are_not_mappings(tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write(tmp_path / "l.yaml", {"kind": "List", "items": ["oops", MINER_POD]})
+    code, out, err = run_json(capsys, "--policies", policies, manifest)
+    assert code == 2
+    assert_one_error(err, manifest, "an item of the List in document 1 is not a mapping (got a string)")
+    assert [r["name"] for r in out["results"]] == ["miner"]
+
+
+def test_deeply_nested_input_is_an_error_not_a_crash(
+    tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100000 + "]" * 100000, encoding="utf-8")
+    code, _, err = run(capsys, "--policies", policies, str(deep))
+    assert code == 2
+    assert_one_error(err, str(deep), "invalid JSON")
