@@ -1,0 +1,169 @@
+{{/*
+Named templates of the minerguard chart: names, labels, the image reference, the
+operator's RBAC rules (the single place the ClusterRole is generated from) and the
+annotations of objects whose CRD the same release installs.
+*/}}
+
+{{- define "minerguard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "minerguard.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "minerguard.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "minerguard.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "minerguard.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "minerguard.labels" -}}
+helm.sh/chart: {{ include "minerguard.chart" . }}
+{{ include "minerguard.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: minerguard
+{{- end }}
+
+{{- define "minerguard.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "minerguard.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "minerguard.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{- define "minerguard.peeringName" -}}
+{{- default .Release.Name .Values.peering.name }}
+{{- end }}
+
+{{/*
+The operator's ClusterRole rules: exactly minerguard.rbac.required_rules() (the operator's
+own watches and records plus each action's declared rules). tests/e2e/test_chart.py
+renders the chart and compares, so a new API call in the operator fails that test until
+the same rule is added here. No wildcard, no secrets.
+*/}}
+{{- define "minerguard.clusterRules" -}}
+# Watched by kopf (pods, namespaces, nodes); pods are also labelled by quarantine.
+- apiGroups: [""]
+  resources: [pods, namespaces, nodes]
+  verbs: [get, list, watch]
+# quarantine labels the pod; cordon and taint patch the node.
+- apiGroups: [""]
+  resources: [pods, nodes]
+  verbs: [patch]
+# quarantine's deny-all NetworkPolicies (and watching them for tampering).
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, update, delete]
+# Owner resolution of a matched pod: ReplicaSet -> Deployment, Job -> CronJob.
+- apiGroups: [apps]
+  resources: [replicasets, deployments, statefulsets, daemonsets]
+  verbs: [get]
+- apiGroups: [batch]
+  resources: [jobs, cronjobs]
+  verbs: [get]
+# Its own custom resources.
+- apiGroups: [minerguard.io]
+  resources: [minerpolicies]
+  verbs: [get, list, watch]
+- apiGroups: [minerguard.io]
+  resources: [minerpolicies/status]
+  verbs: [patch]
+- apiGroups: [minerguard.io]
+  resources: [minerincidents]
+  verbs: [get, list, watch, create, patch]
+- apiGroups: [minerguard.io]
+  resources: [minerincidents/status]
+  verbs: [update]
+# Events about pods, nodes, policies and incidents.
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create]
+# kopf: resource discovery, and peering between the replicas.
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [list, watch]
+- apiGroups: [kopf.dev]
+  resources: [clusterkopfpeerings]
+  verbs: [get, list, watch, patch]
+{{- end }}
+
+{{/*
+Metadata for an object whose CRD this same release may install: (list $root "group/version/Kind").
+Helm maps every object of a release to an API before it creates the first one, so on a
+cluster that does not serve the kind yet (a first install with crds.enabled) the object
+is created by a post-install/post-upgrade hook, after the CRDs. The hook object carries
+Helm's ownership metadata, so the next `helm upgrade` (which renders it as an ordinary
+release object, the API being served by then) adopts it into the release.
+Renders the annotations block, or nothing when none are needed.
+*/}}
+{{- define "minerguard.crAnnotations" -}}
+{{- $root := index . 0 -}}
+{{- $api := index . 1 -}}
+{{- if not ($root.Capabilities.APIVersions.Has $api) }}
+helm.sh/hook: post-install,post-upgrade
+helm.sh/hook-weight: "0"
+helm.sh/hook-delete-policy: hook-failed
+meta.helm.sh/release-name: {{ $root.Release.Name }}
+meta.helm.sh/release-namespace: {{ $root.Release.Namespace }}
+{{- end }}
+{{- end }}
+
+{{/* True (non-empty) when some custom object of this release is rendered as a hook. */}}
+{{- define "minerguard.crsAsHooks" -}}
+{{- $peering := and .Values.peering.enabled .Values.peering.create (not (.Capabilities.APIVersions.Has "kopf.dev/v1/ClusterKopfPeering")) -}}
+{{- $pack := and .Values.policies.installDefaultPack (not (.Capabilities.APIVersions.Has "minerguard.io/v1alpha1/MinerPolicy")) -}}
+{{- if or $peering $pack }}true{{ end }}
+{{- end }}
+
+{{/* Labels of the `helm test` objects: not the operator's selector labels, so the check never counts itself. */}}
+{{- define "minerguard.testLabels" -}}
+helm.sh/chart: {{ include "minerguard.chart" . }}
+app.kubernetes.io/name: {{ include "minerguard.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: minerguard
+app.kubernetes.io/component: test
+{{- end }}
+
+{{/* Arguments of files/helm-test/check_install.py: what "installed and up" means for this release. */}}
+{{- define "minerguard.testArgs" -}}
+- --namespace
+- {{ .Release.Namespace }}
+- --selector
+- {{ printf "app.kubernetes.io/name=%s,app.kubernetes.io/instance=%s" (include "minerguard.name" .) .Release.Name }}
+- --replicas
+- {{ .Values.replicaCount | toString | quote }}
+- --crd
+- minerpolicies.minerguard.io
+- --crd
+- minerincidents.minerguard.io
+{{- if .Values.peering.enabled }}
+- --crd
+- clusterkopfpeerings.kopf.dev
+{{- end }}
+- --timeout
+- {{ .Values.tests.timeoutSeconds | toString | quote }}
+{{- end }}
