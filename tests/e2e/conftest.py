@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 from kubernetes import client, config
+from kubernetes.client.rest import ApiException
 
 from tests.e2e import cluster as local_cluster
 from tests.e2e.helpers import CLUSTER_DIR, KUBECONFIG, ROOT, eventually, kubectl
+from tests.e2e.objects import GROUP, VERSION, policy_body, ready
 from tests.e2e.operator_proc import OperatorProcess
 
 
@@ -82,7 +84,31 @@ def namespace(core: client.CoreV1Api, request: pytest.FixtureRequest) -> Iterato
 @pytest.fixture(scope="session")
 def operator(cluster: dict[str, Any]) -> Iterator[OperatorProcess]:
     """The operator, running as a process for the whole session (tests scope their policies to their namespace)."""
+    kubectl("create", "namespace", "minerguard-system", check=False)
     proc = OperatorProcess("operator")
     proc.start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture
+def make_policy(custom: client.CustomObjectsApi) -> Iterator[Any]:
+    created: list[str] = []
+
+    def make(namespace: str, mode: str = "Enforce", spec: dict[str, Any] | None = None, **signals: Any) -> str:
+        """A MinerPolicy scoped to ``namespace`` (or with the given whole ``spec``), Ready before it returns."""
+        name = f"p-{namespace}"[:50] + f"-{uuid.uuid4().hex[:4]}"
+        body = policy_body(name, namespace, mode, **signals)
+        if spec is not None:
+            body["spec"] = spec
+        custom.create_cluster_custom_object(GROUP, VERSION, "minerpolicies", body)
+        created.append(name)
+        eventually(lambda: ready(custom, name), 30, f"MinerPolicy {name} Ready")
+        return name
+
+    yield make
+    for name in created:
+        try:
+            custom.delete_cluster_custom_object(GROUP, VERSION, "minerpolicies", name)
+        except ApiException:
+            pass

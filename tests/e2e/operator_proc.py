@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -11,6 +12,11 @@ import urllib.request
 from pathlib import Path
 
 from tests.e2e.helpers import CLUSTER_DIR, KUBECONFIG, eventually
+
+
+def prometheus_url() -> str:
+    ports = json.loads((CLUSTER_DIR / "ports.json").read_text())
+    return f"http://127.0.0.1:{ports['prometheus']}"
 
 
 def free_port() -> int:
@@ -31,6 +37,7 @@ class OperatorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = CLUSTER_DIR / "logs" / f"{name}.log"
         self.health_port = free_port()
+        self.metrics_port = free_port()
         self.starts = 0
 
     def env(self) -> dict[str, str]:
@@ -42,6 +49,11 @@ class OperatorProcess:
                 "MINERGUARD_INSTANCE": self.name,
                 "MINERGUARD_RESYNC_INTERVAL": "5",
                 "MINERGUARD_STATUS_INTERVAL": "1",
+                "MINERGUARD_METRICS_PORT": str(self.metrics_port),
+                "MINERGUARD_PROMETHEUS_URL": prometheus_url(),
+                "MINERGUARD_METRICS_INTERVAL": "2",
+                "MINERGUARD_RATE_WINDOW": "10s",
+                "MINERGUARD_PROMETHEUS_TIMEOUT": "3",
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -82,6 +94,17 @@ class OperatorProcess:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def metric(self, name: str) -> float | None:
+        """A sample of the operator's own /metrics (summed over labels), or None when absent."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=3) as r:
+            text = r.read().decode()
+        values = [
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and (line[len(name)] in " {")
+        ]
+        return sum(values) if values else None
 
     def log_tail(self, n: int = 4000) -> str:
         try:

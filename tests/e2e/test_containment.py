@@ -5,8 +5,6 @@ Each test scopes its MinerPolicy to its own namespace, so tests do not see each 
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,98 +13,19 @@ from kubernetes.client.rest import ApiException
 
 from minerguard import netpol
 from tests.e2e.helpers import consistently, eventually, kubectl
+from tests.e2e.objects import (
+    GROUP,
+    VERSION,
+    incident_in_state,
+    incidents,
+    isolation_problems,
+    miner_pod,
+    pod_events,
+    policy_body,
+    quarantined,
+    reasons,
+)
 from tests.e2e.operator_proc import OperatorProcess
-
-GROUP, VERSION = "minerguard.io", "v1alpha1"
-WALLET = "4" + "A" * 94
-MINER_ARGS = ["-o", "stratum+tcp://pool.supportxmr.com:3333", "-u", WALLET, "--donate-level", "1"]
-
-
-def policy_body(name: str, namespace: str, mode: str = "Enforce", **signals: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "mode": mode,
-        "scope": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}},
-        "signals": signals
-        or {
-            "processes": [{"glob": "xmrig"}, {"glob": "kdevtmpfsi"}],
-            "pools": {"schemes": ["stratum+tcp", "stratum+ssl"]},
-        },
-    }
-    if mode == "Enforce":
-        spec["actions"] = [{"name": "quarantine"}]
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "MinerPolicy", "metadata": {"name": name}, "spec": spec}
-
-
-@pytest.fixture
-def make_policy(custom: client.CustomObjectsApi) -> Iterator[Any]:
-    created: list[str] = []
-
-    def make(namespace: str, mode: str = "Enforce", **signals: Any) -> str:
-        name = f"p-{namespace}"[:50] + f"-{uuid.uuid4().hex[:4]}"
-        custom.create_cluster_custom_object(
-            GROUP, VERSION, "minerpolicies", policy_body(name, namespace, mode, **signals)
-        )
-        created.append(name)
-        eventually(lambda: ready(custom, name), 30, f"MinerPolicy {name} Ready")
-        return name
-
-    yield make
-    for name in created:
-        try:
-            custom.delete_cluster_custom_object(GROUP, VERSION, "minerpolicies", name)
-        except ApiException:
-            pass
-
-
-def ready(custom: client.CustomObjectsApi, name: str) -> bool:
-    obj = custom.get_cluster_custom_object(GROUP, VERSION, "minerpolicies", name)
-    conds = (obj.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
-
-
-def miner_pod(name: str, labels: dict[str, str] | None = None, command: list[str] | None = None) -> client.V1Pod:
-    return client.V1Pod(
-        metadata=client.V1ObjectMeta(name=name, labels=labels or {"app": name}),
-        spec=client.V1PodSpec(
-            containers=[
-                client.V1Container(name="worker", image="alpine:3.20", command=command or ["xmrig"], args=MINER_ARGS)
-            ]
-        ),
-    )
-
-
-def incidents(custom: client.CustomObjectsApi, namespace: str) -> list[dict[str, Any]]:
-    return list(custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "minerincidents")["items"])
-
-
-def incident_in_state(custom: client.CustomObjectsApi, namespace: str, state: str) -> dict[str, Any] | None:
-    for item in incidents(custom, namespace):
-        if (item.get("status") or {}).get("state") == state:
-            return item
-    return None
-
-
-def pod_events(core: client.CoreV1Api, namespace: str, pod: str) -> list[client.CoreV1Event]:
-    return list(core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={pod}").items)
-
-
-def reasons(core: client.CoreV1Api, namespace: str, pod: str) -> list[str]:
-    return [e.reason for e in pod_events(core, namespace, pod)]
-
-
-def quarantined(core: client.CoreV1Api, namespace: str, pod: str) -> bool:
-    labels = core.read_namespaced_pod(pod, namespace).metadata.labels or {}
-    return labels.get(netpol.QUARANTINE_LABEL) == "true"
-
-
-def isolation_problems(
-    core: client.CoreV1Api, networking: client.NetworkingV1Api, namespace: str, pod: str
-) -> list[str]:
-    """Read the live objects and ask the NetworkPolicy semantics whether anything still lets traffic through."""
-    api = client.ApiClient()
-    labels = core.read_namespaced_pod(pod, namespace).metadata.labels or {}
-    policies = [api.sanitize_for_serialization(p) for p in networking.list_namespaced_network_policy(namespace).items]
-    return netpol.isolation_problems(policies, labels)
 
 
 def test_bare_miner_pod_is_quarantined_with_events_and_incident(

@@ -371,7 +371,7 @@ class Containment:
             elif subject.kind == "Pod":
                 reason = "NodeCordoned" if r.action == "cordon" else "NodeTainted"
                 self.storage.emit_event(subject.ref, reason, f"{r.message}", action=r.action)
-            log.warning("%s %s", r.message, where)
+            log.warning("%s", r.message if node_action else f"{r.message} {where}")
         elif r.result == SUPPRESSED:
             note = f"{r.message} {where}"
             self.storage.emit_event(
