@@ -8,7 +8,7 @@ TOOLS_BIN := $(shell hack/tools.sh bindir)
 export PATH := $(TOOLS_BIN):$(PATH)
 export KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: help venv tools cluster-up cluster-down cluster-status lint typecheck unit e2e test demo bench clean
+.PHONY: help venv tools cluster-up cluster-down cluster-status lint typecheck unit e2e test demo bench clean manifests
 
 help:
 	@echo "make demo          the local cluster, the operator and a scene of miners being contained"
@@ -16,6 +16,7 @@ help:
 	@echo "make cluster-up    start the local control plane (.cluster/kubeconfig)"
 	@echo "make cluster-down  stop it and remove its state"
 	@echo "make bench         benchmarks (not part of the test suite)"
+	@echo "make manifests     render manifests/install.yaml from the Helm chart"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,3 +62,19 @@ bench: venv tools
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+
+# manifests/install.yaml: the Helm chart rendered for `kubectl apply` (release minerguard in
+# minerguard-system, CRDs included; the policy pack is applied separately from
+# manifests/policies/, and the helm-test Job is left out). tests/e2e/test_chart.py renders
+# it again with INSTALL_YAML=<tmp file> and fails when the committed file differs.
+INSTALL_YAML ?= manifests/install.yaml
+manifests: tools
+	@{ echo "# minerguard install manifests, rendered from helm/minerguard by 'make manifests': do not edit."; \
+	  echo "#   kubectl create namespace minerguard-system"; \
+	  echo "#   kubectl apply --server-side -f crds/    # the CRDs must be served before the ClusterKopfPeering below"; \
+	  echo "#   kubectl apply --server-side -f manifests/install.yaml"; \
+	  echo "#   kubectl apply -f manifests/policies/    # the default policy pack"; \
+	  $(TOOLS_BIN)/helm template minerguard helm/minerguard --namespace minerguard-system \
+	    --set policies.installDefaultPack=false --set tests.enabled=false \
+	    --api-versions kopf.dev/v1/ClusterKopfPeering 2> >(grep -v 'found symbolic link' >&2); } > $(INSTALL_YAML).tmp
+	@mv $(INSTALL_YAML).tmp $(INSTALL_YAML)
