@@ -71,6 +71,7 @@ class Settings:
     instance: str = "minerguard-local"
     peering: str = ""
     priority: int = 0
+    peering_lifetime: int = 10
     dry_run: bool = False
     resync_interval: float = 30.0
     status_interval: float = 5.0
@@ -114,6 +115,7 @@ class Settings:
             instance=env.get("MINERGUARD_INSTANCE", env.get("HOSTNAME", "minerguard-local")),
             peering=env.get("MINERGUARD_PEERING", ""),
             priority=_int(env, "MINERGUARD_PRIORITY", 0),
+            peering_lifetime=_int(env, "MINERGUARD_PEERING_LIFETIME", 10),
             dry_run=_bool(env, "MINERGUARD_DRY_RUN", False),
             resync_interval=_float(env, "MINERGUARD_RESYNC_INTERVAL", 30.0),
             status_interval=_float(env, "MINERGUARD_STATUS_INTERVAL", 5.0),

@@ -27,17 +27,7 @@ def app_of(memo: Any) -> App:
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    settings.posting.enabled = False
-    settings.persistence.finalizer = "minerguard.io/finalizer"
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 10
-    settings.watching.reconnect_backoff = 1.0
-    settings.networking.request_timeout = 30
-    settings.batching.worker_limit = 64
-    settings.batching.idle_timeout = 30
-    settings.batching.batch_window = 0.01
+async def startup(memo: kopf.Memo, **_: Any) -> None:
     app_of(memo).start()
 
 
@@ -53,7 +43,8 @@ def probe_policies(memo: kopf.Memo, **_: Any) -> int:
 
 @kopf.on.event("v1", "pods")
 async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    app_of(memo).containment.observe_pod(event.get("type"), dict(event["object"]))
+    # Evaluation is CPU work (bounded, but a hostile multi-megabyte pod takes a while): off the event loop.
+    await asyncio.to_thread(app_of(memo).containment.observe_pod, event.get("type"), dict(event["object"]))
 
 
 @kopf.on.event("v1", "namespaces")

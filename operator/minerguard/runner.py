@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import random
 import uuid
 
 import kopf
@@ -51,6 +52,24 @@ def configure_logging(settings: Settings, verbose: bool) -> None:
         logging.getLogger("kopf").setLevel(logging.WARNING)
 
 
+def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
+    """kopf's settings: no Events or state of kopf's own on anyone's objects, quick reconnects, peering."""
+    ks = kopf.OperatorSettings()
+    ks.posting.enabled = False
+    ks.persistence.finalizer = "minerguard.io/finalizer"
+    ks.watching.server_timeout = 300
+    ks.watching.client_timeout = 330
+    ks.watching.connect_timeout = 10
+    ks.watching.reconnect_backoff = 1.0
+    ks.networking.request_timeout = 30
+    ks.batching.worker_limit = 64
+    ks.batching.idle_timeout = 30
+    ks.batching.batch_window = 0.01
+    ks.peering.lifetime = settings.peering_lifetime
+    ks.peering.priority = settings.priority
+    return ks
+
+
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if args.namespace:
@@ -59,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings(**{**settings.__dict__, "peering": ""})
     elif args.peering:
         settings = Settings(**{**settings.__dict__, "peering": args.peering})
+    if settings.peering and not settings.priority:
+        # Replicas must not share a priority (kopf pauses all of them then): pick one at random.
+        settings = Settings(**{**settings.__dict__, "priority": random.randint(1, 1_000_000)})
     configure_logging(settings, args.verbose)
     identity = f"{settings.instance}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
     app = App.build(settings, identity, kubeconfig=os.environ.get("KUBECONFIG"))
@@ -74,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         standalone=not settings.peering,
         peering_name=settings.peering or None,
         priority=settings.priority,
+        settings=kopf_settings(settings),
         identity=Identity(identity),
         liveness_endpoint=args.liveness,
         memo=kopf.Memo(app=app),

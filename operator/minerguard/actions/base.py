@@ -77,6 +77,7 @@ class ActionResult:
     message: str
     changed: bool = False
     guard: str = ""
+    tampered: str = ""  # what was found undone since minerguard applied it, if anything
 
     def to_record(self, time: str) -> dict[str, str]:
         return {

@@ -50,28 +50,38 @@ class Quarantine(Action):
     def apply(self, ctx: ActionContext) -> ActionResult:
         assert ctx.workload is not None
         ns, name = ctx.workload.namespace, ctx.workload.name
-        changed = ensure_quarantine_policy(ctx.storage, ns)
+        undone: list[str] = []
+        policy_change = ensure_quarantine_policy(ctx.storage, ns)
+        if policy_change == "restored":
+            undone.append(f"NetworkPolicy {netpol.QUARANTINE_POLICY} was edited")
+        elif policy_change == "created":
+            undone.append(f"NetworkPolicy {netpol.QUARANTINE_POLICY} was missing")
         labels = dict((ctx.pod.get("metadata") or {}).get("labels") or {})
-        changed |= exclude_from_other_policies(ctx.storage, ns, labels)
+        reopened = exclude_from_other_policies(ctx.storage, ns, labels)
+        undone += [f"NetworkPolicy {n} allowed it traffic" for n in reopened]
         annotations = (ctx.pod.get("metadata") or {}).get("annotations") or {}
+        if labels.get(netpol.QUARANTINE_LABEL) != "true":
+            undone.append(f"the label {netpol.QUARANTINE_LABEL} was missing")
         if (
-            labels.get(netpol.QUARANTINE_LABEL) != "true"
+            undone
             or annotations.get(INCIDENT_ANNOTATION) != ctx.incident
-            or annotations.get(POLICY_ANNOTATION) != ctx.policy
+            or annotations.get(POLICY_ANNOTATION) != (ctx.policy)
         ):
-            ctx.pod = retrying(
-                lambda: ctx.storage.patch_pod_metadata(
-                    ns,
-                    name,
-                    {netpol.QUARANTINE_LABEL: "true"},
-                    {INCIDENT_ANNOTATION: ctx.incident, POLICY_ANNOTATION: ctx.policy},
-                ),
-                what=f"label {ctx.pod_ref}",
-            )
-            changed = True
+            if labels.get(netpol.QUARANTINE_LABEL) != "true" or annotations.get(INCIDENT_ANNOTATION) != ctx.incident:
+                ctx.pod = retrying(
+                    lambda: ctx.storage.patch_pod_metadata(
+                        ns,
+                        name,
+                        {netpol.QUARANTINE_LABEL: "true"},
+                        {INCIDENT_ANNOTATION: ctx.incident, POLICY_ANNOTATION: ctx.policy},
+                    ),
+                    what=f"label {ctx.pod_ref}",
+                )
+        changed = bool(undone) or annotations.get(INCIDENT_ANNOTATION) != ctx.incident
+        tampered = "; ".join(undone) if ctx.extra.get("previously_contained") and undone else ""
         problems = self.verify(ctx)
         if problems:
-            return ActionResult(self.name, ctx.pod_ref, FAILED, "; ".join(problems), changed)
+            return ActionResult(self.name, ctx.pod_ref, FAILED, "; ".join(problems), changed, tampered=tampered)
         return ActionResult(
             self.name,
             ctx.pod_ref,
@@ -79,6 +89,7 @@ class Quarantine(Action):
             f"Quarantined {ctx.pod_ref} behind NetworkPolicy {netpol.QUARANTINE_POLICY}; "
             "no other NetworkPolicy allows it traffic",
             changed,
+            tampered=tampered,
         )
 
     def verify(self, ctx: ActionContext) -> list[str]:
@@ -117,29 +128,29 @@ class Quarantine(Action):
         return ActionResult("release", ctx.pod_ref, SUCCEEDED, f"Released {ctx.pod_ref} from quarantine", True)
 
 
-def ensure_quarantine_policy(storage: KubeStorage, namespace: str) -> bool:
-    """Create the namespace's deny-all policy, or restore it if it was edited. Returns whether it wrote."""
+def ensure_quarantine_policy(storage: KubeStorage, namespace: str) -> str:
+    """Create the namespace's deny-all policy, or restore it if it was edited: "created", "restored" or ""."""
 
-    def attempt() -> bool:
+    def attempt() -> str:
         desired = netpol.quarantine_policy(namespace)
         try:
             storage.create_network_policy(namespace, desired)
-            return True
+            return "created"
         except AlreadyExists:
             pass
         live = storage.get_network_policy(namespace, netpol.QUARANTINE_POLICY)
         if netpol.quarantine_policy_intact(live):
-            return False
+            return ""
         restored: dict[str, Any] = {**live, "spec": desired["spec"]}
         storage.replace_network_policy(namespace, restored)
-        return True
+        return "restored"
 
     return retrying(attempt, what=f"ensure NetworkPolicy {namespace}/{netpol.QUARANTINE_POLICY}")
 
 
-def exclude_from_other_policies(storage: KubeStorage, namespace: str, pod_labels: dict[str, str]) -> bool:
-    """Add the quarantine exclusion to every policy that would re-open a quarantined pod. Returns whether it wrote."""
-    changed = False
+def exclude_from_other_policies(storage: KubeStorage, namespace: str, pod_labels: dict[str, str]) -> list[str]:
+    """Add the quarantine exclusion to every policy that would re-open a quarantined pod; the names it changed."""
+    changed: list[str] = []
     for np in netpol.reopening(storage.list_network_policies(namespace), pod_labels):
         np_name = np["metadata"]["name"]
 
@@ -151,7 +162,8 @@ def exclude_from_other_policies(storage: KubeStorage, namespace: str, pod_labels
             return True
 
         try:
-            changed |= retrying(attempt, what=f"exclude quarantined pods from NetworkPolicy {namespace}/{np_name}")
+            if retrying(attempt, what=f"exclude quarantined pods from NetworkPolicy {namespace}/{np_name}"):
+                changed.append(np_name)
         except NotFound:
             continue
     return changed

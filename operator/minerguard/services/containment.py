@@ -198,8 +198,12 @@ class Containment:
                 return
             results: list[ActionResult] = []
             pod_state = inc.POD_DETECTED
+            previously = any(
+                p.get("uid") == wl.uid and p.get("state") in (inc.POD_CONTAINED, inc.POD_PARTIAL)
+                for p in (incident.get("status") or {}).get("pods") or []
+            )
             if enforce:
-                results = self._run_actions(wl, pod, name, primary)
+                results = self._run_actions(wl, pod, name, primary, extra={"previously_contained": previously})
                 pod_state = _pod_state(results)
             try:
                 self._record(Subject.of_pod(wl), incident, matched, primary, results, pod_state)
@@ -214,6 +218,7 @@ class Containment:
         verdict: Verdict,
         node: str = "",
         incident_namespace: str = "",
+        extra: dict[str, Any] | None = None,
     ) -> list[ActionResult]:
         results = []
         for action_name in verdict.actions:
@@ -232,6 +237,7 @@ class Containment:
                 dry_run=self.settings.dry_run,
                 node=node,
                 incident_namespace=incident_namespace,
+                extra=dict(extra or {}),
             )
             try:
                 result = action.run(ctx)
@@ -301,95 +307,109 @@ class Containment:
         results: list[ActionResult],
         pod_state: str,
     ) -> None:
-        """Write the subject, evidence and actions into the incident status; then tell what changed in Events."""
+        """Write the subject, evidence and actions into the incident status, telling each change in Events.
+
+        The Events of a change are emitted before the status that records it is written, so a crash
+        in between repeats them after a restart rather than losing them (at least once); the status
+        write is the commit point.
+        """
         name = incident["metadata"]["name"]
         now = now_iso()
         record = {"name": subject.name, "uid": subject.uid, "node": subject.node, "state": pod_state, "since": now}
         evidence = [e for v in matched for e in inc.evidence_records(v.evidence, v.policy)]
-        outcome: dict[str, Any] = {}
+        told: set[str] = set()
+        first = True
 
         def attempt() -> dict[str, Any]:
-            live = incident if not outcome else self.storage.get_incident(subject.namespace, name)
-            outcome["read"] = True
+            nonlocal first
+            live = incident if first else self.storage.get_incident(subject.namespace, name)
+            first = False
             status = dict(live.get("status") or {})
+            before = next((p for p in status.get("pods") or [] if p.get("uid") == subject.uid), None)
             previous_actions = list(status.get("actions") or [])
             pods, _ = inc.upsert_pod(status.get("pods") or [], record)
-            known_before = any(p.get("uid") == subject.uid for p in status.get("pods") or [])
             status["pods"] = pods
             status["podCount"] = len(pods)
             status["evidence"] = inc.merge_evidence(status.get("evidence") or [], evidence)
-            status["actions"] = inc.append_actions(status.get("actions") or [], [r.to_record(now) for r in results])
+            status["actions"] = inc.append_actions(previous_actions, [r.to_record(now) for r in results])
             status.setdefault("firstSeen", now)
             spec = live.get("spec") or {}
             status["state"] = inc.overall_state(pods, str(spec.get("mode", primary.mode)), bool(spec.get("release")))
             status["message"] = _message(status["state"], subject, results)
+            fresh = [r for r in results if not inc.is_repeat(previous_actions, r.to_record(now))]
+            entered = pod_state if before is None or before.get("state") != pod_state else ""
+            self._tell(subject, primary, results, fresh, before is None, entered, name, told)
             if status != (live.get("status") or {}):
                 status["lastUpdated"] = now
                 live = self.storage.replace_incident_status(subject.namespace, inc.with_status(live, status))
-            outcome["known_before"] = known_before
-            outcome["fresh"] = [not inc.is_repeat(previous_actions, r.to_record(now)) for r in results]
             return live
 
         updated = retrying(attempt, what=f"record MinerIncident {subject.namespace}/{name}")
         self.state.put_incident(subject.namespace, name, updated)
-        fresh = [r for r, new in zip(results, outcome.get("fresh", []), strict=False) if new]
-        self._tell(subject, primary, fresh, newly_detected=not outcome.get("known_before"), incident=name)
 
     def _tell(
-        self, subject: Subject, verdict: Verdict, results: list[ActionResult], newly_detected: bool, incident: str
+        self,
+        subject: Subject,
+        verdict: Verdict,
+        results: list[ActionResult],
+        fresh: list[ActionResult],
+        newly_detected: bool,
+        entered: str,
+        incident: str,
+        told: set[str],
     ) -> None:
-        ref = subject.ref
-        containers = sorted({e.container for e in verdict.evidence if e.container})
-        signals = "; ".join(shorten(f"{e.signal}: {e.detail}", 160) for e in verdict.evidence[:4])
-        try:
-            if newly_detected:
-                note = (
-                    f"MinerPolicy {verdict.policy} ({verdict.mode}) matched {subject.title}"
-                    f"{' container ' + ','.join(containers) if containers else ''}: {signals}. Incident {incident}."
-                )
-                self.storage.emit_event(ref, "MinerDetected", note, action="Detect")
-                self.storage.emit_event(
-                    {"apiVersion": "minerguard.io/v1alpha1", "kind": "MinerPolicy", "name": verdict.policy},
-                    "MinerDetected",
-                    note,
-                    action="Detect",
-                    related=ref,
-                )
-                log.warning("Detected miner in %s by policy %s: %s", subject.title, verdict.policy, signals)
-            for r in results:
-                self._tell_result(subject, verdict, r, incident)
-        except KubeError as exc:
-            log.warning("Could not emit Events for %s: %s", subject.title, exc)
-
-    def _tell_result(self, subject: Subject, verdict: Verdict, r: ActionResult, incident: str) -> None:
-        """One Event per new outcome of an action (a repeat of the recorded outcome is not told again)."""
+        """Events for what changed: a new detection, a pod entering Contained, tampering, new action outcomes."""
         where = f"(policy {verdict.policy}, incident {subject.namespace}/{incident})"
-        node_action = r.action in ("cordon", "taint")
-        if r.result == SUCCEEDED and r.changed:
-            if not node_action:  # node actions tell it on the node themselves
-                self.storage.emit_event(subject.ref, "PodQuarantined", f"{r.message}", action=r.action)
-            elif subject.kind == "Pod":
+
+        def emit(key: str, ref: dict[str, str], reason: str, note: str, warning: bool = True, action: str = "") -> None:
+            if key in told:
+                return
+            told.add(key)
+            try:
+                self.storage.emit_event(ref, reason, note, warning=warning, action=action or reason)
+            except KubeError as exc:
+                log.warning("Could not emit Event %s for %s: %s", reason, subject.title, exc)
+
+        if newly_detected:
+            containers = sorted({e.container for e in verdict.evidence if e.container})
+            signals = "; ".join(shorten(f"{e.signal}: {e.detail}", 160) for e in verdict.evidence[:4])
+            note = (
+                f"MinerPolicy {verdict.policy} ({verdict.mode}) matched {subject.title}"
+                f"{' container ' + ','.join(containers) if containers else ''}: {signals}. "
+                f"Incident {subject.namespace}/{incident}."
+            )
+            emit("detected", subject.ref, "MinerDetected", note, action="Detect")
+            policy_ref = {"apiVersion": "minerguard.io/v1alpha1", "kind": "MinerPolicy", "name": verdict.policy}
+            emit("detected-policy", policy_ref, "MinerDetected", note, action="Detect")
+            log.warning("Detected miner in %s by policy %s: %s", subject.title, verdict.policy, signals)
+        for r in results:
+            if r.action == "quarantine" and r.result == SUCCEEDED and entered in (inc.POD_CONTAINED, inc.POD_PARTIAL):
+                emit("quarantined", subject.ref, "PodQuarantined", r.message, action=r.action)
+                log.warning("%s %s", r.message, where)
+            if r.tampered:
+                observability.TAMPERING.labels(r.action).inc()
+                note = f"Containment of {subject.title} was undone and is restored: {r.tampered} {where}"
+                emit(f"tampered-{r.action}", subject.ref, "QuarantineRestored", note, action=r.action)
+                log.warning("%s", note)
+        for r in fresh:
+            node_action = r.action in ("cordon", "taint")
+            if r.result == SUCCEEDED and r.changed and node_action and subject.kind == "Pod":
                 reason = "NodeCordoned" if r.action == "cordon" else "NodeTainted"
-                self.storage.emit_event(subject.ref, reason, f"{r.message}", action=r.action)
-            log.warning("%s", r.message if node_action else f"{r.message} {where}")
-        elif r.result == SUPPRESSED:
-            note = f"{r.message} {where}"
-            self.storage.emit_event(
-                {"apiVersion": "v1", "kind": "Node", "name": r.target.split(" ", 1)[-1]},
-                "ContainmentSuppressed",
-                note,
-                action=r.action,
-            )
-            if subject.kind == "Pod":
-                self.storage.emit_event(subject.ref, "ContainmentSuppressed", note, action=r.action)
-            log.warning("Held back: %s", note)
-        elif r.result == FAILED:
-            self.storage.emit_event(
-                subject.ref, "ContainmentFailed", f"{r.action} on {r.target} failed: {r.message}", action=r.action
-            )
-            log.error("Containment %s of %s failed: %s %s", r.action, r.target, r.message, where)
-        elif r.result == DRY_RUN:
-            self.storage.emit_event(subject.ref, "DryRun", f"{r.action}: {r.message}", action=r.action)
+                emit(f"ok-{r.action}", subject.ref, reason, r.message, action=r.action)
+                log.warning("%s", r.message)
+            elif r.result == SUPPRESSED:
+                note = f"{r.message} {where}"
+                node = {"apiVersion": "v1", "kind": "Node", "name": r.target.split(" ", 1)[-1]}
+                emit(f"held-node-{r.action}", node, "ContainmentSuppressed", note, action=r.action)
+                if subject.kind == "Pod":
+                    emit(f"held-{r.action}", subject.ref, "ContainmentSuppressed", note, action=r.action)
+                log.warning("Held back: %s", note)
+            elif r.result == FAILED:
+                note = f"{r.action} on {r.target} failed: {r.message} {where}"
+                emit(f"failed-{r.action}", subject.ref, "ContainmentFailed", note, action=r.action)
+                log.error("%s", note)
+            elif r.result == DRY_RUN:
+                emit(f"dry-{r.action}", subject.ref, "DryRun", f"{r.action}: {r.message} {where}", action=r.action)
 
     # ------------------------------------------------------------------ nodes (CPU no pod accounts for)
 
