@@ -8,7 +8,7 @@ TOOLS_BIN := $(shell hack/tools.sh bindir)
 export PATH := $(TOOLS_BIN):$(PATH)
 export KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: help venv tools cluster-up cluster-down cluster-status lint typecheck unit e2e test demo bench clean manifests
+.PHONY: help venv tools cluster-up cluster-down cluster-status lint typecheck unit e2e test demo bench clean manifests docs
 
 help:
 	@echo "make demo          the local cluster, the operator and a scene of miners being contained"
@@ -17,6 +17,7 @@ help:
 	@echo "make cluster-down  stop it and remove its state"
 	@echo "make bench         benchmarks (not part of the test suite)"
 	@echo "make manifests     render manifests/install.yaml from the Helm chart"
+	@echo "make docs          regenerate docs/policy-reference.md from the CRDs"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -78,3 +79,7 @@ manifests: tools
 	    --set policies.installDefaultPack=false --set tests.enabled=false \
 	    --api-versions kopf.dev/v1/ClusterKopfPeering 2> >(grep -v 'found symbolic link' >&2); } > $(INSTALL_YAML).tmp
 	@mv $(INSTALL_YAML).tmp $(INSTALL_YAML)
+
+# docs/policy-reference.md: every MinerPolicy and MinerIncident field, generated from crds/.
+docs: venv
+	$(PY) hack/gen_policy_reference.py
