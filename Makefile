@@ -8,7 +8,7 @@ TOOLS_BIN := $(shell hack/tools.sh bindir)
 export PATH := $(TOOLS_BIN):$(PATH)
 export KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: help venv tools cluster-up cluster-down cluster-status lint typecheck unit e2e test demo bench clean manifests docs
+.PHONY: help venv tools cluster-up cluster-down cluster-status lint typecheck unit e2e test demo bench clean manifests lock docs
 
 help:
 	@echo "make demo          the local cluster, the operator and a scene of miners being contained"
@@ -17,6 +17,7 @@ help:
 	@echo "make cluster-down  stop it and remove its state"
 	@echo "make bench         benchmarks (not part of the test suite)"
 	@echo "make manifests     render manifests/install.yaml from the Helm chart"
+	@echo "make lock          regenerate requirements.lock (pinned, hashed runtime deps for the image)"
 	@echo "make docs          regenerate docs/policy-reference.md from the CRDs"
 
 $(STAMP): pyproject.toml
@@ -79,6 +80,16 @@ manifests: tools
 	    --set policies.installDefaultPack=false --set tests.enabled=false \
 	    --api-versions kopf.dev/v1/ClusterKopfPeering 2> >(grep -v 'found symbolic link' >&2); } > $(INSTALL_YAML).tmp
 	@mv $(INSTALL_YAML).tmp $(INSTALL_YAML)
+
+# requirements.lock: the runtime dependencies of pyproject.toml, pinned with hashes for
+# the image (Dockerfile), resolved for CPython 3.11 like the image's python:3.11-slim.
+PIP_TOOLS_VERSION ?= 7.6.2
+LOCK_VENV := build/lock-venv
+lock:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "make lock needs CPython 3.11 (the image runs python:3.11)")'
+	@test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install -q pip-tools==$(PIP_TOOLS_VERSION); }
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
+	  --output-file requirements.lock pyproject.toml
 
 # docs/policy-reference.md: every MinerPolicy and MinerIncident field, generated from crds/.
 docs: venv
