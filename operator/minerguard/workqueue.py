@@ -15,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 
+from minerguard.errors import MinerguardError
+
 log = logging.getLogger(__name__)
 
 
@@ -130,7 +132,10 @@ class WorkQueue:
             failed = False
             try:
                 self._work(key)
+            except MinerguardError as exc:
+                failed = True
+                log.warning("Work on %s failed (%s); will retry", key, exc)
             except Exception:
                 failed = True
-                log.exception("Work on %s failed; will retry", key)
+                log.exception("Work on %s failed unexpectedly; will retry", key)
             self._done(key, failed)

@@ -106,6 +106,17 @@ class OperatorProcess:
         ]
         return sum(values) if values else None
 
+    def log_size(self) -> int:
+        try:
+            return Path(self.log_path).stat().st_size
+        except OSError:
+            return 0
+
+    def log_since(self, offset: int) -> str:
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+
     def log_tail(self, n: int = 4000) -> str:
         try:
             return Path(self.log_path).read_text(errors="replace")[-n:]

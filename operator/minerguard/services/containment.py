@@ -84,6 +84,7 @@ class Containment:
         self.metric_findings = metric_findings
         self.queue = WorkQueue(self._process, workers=workers, name="contain")
         self._owners: dict[str, inc.WorkloadRef] = {}
+        self._gone: dict[str, Workload] = {}
         self._incident_locks = [threading.Lock() for _ in range(64)]
 
     def start(self) -> None:
@@ -108,6 +109,8 @@ class Containment:
         if event_type == "DELETED":
             old = self.state.drop_pod(key)
             if old is not None and old.matched:
+                with self.state.lock:
+                    self._gone[old.workload.uid] = old.workload
                 self.queue.add(("deleted", key[0], key[1], old.workload.uid))
             return
         wl = workload_from_pod(pod)
@@ -203,8 +206,19 @@ class Containment:
                 for p in (incident.get("status") or {}).get("pods") or []
             )
             if enforce:
-                results = self._run_actions(wl, pod, name, primary, extra={"previously_contained": previously})
-                pod_state = _pod_state(results)
+                try:
+                    results = self._run_actions(wl, pod, name, primary, extra={"previously_contained": previously})
+                    pod_state = _pod_state(results)
+                except NotFound:
+                    results = [
+                        ActionResult(
+                            "quarantine",
+                            f"Pod {wl.namespace}/{wl.name}",
+                            FAILED,
+                            "the pod was deleted during containment",
+                        )
+                    ]
+                    pod_state = inc.POD_DELETED
             try:
                 self._record(Subject.of_pod(wl), incident, matched, primary, results, pod_state)
             except NotFound:
@@ -441,32 +455,35 @@ class Containment:
     def _pod_gone(self, namespace: str, name: str, uid: str) -> None:
         """A matched pod was deleted: mark it Deleted in its incident, end the incident when none is left."""
         with self.state.lock:
-            names = [n for (ns, n), e in self.state.incidents.items() if ns == namespace and uid in e.pod_uids]
-        for incident_name in names:
+            wl = self._gone.pop(uid, None)
+        if wl is None:
+            return
+        incident_name = inc.incident_name(self.owner_of(wl))
 
-            def attempt(incident_name: str = incident_name) -> dict[str, Any]:
-                live = self.storage.get_incident(namespace, incident_name)
-                status = dict(live.get("status") or {})
-                pods = [dict(p) for p in status.get("pods") or []]
-                for p in pods:
-                    if p.get("uid") == uid and p.get("state") != inc.POD_DELETED:
-                        p["state"], p["since"] = inc.POD_DELETED, now_iso()
-                status["pods"] = pods
-                spec = live.get("spec") or {}
-                status["state"] = inc.overall_state(pods, str(spec.get("mode")), bool(spec.get("release")))
-                if status["state"] == inc.ENDED:
-                    status["message"] = "Every pod of this workload is gone"
-                if status != (live.get("status") or {}):
-                    status["lastUpdated"] = now_iso()
-                    live = self.storage.replace_incident_status(namespace, inc.with_status(live, status))
-                return live
+        def attempt() -> dict[str, Any]:
+            live = self.storage.get_incident(namespace, incident_name)
+            status = dict(live.get("status") or {})
+            pods = [dict(p) for p in status.get("pods") or []]
+            for p in pods:
+                if p.get("uid") == uid and p.get("state") != inc.POD_DELETED:
+                    p["state"], p["since"] = inc.POD_DELETED, now_iso()
+            status["pods"] = pods
+            spec = live.get("spec") or {}
+            status["state"] = inc.overall_state(pods, str(spec.get("mode")), bool(spec.get("release")))
+            if status["state"] == inc.ENDED:
+                status["message"] = "Every pod of this workload is gone"
+            if status != (live.get("status") or {}):
+                status["lastUpdated"] = now_iso()
+                live = self.storage.replace_incident_status(namespace, inc.with_status(live, status))
+            return live
 
+        with self._incident_locks[hash((namespace, incident_name)) % len(self._incident_locks)]:
             try:
                 updated = retrying(attempt, what=f"record deletion in MinerIncident {namespace}/{incident_name}")
             except NotFound:
-                continue
-            self.state.put_incident(namespace, incident_name, updated)
-            log.info("Pod %s/%s was deleted; recorded in incident %s", namespace, name, incident_name)
+                return
+        self.state.put_incident(namespace, incident_name, updated)
+        log.info("Pod %s/%s was deleted; recorded in incident %s/%s", namespace, name, namespace, incident_name)
 
     # ------------------------------------------------------------------ release
 
