@@ -90,6 +90,7 @@ lock:
 	@test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install -q pip-tools==$(PIP_TOOLS_VERSION); }
 	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
 	  --output-file requirements.lock pyproject.toml
+	@sed -i '1i # requirements.lock: minerguard'"'"'s runtime dependencies, pinned with hashes, for the image (Dockerfile).' requirements.lock
 
 # docs/policy-reference.md: every MinerPolicy and MinerIncident field, generated from crds/.
 docs: venv
