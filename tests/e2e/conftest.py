@@ -112,3 +112,11 @@ def make_policy(custom: client.CustomObjectsApi) -> Iterator[Any]:
             custom.delete_cluster_custom_object(GROUP, VERSION, "minerpolicies", name)
         except ApiException:
             pass
+
+
+@pytest.fixture
+def paused_session_operator(operator: OperatorProcess) -> Iterator[None]:
+    """Stop the session's standalone operator so only the HA pair acts; start it again afterwards."""
+    operator.stop()
+    yield
+    operator.start()

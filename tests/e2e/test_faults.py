@@ -455,14 +455,6 @@ def test_slow_prometheus_keeps_spec_detection_and_recovers(
     )
 
 
-@pytest.fixture
-def paused_session_operator(operator: OperatorProcess) -> Iterator[None]:
-    """Stop the session's standalone operator so only the HA pair acts; start it again afterwards."""
-    operator.stop()
-    yield
-    operator.start()
-
-
 def test_two_replicas_only_one_acts_and_handover_is_bounded(
     paused_session_operator: None,
     core: client.CoreV1Api,
