@@ -7,10 +7,27 @@ Policies carry two kinds of pattern:
 * ``regex``: an RE2 regular expression, case-insensitive, *searched* in the value.
 
 Both are compiled to RE2 (the ``re2`` module), never to Python's ``re``: RE2 runs in time
-linear in the input whatever the pattern, so a policy written as ``(a+)+$`` cannot stall the
-operator. A value longer than :data:`MAX_VALUE_LEN` characters (64 KiB) is cut to its
-first :data:`MAX_VALUE_LEN` characters before it is matched; nothing after that point is
-ever scanned.
+linear in the input whatever the pattern, so a policy written as ``(a+)+$``, ``(a|aa)*b``
+or ``(.*a){20}`` cannot stall the operator. What RE2 cannot do in linear time it refuses,
+and so does :func:`compile_pattern`, with a :class:`PatternError` naming the pattern and
+the problem (which :func:`~minerguard.models.parse_policy` turns into ``InvalidRegex``):
+
+* backreferences (``(a)\\1``) and lookaround (``(?=``, ``(?<=``, ``(?!``);
+* a counted repetition above 1000 (``x{1001}``), or nested ones that multiply past it;
+* a pattern longer than :data:`MAX_PATTERN_LEN` (512) characters;
+* a pattern whose compiled program has more than :data:`MAX_PROGRAM_SIZE` (4096)
+  instructions (``[a-z]{1000}``, ``(.*a){1000}``), or needs more than 2 MiB to compile
+  (RE2 ``max_mem``). Linear time is input length times program size at worst, so this
+  bounds the constant: a 64 KiB value costs at most some tens of milliseconds per pattern
+  even when the input is built to defeat RE2's DFA.
+
+Matching is bounded as well: a value longer than :data:`MAX_VALUE_LEN` characters (64 KiB)
+is cut to its first :data:`MAX_VALUE_LEN` characters before it is matched; nothing after
+that point is ever scanned. A yes/no match (:meth:`Pattern.matches`, the pre-checks of
+:class:`PatternSet`) runs a capture-free program, which RE2 runs on its fast DFA;
+capture groups are computed only for the text of a match (:meth:`Pattern.find`). A value
+holding lone UTF-16 surrogates (possible from JSON ``"\\ud800"``) is matched with each
+of them read as U+FFFD.
 """
 
 from __future__ import annotations
@@ -22,6 +39,7 @@ import re2
 
 __all__ = [
     "MAX_PATTERN_LEN",
+    "MAX_PROGRAM_SIZE",
     "MAX_VALUE_LEN",
     "Pattern",
     "PatternError",
@@ -39,11 +57,14 @@ MAX_VALUE_LEN = 64 * 1024
 MAX_PATTERN_LEN = 512
 """Longest accepted pattern, as in the MinerPolicy schema."""
 
-_MAX_PROGRAM_MEM = 8 << 20
-"""Memory budget for one compiled RE2 program (8 MiB)."""
+MAX_PROGRAM_SIZE = 4096
+"""Most RE2 program instructions one pattern may compile to."""
 
-_MAX_SET_MEM = 64 << 20
-"""Memory budget for the combined program of a :class:`PatternSet` (64 MiB)."""
+_MAX_PROGRAM_MEM = 2 << 20
+"""Memory budget for one compiled RE2 program and its DFA cache (2 MiB)."""
+
+_MAX_SET_MEM = 32 << 20
+"""Memory budget for the combined program of a :class:`PatternSet` (32 MiB)."""
 
 PatternKind = Literal["glob", "regex"]
 
@@ -63,12 +84,26 @@ def bounded(value: str) -> str:
     return value if len(value) <= MAX_VALUE_LEN else value[:MAX_VALUE_LEN]
 
 
-def _options(max_mem: int = _MAX_PROGRAM_MEM) -> Any:
+def _scrub(text: str) -> str:
+    """``text`` with every lone surrogate (which UTF-8 cannot encode) replaced by U+FFFD."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _run(method: Any, text: str) -> Any:
+    """``method(text)``: a search or fullmatch of a compiled program, on the scrubbed text if need be."""
+    try:
+        return method(text)
+    except UnicodeEncodeError:
+        return method(_scrub(text))
+
+
+def _options(max_mem: int = _MAX_PROGRAM_MEM, capture: bool = True) -> Any:
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False
     options.dot_nl = True
     options.max_mem = max_mem
+    options.never_capture = not capture
     return options
 
 
@@ -79,10 +114,16 @@ class Pattern:
     kind: PatternKind
     source: str
     _compiled: Any = field(repr=False, compare=False, hash=False)
+    _fast: Any = field(default=None, repr=False, compare=False, hash=False)
+
+    def _program(self) -> Any:
+        return self._compiled if self._fast is None else self._fast
 
     def matches(self, value: str) -> bool:
         """True when the glob matches the whole value, or the regex is found in it."""
-        return self.find(value) is not None
+        program = self._program()
+        method = program.fullmatch if self.kind == "glob" else program.search
+        return _run(method, bounded(value)) is not None
 
     def find(self, value: str, prefer_group: bool = False) -> str | None:
         """The matched text (the whole value for a glob), or None when there is no match.
@@ -92,13 +133,32 @@ class Pattern:
         """
         text = bounded(value)
         if self.kind == "glob":
-            return text if self._compiled.fullmatch(text) is not None else None
-        found = self._compiled.search(text)
+            return text if self.matches(text) else None
+        groups = prefer_group and self._compiled.groups >= 1
+        found = _run((self._compiled if groups else self._program()).search, text)
         if found is None:
             return None
-        if prefer_group and self._compiled.groups >= 1 and found.group(1) is not None:
+        if groups and found.group(1) is not None:
             return str(found.group(1))
         return str(found.group(0))
+
+
+def _join_safe(pattern: Pattern) -> bool:
+    """Whether a search over values joined by newlines in multi-line mode finds every match of
+    the pattern in one of the values: true unless the pattern anchors to the text itself
+    (``\\A``, ``\\z``) or turns multi-line mode off (``(?-m)``, ``(?i-m:...)``)."""
+    if pattern.kind == "glob":
+        return True
+    source = pattern.source
+    if "\\A" in source or "\\z" in source:
+        return False
+    start = source.find("(?")
+    while start >= 0:
+        flags = source[start + 2 :].split(")", 1)[0].split(":", 1)[0]
+        if "-" in flags and "m" in flags.split("-", 1)[1]:
+            return False
+        start = source.find("(?", start + 2)
+    return True
 
 
 class PatternSet:
@@ -108,23 +168,39 @@ class PatternSet:
     The check is exact (the alternation of all the patterns), never a false negative. When
     the combined program does not compile within its memory budget there is no pre-check,
     and :meth:`may_match` is always True.
+
+    :meth:`may_match_lines` does the same for many values at once, joined by newlines: a
+    single pass over them all, never a false negative, some false positives (a match
+    across two values). It is True without looking when some pattern could anchor to the
+    whole text (see :func:`_join_safe`).
     """
 
     def __init__(self, patterns: tuple[Pattern, ...]) -> None:
         self.patterns = patterns
         self._combined: Any = None
+        self._lines: Any = None
         if patterns:
             parts = [f"^(?:{glob_to_re2(p.source)})$" if p.kind == "glob" else f"(?:{p.source})" for p in patterns]
+            options = _options(_MAX_SET_MEM, capture=False)
             try:
-                self._combined = re2.compile("|".join(parts), _options(_MAX_SET_MEM))
+                self._combined = re2.compile("|".join(parts), options)
+                if all(_join_safe(p) for p in patterns):
+                    self._lines = re2.compile("(?m)" + "|".join(parts), options)
             except re2.error:
-                self._combined = None
+                pass
 
     def may_match(self, value: str) -> bool:
         """False only when no pattern of the set matches ``value``."""
         if not self.patterns:
             return False
-        return self._combined is None or self._combined.search(bounded(value)) is not None
+        return self._combined is None or _run(self._combined.search, bounded(value)) is not None
+
+    def may_match_lines(self, lines: str) -> bool:
+        """False only when no pattern of the set matches any of the values joined by newlines
+        into ``lines`` (each value as :meth:`may_match` sees it). ``lines`` is not cut."""
+        if not self.patterns:
+            return False
+        return self._lines is None or _run(self._lines.search, lines) is not None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PatternSet) and self.patterns == other.patterns
@@ -161,6 +237,15 @@ def _class_char(char: str) -> str:
     return "\\" + char if char in "\\]^-[" else char
 
 
+def _escape(char: str) -> str:
+    """One character as a literal in RE2 syntax (as ``re2.escape``, which cannot take a lone surrogate)."""
+    if char == "\x00":
+        return "\\x00"
+    if char.isascii() and not (char.isalnum() or char == "_"):
+        return "\\" + char
+    return char
+
+
 def glob_to_re2(glob: str) -> str:
     """Translate an fnmatch-style glob into an RE2 expression for a whole-value match."""
     out: list[str] = []
@@ -186,8 +271,17 @@ def glob_to_re2(glob: str) -> str:
                 out.append(_class_to_re2(glob[i:j]))
                 i = j + 1
         else:
-            out.append(re2.escape(char))
+            out.append(_escape(char))
     return "".join(out)
+
+
+def _re2_problem(exc: Exception) -> str:
+    detail = exc.args[0] if exc.args else exc
+    if isinstance(detail, bytes):
+        detail = detail.decode("utf-8", "replace")
+    if str(detail).startswith("pattern too large"):
+        return f"too complex: compiles to more than {_MAX_PROGRAM_MEM >> 20} MiB of RE2 program"
+    return str(detail)
 
 
 def _compile(kind: PatternKind, source: str, expression: str) -> Pattern:
@@ -197,12 +291,20 @@ def _compile(kind: PatternKind, source: str, expression: str) -> Pattern:
         raise PatternError(kind, source[:40] + "...", f"longer than {MAX_PATTERN_LEN} characters")
     try:
         compiled = re2.compile(expression, _options())
+        fast = re2.compile(expression, _options(capture=False)) if compiled.groups else None
     except re2.error as exc:
-        detail = exc.args[0] if exc.args else exc
-        if isinstance(detail, bytes):
-            detail = detail.decode("utf-8", "replace")
-        raise PatternError(kind, source, str(detail)) from None
-    return Pattern(kind=kind, source=source, _compiled=compiled)
+        raise PatternError(kind, source, _re2_problem(exc)) from None
+    except UnicodeEncodeError:
+        raise PatternError(kind, source, "not valid Unicode (a lone surrogate)") from None
+    size = compiled.programsize
+    if size > MAX_PROGRAM_SIZE:
+        raise PatternError(
+            kind,
+            source,
+            f"too complex: compiles to {size} RE2 instructions, more than {MAX_PROGRAM_SIZE}"
+            " (use fewer or smaller counted repetitions such as {n})",
+        )
+    return Pattern(kind=kind, source=source, _compiled=compiled, _fast=fast)
 
 
 def compile_glob(glob: str) -> Pattern:

@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minerguard.models import PolicyInvalid, parse_policy
 from minerguard.patterns import (
+    MAX_PROGRAM_SIZE,
     MAX_VALUE_LEN,
     Pattern,
     PatternError,
@@ -95,6 +97,93 @@ def test_catastrophic_pattern_runs_in_linear_time() -> None:
     assert compile_glob("*a*a*a*a*a*a*a*b").matches("a" * 50000) is False
 
 
+# Patterns that take a backtracking engine exponential (or high polynomial) time. RE2 accepts
+# them and stays linear: the pytest timeout is only a guard against a hang.
+CATASTROPHIC = [
+    "(a+)+$",
+    "(a|aa)*b",
+    "(a|a)*b",
+    "(.*a){20}",
+    "((a*)*)*b",
+    "(a*)*$",
+    "(x+x+)+y",
+    "(\\w+\\s?)*$",
+    "^(([a-z])+.)+[A-Z]([a-z])+$",
+    "(" + "|".join(f"w{i}x" for i in range(100)) + ")+$",  # a huge alternation
+    "[ab]*a[ab]{200}",  # a DFA with 2^200 states
+]
+HOSTILE_INPUTS = ["a" * MAX_VALUE_LEN, "a" * 50000 + "!", "ab" * 30000, "x" * 40000 + "y" * 20000, "w1x" * 20000]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("regex", CATASTROPHIC)
+def test_catastrophic_regexes_are_accepted_and_stay_linear(regex: str) -> None:
+    pattern = compile_regex(regex)
+    for value in HOSTILE_INPUTS:
+        pattern.matches(value)
+        pattern.find(value, prefer_group=True)
+        PatternSet((pattern,)).may_match(value)
+
+
+@pytest.mark.parametrize(
+    ("regex", "problem"),
+    [
+        ("(a)\\1", "invalid escape sequence: \\1"),  # backreference
+        ("(?P<x>a)(?P=x)", "invalid perl operator: (?P"),  # named backreference
+        ("(?P<x>a)\\k<x>", "invalid escape sequence: \\k"),
+        ("(?=a)", "invalid perl operator: (?="),  # lookahead
+        ("(?!a)b", "invalid perl operator: (?!"),
+        ("(?<=a)b", "invalid perl operator: (?<"),  # lookbehind
+        ("(?<!a)b", "invalid perl operator: (?<"),
+        ("x{1001}", "invalid repetition size"),
+        ("((a{100}){100}){100}", "invalid repetition size"),
+        ("[a-z]{1000}", f"more than {MAX_PROGRAM_SIZE}"),
+        ("(.*a){1000}", f"more than {MAX_PROGRAM_SIZE}"),
+        ("(?:\\w+\\W+){500}", f"more than {MAX_PROGRAM_SIZE}"),
+        ("\\pL{1000}", "more than 2 MiB"),
+        ("a\ud800", "not valid Unicode"),
+        ("a**", "bad repetition operator: **"),
+    ],
+)
+def test_regexes_re2_cannot_run_in_linear_time_or_bounded_memory_are_refused(regex: str, problem: str) -> None:
+    with pytest.raises(PatternError) as caught:
+        compile_regex(regex)
+    assert problem in caught.value.problem
+    assert str(caught.value).startswith(f"invalid regex {regex[:40]!r}")
+
+
+def test_refusals_reach_the_policy_as_invalid_regex_naming_the_field() -> None:
+    policy = {
+        "kind": "MinerPolicy",
+        "metadata": {"name": "p"},
+        "spec": {"mode": "Audit", "signals": {"arguments": [{"glob": "ok"}, {"regex": "(.*a){1000}"}]}},
+    }
+    with pytest.raises(PolicyInvalid) as caught:
+        parse_policy(policy)
+    assert caught.value.reason == "InvalidRegex"
+    assert caught.value.message.startswith("spec.signals.arguments[1].regex: invalid regex '(.*a){1000}': too complex")
+
+
+def test_globs_with_lone_surrogates_are_refused_not_crashed() -> None:
+    with pytest.raises(PatternError, match="not valid Unicode"):
+        compile_glob("x\udfff*")
+
+
+def test_values_with_lone_surrogates_are_matched_as_replacement_characters() -> None:
+    assert compile_regex("xmrig").matches("\ud800xmrig") is True
+    assert compile_regex("a.b").find("a\udc80b") == "a\ufffdb"
+    assert compile_glob("*xmrig").matches("\ud800xmrig") is True
+    assert PatternSet((compile_regex("xmrig"),)).may_match("\ud800xmrig") is True
+    assert PatternSet((compile_regex("xmrig"),)).may_match_lines("a\nb\ud800\nxmrig") is True
+
+
+def test_groups_are_found_even_though_yes_no_matching_skips_them() -> None:
+    pattern = compile_regex("(x+)(y)?z")
+    assert pattern.matches("xxz") is True
+    assert pattern.find("axxz") == "xxz"
+    assert pattern.find("axxz", prefer_group=True) == "xx"
+
+
 def test_values_are_scanned_up_to_64_kib_only() -> None:
     needle = compile_regex("needle")
     assert needle.matches("x" * (MAX_VALUE_LEN - 6) + "needle") is True
@@ -164,3 +253,37 @@ def test_pattern_set_without_a_combined_program_tries_everything() -> None:
     fallback = PatternSet(patterns)
     object.__setattr__(fallback, "_combined", None)  # as when the combined program is too big
     assert fallback.may_match("nothing") is True
+
+
+LINE_PATTERNS = (
+    *SET_PATTERNS,
+    compile_glob("*x*y"),
+    compile_regex("\\bab\\b"),
+    compile_regex("^c$"),
+    compile_regex("(?s).a"),
+)
+
+
+@given(values=st.lists(st.text(alphabet="abcxy.\n ", max_size=6), max_size=6))
+@settings(max_examples=400, deadline=None)
+def test_pattern_set_lines_check_never_misses_a_value(values: list[str]) -> None:
+    patterns = PatternSet(LINE_PATTERNS)
+    if any(patterns.may_match(value) for value in values):
+        assert patterns.may_match_lines("\n".join(values)) is True
+
+
+@pytest.mark.parametrize("regex", ["\\Aab", "ab\\z", "(?-m)^ab", "(?i-m:^ab)", "(?-sm:ab$)"])
+def test_pattern_set_lines_check_is_skipped_for_whole_text_anchors(regex: str) -> None:
+    patterns = PatternSet((compile_regex(regex),))
+    assert patterns.may_match("ab") is True
+    assert patterns.may_match_lines("x\nab\ny") is True  # no pre-check: always "maybe"
+    assert PatternSet((compile_regex("(?m)^ab"), compile_regex("(?i)ab"))).may_match_lines("x\ny") is False
+
+
+def test_pattern_set_lines_check_examples() -> None:
+    patterns = PatternSet(SET_PATTERNS)
+    assert patterns.may_match_lines("nginx\nxmrig-6\nsh") is True
+    assert patterns.may_match_lines("nginx\npool.supportxmr.com\nsh") is True
+    assert patterns.may_match_lines("nginx\npool.supportxmr.com.evil\nsh") is False
+    assert patterns.may_match_lines("nginx\nsh") is False
+    assert PatternSet(()).may_match_lines("xmrig") is False
