@@ -8,7 +8,7 @@ TOOLS_BIN := $(shell hack/tools.sh bindir)
 export PATH := $(TOOLS_BIN):$(PATH)
 export KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: help venv tools cluster-up cluster-down cluster-status lint typecheck unit e2e test demo bench clean manifests lock docs
+.PHONY: help venv tools cluster-up cluster-down cluster-status lint typecheck unit e2e test demo demo-down bench clean manifests lock docs
 
 help:
 	@echo "make demo          the local cluster, the operator and a scene of miners being contained"
@@ -58,6 +58,10 @@ test: venv tools lint typecheck
 
 demo: venv tools
 	@$(PY) hack/demo.py
+
+demo-down:
+	@-test -f .cluster/pids/demo-operator.pid && kill $$(cat .cluster/pids/demo-operator.pid) 2>/dev/null; true
+	@$(PYTHON) hack/cluster.py down
 
 bench: venv tools
 	$(PY) bench/run.py $(BENCH_ARGS)

@@ -227,3 +227,23 @@ def test_operator_account_has_exactly_what_the_code_needs(
         assert "Forbidden" not in log and " 403" not in log, log[-2000:]
     finally:
         restricted.stop()
+
+
+def test_a_namespace_with_a_quarantine_can_still_be_deleted(
+    admission_policy: None,
+    operator: OperatorProcess,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    make_policy: Any,
+) -> None:
+    namespace = f"doomed-{uuid.uuid4().hex[:5]}"
+    kubectl("create", "namespace", namespace)
+    make_policy(namespace)
+    core.create_namespaced_pod(namespace, miner_pod("miner"))
+    eventually(lambda: incident_in_state(custom, namespace, "Contained"), 30, "the miner contained")
+    kubectl("delete", "namespace", namespace, "--wait=false")
+    eventually(
+        lambda: namespace not in {n.metadata.name for n in core.list_namespace().items},
+        90,
+        "the namespace controller deletes the quarantine policy and the namespace goes away",
+    )
