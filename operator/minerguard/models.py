@@ -11,16 +11,30 @@
   template of a workload manifest, into a :class:`Workload`.
 
 Workload parsing never raises: a missing or wrong-typed field counts as absent. It is also
-bounded whatever the input: at most :data:`MAX_CONTAINERS` containers (all kinds together),
-:data:`MAX_ENV` env entries and :data:`MAX_ARGS` command/args items per container,
-:data:`MAX_VOLUMES` volumes, :data:`MAX_LABELS` labels, and every string cut to
-:data:`~minerguard.patterns.MAX_VALUE_LEN` characters (64 KiB).
+bounded whatever the input, so that a hostile multi-megabyte pod costs detection no more
+than about a megabyte of text:
+
+* at most :data:`MAX_CONTAINERS` containers (all kinds together), :data:`MAX_ENV` env
+  entries and :data:`MAX_ARGS` command/args items per container, :data:`MAX_VOLUMES`
+  volumes and :data:`MAX_LABELS` labels;
+* every string cut to :data:`~minerguard.patterns.MAX_VALUE_LEN` characters (64 KiB),
+  container and env variable names to :data:`MAX_NAME_LEN` (256);
+* the text detection reads (each container's image, command and args items, and literal
+  env names and values; every item counting one character more than its length) at most
+  :data:`MAX_POD_TEXT` characters (1 MiB) per pod. When a pod has more, it is shared out
+  fairly (max-min) between its containers: a container is cut only if it has more than
+  the others, and every container keeps all its text or at least ``MAX_POD_TEXT /
+  containers`` characters of it (1 KiB with 1000 containers), so junk in one container
+  cannot push another out of view.
+  Within a container the image is kept first, then command, args, and env in order; what
+  does not fit is left out (the last item kept may be cut short).
 
 This module has no kopf and no Kubernetes client imports: it is pure data.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +47,8 @@ from minerguard.patterns import MAX_PATTERN_LEN, Pattern, PatternError, PatternS
 
 __all__ = [
     "ACTION_NAMES",
+    "MAX_NAME_LEN",
+    "MAX_POD_TEXT",
     "METRIC_SIGNAL_KINDS",
     "SIGNAL_KINDS",
     "SPEC_SIGNAL_KINDS",
@@ -52,6 +68,7 @@ __all__ = [
     "Signals",
     "UnaccountedCpuSpec",
     "Workload",
+    "fair_shares",
     "parse_policy",
     "parse_quantity",
     "workload_from_pod",
@@ -93,6 +110,9 @@ MAX_ENV = 5000
 MAX_ARGS = 10000
 MAX_VOLUMES = 5000
 MAX_LABELS = 4096
+MAX_NAME_LEN = 256
+MAX_POD_TEXT = 1 << 20
+"""Characters of image, command, args and env text kept per pod (1 MiB), shared fairly between containers."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -153,6 +173,9 @@ class Signals:
     host_set: PatternSet = field(init=False, repr=False, compare=False)
     process_set: PatternSet = field(init=False, repr=False, compare=False)
     argument_glob_set: PatternSet = field(init=False, repr=False, compare=False)
+    argument_regex_set: PatternSet = field(init=False, repr=False, compare=False)
+    wallet_glob_set: PatternSet = field(init=False, repr=False, compare=False)
+    wallet_regex_set: PatternSet = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         sets = {
@@ -160,6 +183,9 @@ class Signals:
             "host_set": self.pool_hosts,
             "process_set": self.processes,
             "argument_glob_set": tuple(i for i in self.arguments if i.pattern.kind == "glob"),
+            "argument_regex_set": tuple(i for i in self.arguments if i.pattern.kind == "regex"),
+            "wallet_glob_set": tuple(i for i in self.wallet_patterns if i.pattern.kind == "glob"),
+            "wallet_regex_set": tuple(i for i in self.wallet_patterns if i.pattern.kind == "regex"),
         }
         for name, indicators in sets.items():
             object.__setattr__(self, name, PatternSet(tuple(i.pattern for i in indicators)))
@@ -319,7 +345,7 @@ def _enum(value: object, path: str, allowed: Sequence[str], reason: str = "Inval
 def _number(value: object, path: str, minimum: float, maximum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _invalid(path, f"must be a number, got {_type_name(value)}")
-    if value != value or value < minimum or (maximum is not None and value > maximum):
+    if not math.isfinite(value) or value < minimum or (maximum is not None and value > maximum):
         bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise _invalid(path, f"must be {bounds}, got {value}")
     return float(value)
@@ -686,22 +712,26 @@ def _as_str(value: object) -> str:
     return bounded(value) if isinstance(value, str) else ""
 
 
-def _as_strs(value: object) -> tuple[str, ...]:
-    return tuple(bounded(item) for item in _as_list(value, MAX_ARGS) if isinstance(item, str))
+def _as_name(value: object) -> str:
+    return value[:MAX_NAME_LEN] if isinstance(value, str) else ""
+
+
+def _as_strs(value: object) -> list[str]:
+    return [bounded(item) for item in _as_list(value, MAX_ARGS) if isinstance(item, str)]
 
 
 def _first(items: Sequence[Any], predicate: Callable[[Any], bool]) -> Any:
     return next((item for item in items if predicate(item)), None)
 
 
-def _env(value: object) -> tuple[tuple[str, str], ...]:
+def _env(value: object) -> list[tuple[str, str]]:
     out = []
     for entry in _as_list(value, MAX_ENV):
         entry = _as_map(entry)
         literal = entry.get("value")
         if isinstance(literal, str) and "valueFrom" not in entry:
-            out.append((_as_str(entry.get("name")), bounded(literal)))
-    return tuple(out)
+            out.append((_as_name(entry.get("name")), bounded(literal)))
+    return out
 
 
 _STATUS_FIELDS = {
@@ -716,30 +746,97 @@ def _image_ids(status: Mapping[str, Any], key: str) -> dict[str, str]:
     for entry in _as_list(status.get(key), MAX_CONTAINERS):
         entry = _as_map(entry)
         name = entry.get("name")
-        if isinstance(name, str) and name not in ids:
-            ids[name] = _as_str(entry.get("imageID"))
+        if isinstance(name, str) and name[:MAX_NAME_LEN] not in ids:
+            ids[name[:MAX_NAME_LEN]] = _as_str(entry.get("imageID"))
     return ids
 
 
+@dataclass
+class _Text:
+    """The text of one container before the pod's text budget is applied."""
+
+    image: str
+    command: list[str]
+    args: list[str]
+    env: list[tuple[str, str]]
+
+    def size(self) -> int:
+        items = self.command + self.args
+        return len(self.image) + sum(map(len, items)) + len(items) + sum(len(n) + len(v) + 1 for n, v in self.env)
+
+    def cut(self, allowance: int) -> None:
+        """Keep at most ``allowance`` characters: the image, then command, args and env, in order."""
+        self.image = self.image[:allowance]
+        allowance -= len(self.image)
+        self.command, allowance = _cut_items(self.command, allowance)
+        self.args, allowance = _cut_items(self.args, allowance)
+        env: list[tuple[str, str]] = []
+        for name, value in self.env:
+            cost = len(name) + len(value) + 1
+            if cost > allowance:
+                if allowance > len(name) + 1:
+                    env.append((name, value[: allowance - len(name) - 1]))
+                break
+            env.append((name, value))
+            allowance -= cost
+        self.env = env
+
+
+def _cut_items(items: list[str], allowance: int) -> tuple[list[str], int]:
+    for index, item in enumerate(items):
+        if len(item) + 1 > allowance:
+            kept = items[:index] + ([item[: allowance - 1]] if allowance > 1 else [])
+            return kept, 0
+        allowance -= len(item) + 1
+    return items, allowance
+
+
+def fair_shares(demands: Sequence[int], budget: int) -> list[int]:
+    """Max-min fair shares of ``budget``: every demand in full when they all fit, otherwise
+    every demand up to one common cap, the largest that keeps the total within the budget."""
+    if sum(demands) <= budget:
+        return list(demands)
+    remaining, left, cap = budget, len(demands), 0
+    for demand in sorted(demands):
+        share = remaining // left
+        if demand > share:
+            cap = share
+            break
+        remaining -= demand
+        left -= 1
+    return [min(demand, cap) for demand in demands]
+
+
 def _containers(spec: Mapping[str, Any], status: Mapping[str, Any]) -> tuple[ContainerView, ...]:
-    views: list[ContainerView] = []
+    found: list[tuple[str, str, _Text, str]] = []
     for kind, (spec_key, status_key) in _STATUS_FIELDS.items():
         ids = _image_ids(status, status_key)
-        for raw in _as_list(spec.get(spec_key), MAX_CONTAINERS - len(views)):
+        for raw in _as_list(spec.get(spec_key), MAX_CONTAINERS - len(found)):
             container = _as_map(raw)
-            name = _as_str(container.get("name"))
-            views.append(
-                ContainerView(
-                    kind=kind,
-                    name=name,
-                    image=_as_str(container.get("image")),
-                    command=_as_strs(container.get("command")),
-                    args=_as_strs(container.get("args")),
-                    env=_env(container.get("env")),
-                    image_id=ids.get(name, ""),
-                )
+            name = _as_name(container.get("name"))
+            text = _Text(
+                image=_as_str(container.get("image")),
+                command=_as_strs(container.get("command")),
+                args=_as_strs(container.get("args")),
+                env=_env(container.get("env")),
             )
-    return tuple(views)
+            found.append((kind, name, text, ids.get(name, "")))
+    sizes = [text.size() for _, _, text, _ in found]
+    for (_, _, text, _), size, share in zip(found, sizes, fair_shares(sizes, MAX_POD_TEXT), strict=True):
+        if share < size:
+            text.cut(share)
+    return tuple(
+        ContainerView(
+            kind=kind,
+            name=name,
+            image=text.image,
+            command=tuple(text.command),
+            args=tuple(text.args),
+            env=tuple(text.env),
+            image_id=image_id,
+        )
+        for kind, name, text, image_id in found
+    )
 
 
 _BINARY_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
@@ -827,7 +924,8 @@ def _owner(metadata: Mapping[str, Any]) -> OwnerRef | None:
 
 def _labels(value: object) -> Mapping[str, str]:
     labels = _as_map(value)
-    clean = {k: v for k, v in list(labels.items())[:MAX_LABELS] if isinstance(k, str) and isinstance(v, str)}
+    items = itertools.islice(labels.items(), MAX_LABELS)
+    clean = {k: v for k, v in items if isinstance(k, str) and isinstance(v, str)}
     return MappingProxyType(clean)
 
 
