@@ -214,7 +214,7 @@ REASONS = {
 }
 
 
-def narrate() -> None:
+def narrate(since: str) -> None:
     step(f"Watching what minerguard does (up to {WATCH_SECONDS}s; the CPU finding needs its 30s window)")
     seen: set[str] = set()
     started = time.monotonic()
@@ -223,7 +223,8 @@ def narrate() -> None:
         items = json.loads(kubectl("get", "events", "-A", "-o", "json"))["items"]
         ours = [e for e in items if e.get("reportingComponent") == "minerguard.io/operator"
                 and e["metadata"]["uid"] not in seen and e.get("reason") in REASONS
-                and e.get("involvedObject", {}).get("kind") != "MinerPolicy"]
+                and e.get("involvedObject", {}).get("kind") != "MinerPolicy"
+                and (e.get("eventTime") or e["metadata"]["creationTimestamp"]) >= since]
         for ev in sorted(ours, key=lambda e: e.get("eventTime") or e["metadata"]["creationTimestamp"]):
             seen.add(ev["metadata"]["uid"])
             obj = ev["involvedObject"]
@@ -268,8 +269,9 @@ def main() -> int:
     helm_install()
     proc = start_operator()
     apply_policies()
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
     scene()
-    narrate()
+    narrate(since)
     summary(proc)
     return 0
 
