@@ -41,7 +41,7 @@ cluster-status:
 	@$(PYTHON) hack/cluster.py status
 
 lint: venv
-	$(VENV)/bin/ruff check operator tests hack bench
+	$(VENV)/bin/ruff check $(wildcard operator tests hack bench)
 	$(VENV)/bin/ruff format --check operator tests
 
 typecheck: venv
