@@ -374,6 +374,7 @@ class Containment:
     ) -> None:
         """Events for what changed: a new detection, a pod entering Contained, tampering, new action outcomes."""
         where = f"(policy {verdict.policy}, incident {subject.namespace}/{incident})"
+        fields = {"object": subject.title, "policy": verdict.policy, "incident": f"{subject.namespace}/{incident}"}
 
         def emit(key: str, ref: dict[str, str], reason: str, note: str, warning: bool = True, action: str = "") -> None:
             if key in told:
@@ -395,33 +396,33 @@ class Containment:
             emit("detected", subject.ref, "MinerDetected", note, action="Detect")
             policy_ref = {"apiVersion": "minerguard.io/v1alpha1", "kind": "MinerPolicy", "name": verdict.policy}
             emit("detected-policy", policy_ref, "MinerDetected", note, action="Detect")
-            log.warning("Detected miner in %s by policy %s: %s", subject.title, verdict.policy, signals)
+            log.warning("Detected miner in %s by policy %s: %s", subject.title, verdict.policy, signals, extra=fields)
         for r in results:
             if r.action == "quarantine" and r.result == SUCCEEDED and entered in (inc.POD_CONTAINED, inc.POD_PARTIAL):
                 emit("quarantined", subject.ref, "PodQuarantined", r.message, action=r.action)
-                log.warning("%s %s", r.message, where)
+                log.warning("%s %s", r.message, where, extra=fields)
             if r.tampered:
                 observability.TAMPERING.labels(r.action).inc()
                 note = f"Containment of {subject.title} was undone and is restored: {r.tampered} {where}"
                 emit(f"tampered-{r.action}", subject.ref, "QuarantineRestored", note, action=r.action)
-                log.warning("%s", note)
+                log.warning("%s", note, extra=fields)
         for r in fresh:
             node_action = r.action in ("cordon", "taint")
             if r.result == SUCCEEDED and r.changed and node_action and subject.kind == "Pod":
                 reason = "NodeCordoned" if r.action == "cordon" else "NodeTainted"
                 emit(f"ok-{r.action}", subject.ref, reason, r.message, action=r.action)
-                log.warning("%s", r.message)
+                log.warning("%s", r.message, extra=fields)
             elif r.result == SUPPRESSED:
                 note = f"{r.message} {where}"
                 node = {"apiVersion": "v1", "kind": "Node", "name": r.target.split(" ", 1)[-1]}
                 emit(f"held-node-{r.action}", node, "ContainmentSuppressed", note, action=r.action)
                 if subject.kind == "Pod":
                     emit(f"held-{r.action}", subject.ref, "ContainmentSuppressed", note, action=r.action)
-                log.warning("Held back: %s", note)
+                log.warning("Held back: %s", note, extra=fields)
             elif r.result == FAILED:
                 note = f"{r.action} on {r.target} failed: {r.message} {where}"
                 emit(f"failed-{r.action}", subject.ref, "ContainmentFailed", note, action=r.action)
-                log.error("%s", note)
+                log.error("%s", note, extra=fields)
             elif r.result == DRY_RUN:
                 emit(f"dry-{r.action}", subject.ref, "DryRun", f"{r.action}: {r.message} {where}", action=r.action)
 
@@ -483,7 +484,14 @@ class Containment:
             except NotFound:
                 return
         self.state.put_incident(namespace, incident_name, updated)
-        log.info("Pod %s/%s was deleted; recorded in incident %s/%s", namespace, name, namespace, incident_name)
+        log.info(
+            "Pod %s/%s was deleted; recorded in incident %s/%s",
+            namespace,
+            name,
+            namespace,
+            incident_name,
+            extra={"object": f"Pod {namespace}/{name}", "incident": f"{namespace}/{incident_name}"},
+        )
 
     # ------------------------------------------------------------------ release
 
@@ -547,7 +555,9 @@ class Containment:
 
         updated = retrying(attempt, what=f"record release of MinerIncident {namespace}/{name}")
         self.state.put_incident(namespace, name, updated)
-        log.info("Released incident %s/%s", namespace, name)
+        log.info(
+            "Released incident %s/%s", namespace, name, extra={"incident": f"{namespace}/{name}", "policy": policy}
+        )
 
     def observe_incident(self, event_type: str | None, body: dict[str, Any]) -> None:
         meta = body.get("metadata") or {}

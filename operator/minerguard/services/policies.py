@@ -108,7 +108,7 @@ class PolicyRegistry:
     def _report_invalid(self, body: Mapping[str, Any], exc: PolicyInvalid) -> None:
         meta = body.get("metadata") or {}
         name, generation = meta.get("name", ""), int(meta.get("generation") or 0)
-        log.warning("MinerPolicy %s is invalid: %s", name, exc)
+        log.warning("MinerPolicy %s is invalid: %s", name, exc, extra={"object": f"MinerPolicy {name}", "policy": name})
         conditions = merge_conditions(
             list((body.get("status") or {}).get("conditions") or []),
             [
