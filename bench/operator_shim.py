@@ -1,0 +1,49 @@
+"""What-if runs only: ``minerguard run`` with kopf's per-object queueing settings replaced.
+
+The operator sets ``settings.batching.worker_limit = 64`` and ``idle_timeout = 30`` in its
+startup handler (``minerguard/handlers.py``). kopf keeps one worker per object that had
+an event and lets it idle for ``idle_timeout`` before it exits; with a limit of 64, once
+64 objects had events within 30 s, every other object's events wait for a slot. This
+shim registers one more startup handler, which kopf runs after the operator's own (in
+registration order), and sets the values given here, so the benchmark can show what a
+change would do without touching the operator's code. The default benchmark never uses it.
+
+    python bench/operator_shim.py --worker-limit none --idle-timeout 5 -- run --standalone ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+import kopf
+
+from minerguard import handlers  # noqa: F401 - registers the operator's handlers first
+from minerguard.cli import main as minerguard_main
+
+
+def run(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--worker-limit", default="none", help="an integer, or 'none' for kopf's default (no limit)")
+    ap.add_argument("--idle-timeout", type=float, default=5.0, help="seconds (kopf's default is 5)")
+    ap.add_argument("rest", nargs=argparse.REMAINDER, help="-- then minerguard's own arguments")
+    args = ap.parse_args(argv)
+    limit = None if args.worker_limit.lower() == "none" else int(args.worker_limit)
+    idle = args.idle_timeout
+
+    @kopf.on.startup()
+    async def override_queueing(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.queueing.worker_limit = limit
+        settings.queueing.idle_timeout = idle
+        logging.getLogger("minerguard.bench").warning(
+            "BENCH WHAT-IF: kopf queueing worker_limit=%s idle_timeout=%ss", limit, idle
+        )
+
+    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+    return int(minerguard_main(rest))
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))

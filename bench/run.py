@@ -1,0 +1,1042 @@
+#!/usr/bin/env python3
+"""Benchmarks at cluster scale: ``make bench`` (standard size) or ``make bench BENCH_ARGS=--quick``.
+
+    bench/run.py [--quick] [--out bench/results/latest.json] [--compare auto|baseline|none]
+
+Starts its own local control plane (``hack/cluster.py`` with its own state directory and
+ports, never the test cluster's), the operator as a process (``python -m minerguard run``)
+with its metrics on a loopback port, an Enforce MinerPolicy and a metric MinerPolicy, and
+measures:
+
+* containment latency, idle and while benign pods are created at a steady rate;
+* writes: to benign pods (must be none) and per contained pod;
+* the operator's footprint (peak RSS, CPU seconds) at three pod counts;
+* PromQL query cost per evaluation cycle and metric detection latency (when the
+  operator has a metrics engine; otherwise "not available", with the reason);
+* time to first and last containment after the operator starts on a full cluster;
+* the same containment latencies for a contender in the same run: Falco Talon when it
+  can be built, otherwise ``bench/baseline.py``.
+
+It prints a table and writes everything (raw samples included) as JSON. Every wait is
+bounded; the cluster is torn down at the end unless ``--keep-cluster``. See
+docs/performance.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import bcluster
+import procs
+import stats
+import talon
+import workloads as wl
+from baseline import LABEL as BASELINE_LABEL
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from prometheus_client.parser import text_string_to_metric_families
+from watchers import Observer
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+OPERATOR_EVENTS = "minerguard.io/operator"
+
+
+@dataclass(frozen=True)
+class Size:
+    name: str
+    nodes: int
+    pods: int  # benign pods created under load
+    load_miners: int  # miners mixed into the load (per contender)
+    idle_miners: int  # miners contained one at a time on a quiet cluster (per contender)
+    namespaces: int  # namespaces the load is spread over
+    restart_miners: int  # miners waiting when the operator starts on the full cluster
+    rate: float  # benign pods created per second
+    drain_s: float  # how long miners created under load may still take once the load ends
+    restart_wait_s: float  # how long to wait for the miners after an operator start
+
+    @property
+    def checkpoints(self) -> list[int]:
+        return [self.pods // 10, self.pods // 2, self.pods]
+
+
+STANDARD = Size(
+    "standard",
+    nodes=200,
+    pods=10_000,
+    load_miners=100,
+    idle_miners=20,
+    namespaces=20,
+    restart_miners=5,
+    rate=40,
+    drain_s=180,
+    restart_wait_s=300,
+)
+QUICK = Size(
+    "quick",
+    nodes=20,
+    pods=1_000,
+    load_miners=20,
+    idle_miners=10,
+    namespaces=5,
+    restart_miners=3,
+    rate=40,
+    drain_s=60,
+    restart_wait_s=120,
+)
+CPU_WINDOW = "30s"
+CPU_WINDOW_S = 30.0
+METRIC_GRACE_S = 120.0
+OPERATOR_METRICS_INTERVAL_S = 30.0  # the operator's default MINERGUARD_METRICS_INTERVAL
+
+
+def log(msg: str) -> None:
+    stamp = datetime.datetime.now().strftime("%H:%M:%S")
+    print(f"[bench {stamp}] {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Sample:
+    """One miner and when its containment was first seen complete."""
+
+    contender: str  # ours | baseline | talon
+    phase: str  # idle | load | restart | metric
+    namespace: str
+    pod: str
+    start: float  # monotonic: the create call (or Talon's event POST) returned; the operator start for restart
+    label: str | None  # the label that must read "true"
+    netpol: tuple[str, str] | None  # the NetworkPolicy that must exist
+    first_in_namespace: bool = False
+    benign_created: int = 0
+    latency: float | None = None
+    watched_for: float | None = None  # when never contained: how long it was waited for
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "contender": self.contender,
+            "phase": self.phase,
+            "namespace": self.namespace,
+            "pod": self.pod,
+            "first_in_namespace": self.first_in_namespace,
+            "benign_pods_created": self.benign_created,
+            "latency_s": None if self.latency is None else round(self.latency, 4),
+            "not_contained_after_s": None if self.watched_for is None else round(self.watched_for, 1),
+        }
+
+
+@dataclass
+class Competitor:
+    """The contender run side by side: Talon (fed events over HTTP) or the baseline controller."""
+
+    kind: str  # talon | baseline | none
+    why: str = ""
+    talon_build: dict[str, Any] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    talon: talon.TalonProcess | None = None
+    stats_path: Path | None = None
+    log_file: IO[bytes] | None = None
+
+    def pid(self) -> int | None:
+        if self.talon is not None:
+            return self.talon.pid()
+        return self.proc.pid if self.proc is not None else None
+
+    def label(self) -> str | None:
+        return BASELINE_LABEL if self.kind == "baseline" else None
+
+    def netpol(self, namespace: str, pod: str) -> tuple[str, str]:
+        return (namespace, f"baseline-deny-{pod}" if self.kind == "baseline" else pod)
+
+
+class Loader:
+    """``bench/load.py`` in its own process, driven through stdin/stdout."""
+
+    def __init__(self, kubeconfig: Path, namespaces: list[str], rate: float, log_path: Path) -> None:
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(BENCH / "load.py"),
+                "--kubeconfig",
+                str(kubeconfig),
+                "--namespaces",
+                ",".join(namespaces),
+                "--rate",
+                str(rate),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            cwd=str(ROOT),
+        )
+        self.cond = threading.Condition()
+        self.created = 0
+        self.failed = 0
+        self.reached = -1
+        self.errors = ""
+        threading.Thread(target=self._read, name="loader-out", daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            words = line.split()
+            with self.cond:
+                if len(words) == 4 and words[0] in ("created", "reached"):
+                    self.created, self.failed = int(words[1]), int(words[3])
+                    if words[0] == "reached":
+                        self.reached = self.created
+                elif words and words[0] == "errors":
+                    self.errors = line.strip()
+                self.cond.notify_all()
+        with self.cond:
+            self.reached = -2  # the process ended
+            self.cond.notify_all()
+
+    def wait_progress(self, due: int | None, timeout: float) -> tuple[int, int]:
+        """Wait until the target is reached, the process ended, or ``due`` pods exist; (created, reached)."""
+        with self.cond:
+            self.cond.wait_for(lambda: self.reached != -1 or (due is not None and self.created >= due), timeout)
+            return self.created, self.reached
+
+    def upto(self, n: int) -> None:
+        assert self.proc.stdin is not None
+        with self.cond:
+            self.reached = -1
+        self.proc.stdin.write(f"upto {n}\n")
+        self.proc.stdin.flush()
+
+    def quit(self) -> None:
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+                self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        size = QUICK if args.quick else STANDARD
+        overrides = {k: getattr(args, k) for k in ("nodes", "pods", "rate") if getattr(args, k) is not None}
+        self.size = Size(**{**size.__dict__, **overrides})
+        self.args = args
+        self.cluster = bcluster.BenchCluster(Path(args.cluster_dir), nodes=self.size.nodes)
+        self.logs = Path(args.cluster_dir) / "bench-logs"
+        self.samples: list[Sample] = []
+        self.result: dict[str, Any] = {
+            "size": self.size.__dict__,
+            "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "machine": bcluster.machine_info(),
+            "versions": bcluster.pinned_versions(),
+            "phases_s": {},
+        }
+        self.observer = Observer()
+        self.operator: procs.OperatorProcess | None = None
+        self.competitor = Competitor("none")
+        self.loader: Loader | None = None
+        self.api: client.ApiClient | None = None
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api)
+
+    def phase(self, name: str, started: float) -> None:
+        self.result["phases_s"][name] = round(time.monotonic() - started, 1)
+
+    def op(self) -> procs.OperatorProcess:
+        if self.operator is None:
+            raise RuntimeError("the operator is not running")
+        return self.operator
+
+    def create_pod(self, namespace: str, body: dict[str, Any]) -> float:
+        for attempt in range(5):
+            try:
+                self.core.create_namespaced_pod(namespace, body, _preload_content=False, _request_timeout=30)
+                return time.monotonic()
+            except ApiException as exc:
+                if exc.status not in (429, 500, 503, 504) or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def add_miner(self, contender: str, phase: str, namespace: str, pod: str, benign: int = 0) -> Sample:
+        if contender == "ours":
+            label: str | None = wl.QUARANTINE_LABEL
+            netpol: tuple[str, str] | None = (namespace, wl.QUARANTINE_POLICY)
+        else:
+            label, netpol = self.competitor.label(), self.competitor.netpol(namespace, pod)
+        first = netpol is not None and self.observer.contained_at(None, ("", ""), netpol) is None
+        start = self.create_pod(namespace, wl.miner_pod(pod))
+        if contender == "talon" and self.competitor.talon is not None:
+            self.competitor.talon.post_event(namespace, pod)
+            start = time.monotonic()
+        sample = Sample(contender, phase, namespace, pod, start, label, netpol, first, benign)
+        self.samples.append(sample)
+        return sample
+
+    def done_at(self, s: Sample) -> float | None:
+        return self.observer.contained_at(s.label, (s.namespace, s.pod), s.netpol)
+
+    def wait_contained(self, samples: list[Sample], timeout: float) -> bool:
+        ok = self.observer.wait(lambda: all(self.done_at(s) is not None for s in samples), timeout)
+        now = time.monotonic()
+        for s in samples:
+            t = self.done_at(s)
+            s.latency = None if t is None else max(0.0, t - s.start)
+            s.watched_for = None if t is not None else now - s.start
+        return ok
+
+    def eval_count(self) -> float:
+        try:
+            return self.op().metrics().total("minerguard_evaluation_seconds_count") or 0.0
+        except OSError:
+            return -1.0
+
+    # ------------------------------------------------------------------ setup
+
+    def setup(self) -> None:
+        t = time.monotonic()
+        if not (bcluster.tools_bindir() / "kube-apiserver").exists():
+            raise bcluster.BenchError("the control-plane tools are missing: run 'make tools' (or use 'make bench')")
+        log(f"cluster: fresh control plane with {self.size.nodes} KWOK nodes in {self.cluster.state_dir}")
+        self.cluster.down()
+        self.result["cluster_up_s"] = round(self.cluster.up(), 1)
+        self.cluster.apply_crds()
+        self.result["versions"]["kubernetes_running"] = self.cluster.kube_version()
+        self.api = self.cluster.api_client()
+        self.ns_idle = [f"mgb-idle-{i:02d}" for i in range(self.size.idle_miners)]
+        self.ns_load = [f"mgb-load-{i:02d}" for i in range(self.size.namespaces)]
+        self.ns_cmp_idle = [f"mgb-cmp-idle-{i:02d}" for i in range(self.size.idle_miners)]
+        self.ns_cmp_load = [f"mgb-cmp-load-{i:02d}" for i in range(min(5, self.size.namespaces))]
+        ours = [*self.ns_idle, *self.ns_load, "mgb-restart", "mgb-metric", "mgb-sentinel"]
+        for name in ours:
+            self.core.create_namespace(wl.namespace(name, "ours"))
+        for name in [*self.ns_cmp_idle, *self.ns_cmp_load]:
+            self.core.create_namespace(wl.namespace(name, "competitor"))
+        self.ours_namespaces = set(ours)
+        self._wait_service_accounts([*ours, *self.ns_cmp_idle, *self.ns_cmp_load])
+        self.observer.start(self.api, [wl.QUARANTINE_LABEL, BASELINE_LABEL], wl.ROLE_LABEL, wl.GROUP, wl.VERSION)
+        for body in (wl.miner_policy(), wl.cpu_policy(window=CPU_WINDOW)):
+            self.custom.create_cluster_custom_object(wl.GROUP, wl.VERSION, "minerpolicies", body)
+        self.create_pod("mgb-metric", wl.cpu_pod("cpu-hog"))
+        self.phase("setup", t)
+
+    def _wait_service_accounts(self, namespaces: list[str]) -> None:
+        want = set(namespaces)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            have = {
+                sa.metadata.namespace
+                for sa in self.core.list_service_account_for_all_namespaces(
+                    field_selector="metadata.name=default"
+                ).items
+            }
+            if want <= have:
+                return
+            time.sleep(0.3)
+        raise bcluster.BenchError(f"no default ServiceAccount in {sorted(want - have)[:5]} after 120s")
+
+    def start_operator(self) -> None:
+        t = time.monotonic()
+        shim: list[str] | None = None
+        if self.args.what_if_kopf:
+            limit, _, idle = self.args.what_if_kopf.partition(":")
+            shim = ["--worker-limit", limit or "none", "--idle-timeout", idle or "5"]
+            self.result["what_if"] = {
+                "kopf_queueing": {"worker_limit": limit or "none", "idle_timeout_s": float(idle or 5)},
+                "note": "NOT the operator as shipped: bench/operator_shim.py replaced kopf's queueing settings",
+            }
+        self.operator = procs.OperatorProcess(
+            self.cluster.kubeconfig,
+            self.logs / "operator.log",
+            self.cluster.prometheus_url,
+            extra_env={},
+            shim_args=shim,
+        )
+        self.op().start()
+        healthy = self.op().wait_healthy()
+        deadline = time.monotonic() + 60
+        names = {wl.miner_policy()["metadata"]["name"], wl.cpu_policy()["metadata"]["name"]}
+        while not all(self._policy_ready(n) for n in names):
+            if time.monotonic() > deadline:
+                raise bcluster.BenchError(f"MinerPolicies not Ready after 60s:\n{self.op().log_tail()}")
+            time.sleep(0.2)
+        self.result["operator_start"] = {
+            "healthy_s": round(healthy, 2),
+            "policies_ready_s": round(time.monotonic() - self.op().started_at, 2),
+            "footprint_empty_cluster": self.op().footprint().as_dict(),
+            "env": self.op().extra_env,
+        }
+        self.phase("operator start", t)
+
+    def _policy_ready(self, name: str) -> bool:
+        obj = self.custom.get_cluster_custom_object(wl.GROUP, wl.VERSION, "minerpolicies", name)
+        conds = (obj.get("status") or {}).get("conditions") or []
+        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+
+    def start_competitor(self) -> None:
+        mode = self.args.compare
+        if mode == "none":
+            self.competitor = Competitor("none", why="--compare none")
+            return
+        build = talon.build() if mode == "auto" else talon.TalonBuild()
+        talon_info = {
+            "binary": str(build.binary) if build.binary else None,
+            "module": build.module,
+            "version": build.version,
+            "attempts": build.attempts,
+        }
+        if build.binary is not None:
+            try:
+                proc = talon.TalonProcess(build.binary, self.cluster.kubeconfig, self.logs, procs.free_port())
+                proc.start()
+                self.competitor = Competitor("talon", talon_build=talon_info, talon=proc)
+                log(f"side by side: Falco Talon {build.version}")
+                return
+            except Exception as exc:  # noqa: BLE001 - reported; the baseline takes its place
+                talon_info["run_error"] = str(exc)
+        why = (
+            "--compare baseline"
+            if mode == "baseline"
+            else "Falco Talon could not be " + ("run" if build.binary else "built") + f": {build.reason}"
+        )
+        if "run_error" in talon_info:
+            why += f" ({talon_info['run_error']})"
+        log(f"side by side: bench/baseline.py ({why[:160]})")
+        stats_path = self.logs / "baseline-stats.json"
+        log_file = open(self.logs / "baseline.log", "ab")
+        proc2 = subprocess.Popen(
+            [
+                sys.executable,
+                str(BENCH / "baseline.py"),
+                "--kubeconfig",
+                str(self.cluster.kubeconfig),
+                "--prometheus",
+                self.cluster.prometheus_url,
+                "--namespace-prefix",
+                "mgb-cmp-",
+                "--stats",
+                str(stats_path),
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=str(ROOT),
+        )
+        self.competitor = Competitor(
+            "baseline", why=why, talon_build=talon_info, proc=proc2, stats_path=stats_path, log_file=log_file
+        )
+        deadline = time.monotonic() + 30
+        while not stats_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def stop_competitor(self) -> None:
+        c = self.competitor
+        if c.talon is not None:
+            c.talon.stop()
+        if c.proc is not None and c.proc.poll() is None:
+            c.proc.terminate()
+            try:
+                c.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                c.proc.kill()
+                c.proc.wait()
+        if c.log_file is not None:
+            c.log_file.close()
+            c.log_file = None
+
+    # ------------------------------------------------------------------ phases
+
+    def idle(self) -> None:
+        t = time.monotonic()
+        log(f"idle: {self.size.idle_miners} miners, one at a time, each in its own namespace")
+        for i in range(self.size.idle_miners):
+            s = self.add_miner("ours", "idle", self.ns_idle[i], f"miner-idle-{i:02d}")
+            if not self.wait_contained([s], 30):
+                log(f"  ours: {s.pod} not contained within 30s")
+            if self.competitor.kind != "none":
+                c = self.add_miner(self.competitor.kind, "idle", self.ns_cmp_idle[i], f"miner-idle-{i:02d}")
+                if not self.wait_contained([c], 30):
+                    log(f"  {c.contender}: {c.pod} not contained within 30s")
+        self.result["footprint_after_idle"] = self.op().footprint().as_dict()
+        self.phase("idle", t)
+
+    def start_metric_onset(self) -> None:
+        """Saturate the CPU pod: its simulated usage becomes its limit (1 core)."""
+        self.core.patch_namespaced_pod(
+            "cpu-hog", "mgb-metric", {"metadata": {"annotations": {wl.CPU_ANNOTATION: "1"}}}, _request_timeout=30
+        )
+        onset = time.monotonic()
+        self.metric_sample = Sample(
+            "ours",
+            "metric",
+            "mgb-metric",
+            "cpu-hog",
+            onset,
+            wl.QUARANTINE_LABEL,
+            ("mgb-metric", wl.QUARANTINE_POLICY),
+            True,
+        )
+        self.metric_deadline = onset + CPU_WINDOW_S + METRIC_GRACE_S
+
+    def load(self) -> None:
+        t = time.monotonic()
+        size = self.size
+        log(
+            f"load: {size.pods} benign pods at {size.rate:.0f}/s over {size.namespaces} namespaces, "
+            f"{size.load_miners} miners mixed in"
+        )
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.loader = Loader(self.cluster.kubeconfig, self.ns_load, size.rate, self.logs / "load.log")
+        thresholds = [int((i + 0.5) * size.pods / size.load_miners) for i in range(size.load_miners)]
+        load_samples: list[Sample] = []
+        checkpoints: list[dict[str, Any]] = []
+        next_miner = 0
+        load_started = time.monotonic()
+        paused = 0.0
+        for target in size.checkpoints:
+            self.loader.upto(target)
+            while True:
+                due = thresholds[next_miner] if next_miner < len(thresholds) else None
+                created, state = self.loader.wait_progress(due, timeout=5)
+                if state == -2:
+                    raise bcluster.BenchError(f"the load generator exited; see {self.logs / 'load.log'}")
+                while next_miner < len(thresholds) and thresholds[next_miner] <= created:
+                    i = next_miner
+                    ns = self.ns_load[i % len(self.ns_load)]
+                    load_samples.append(self.add_miner("ours", "load", ns, f"miner-load-{i:03d}", created))
+                    if self.competitor.kind != "none":
+                        ns = self.ns_cmp_load[i % len(self.ns_cmp_load)]
+                        load_samples.append(
+                            self.add_miner(self.competitor.kind, "load", ns, f"miner-load-{i:03d}", created)
+                        )
+                    next_miner += 1
+                if state >= 0:
+                    break
+            reached_at = time.monotonic()
+            log(f"  {target} benign pods created ({self.loader.failed} failed); settling")
+            checkpoints.append(self.checkpoint(target))
+            paused += time.monotonic() - reached_at
+        load_s = time.monotonic() - load_started - paused
+        self.result["load"] = {
+            "created": self.loader.created,
+            "failed": self.loader.failed,
+            "errors": self.loader.errors,
+            "creating_s": round(load_s, 1),
+            "achieved_rate_per_s": round(self.loader.created / load_s, 1) if load_s > 0 else None,
+        }
+        self.result["checkpoints"] = checkpoints
+        self.loader.quit()
+        self.loader = None
+        log(f"  waiting for the miners created under load to be contained (up to {size.drain_s:.0f}s)")
+        self.wait_contained(load_samples, size.drain_s)
+        self.phase("load", t)
+
+    def checkpoint(self, pods: int) -> dict[str, Any]:
+        """Readings with ``pods`` benign pods created, once the operator has caught up (at most 60 s).
+
+        Caught up: a sentinel miner created now (in its own namespace) is contained, so the
+        operator has handled the events that came before it. Then its evaluation count must
+        stop moving for 3 s. A reading taken without that is marked as such.
+        """
+        measure_queries = pods in (self.size.checkpoints[0], self.size.checkpoints[-1])
+        begin = self.query_cost_begin() if measure_queries else None
+        started = time.monotonic()
+        sentinel = self.add_miner("ours", "sentinel", "mgb-sentinel", f"sentinel-{pods:05d}", pods)
+        caught_up = self.wait_contained([sentinel], 60)
+        procs.wait_quiet(self.eval_count, settle=3.0, timeout=20.0)
+        point: dict[str, Any] = {
+            "benign_pods": pods,
+            "settle_s": round(time.monotonic() - started, 1),
+            "operator": self.op().footprint().as_dict(),
+            "evaluations": self.eval_count(),
+            "caught_up": caught_up,
+            "sentinel_latency_s": None if sentinel.latency is None else round(sentinel.latency, 3),
+        }
+        pid = self.competitor.pid()
+        if pid is not None:
+            try:
+                point["competitor"] = procs.footprint(pid).as_dict()
+            except OSError:
+                pass
+        if begin is not None:
+            point["query_cost"] = self.query_cost_end(begin)
+        return point
+
+    def query_cost_begin(self) -> tuple[procs.Metrics, float] | dict[str, Any]:
+        """First reading for :meth:`query_cost_end`, or why the query cost cannot be measured."""
+        try:
+            m0 = self.op().metrics()
+        except OSError as exc:
+            return {"available": False, "reason": f"the operator's /metrics did not answer: {exc}"}
+        if "minerguard_promql_queries" not in m0.families:
+            return {"available": False, "reason": "the operator does not expose minerguard_promql_queries_total"}
+        return m0, time.monotonic()
+
+    def query_cost_end(self, begin: tuple[procs.Metrics, float] | dict[str, Any]) -> dict[str, Any]:
+        """PromQL queries and their time per evaluation cycle, from the operator's own /metrics.
+
+        Counted over at least two metric cycles since :meth:`query_cost_begin`: queries from
+        ``minerguard_promql_queries_total``, cycles from a ``minerguard_*cycle*`` histogram's count
+        (else elapsed time / the interval), query time from a ``minerguard_promql*_seconds``
+        histogram's sum.
+        """
+        if isinstance(begin, dict):
+            return begin
+        m0, t0 = begin
+
+        def cycle_names(m: procs.Metrics) -> list[str]:
+            return sorted(
+                n
+                for n in m.samples
+                if n.startswith("minerguard_") and "cycle" in n and n.endswith(("_total", "_count"))
+            )
+
+        deadline = t0 + 3 * OPERATOR_METRICS_INTERVAL_S + 5
+        while True:
+            m1 = self.op().metrics()
+            names = cycle_names(m1)
+            elapsed = time.monotonic() - t0
+            if names and (m1.total(names[0]) or 0.0) - (m0.total(names[0]) or 0.0) >= 2:
+                break
+            if not names and elapsed >= 2 * OPERATOR_METRICS_INTERVAL_S + 2:
+                break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
+        duration_names = sorted(
+            n for n in m1.samples if n.startswith("minerguard_promql") and n.endswith("_seconds_sum")
+        )
+
+        def delta(name: str) -> float:
+            return (m1.total(name) or 0.0) - (m0.total(name) or 0.0)
+
+        queries = delta("minerguard_promql_queries_total")
+        cycles = delta(names[0]) if names else elapsed / OPERATOR_METRICS_INTERVAL_S
+        before = m0.by_label("minerguard_promql_queries_total", "signal")
+        by_signal = {
+            k: round((v - before.get(k, 0.0)) / cycles, 2) if cycles else None
+            for k, v in m1.by_label("minerguard_promql_queries_total", "signal").items()
+        }
+        out: dict[str, Any] = {
+            "available": queries > 0 and cycles > 0,
+            "window_s": round(elapsed, 1),
+            "cycles": round(cycles, 2),
+            "cycles_from": names[0] if names else f"elapsed / {OPERATOR_METRICS_INTERVAL_S:.0f}s interval",
+            "queries": queries,
+            "queries_per_cycle": round(queries / cycles, 2) if cycles else None,
+            "queries_per_cycle_by_signal": by_signal,
+            "last_cycle_queries_gauge": m1.total("minerguard_promql_cycle_queries"),
+            "errors": delta("minerguard_promql_errors_total"),
+        }
+        if duration_names and cycles:
+            out["query_seconds_per_cycle"] = round(delta(duration_names[0]) / cycles, 4)
+            out["duration_metric"] = duration_names[0]
+        else:
+            out["query_seconds_per_cycle"] = None
+            out["duration_note"] = "no minerguard_promql*_seconds histogram exposed"
+        if not out["available"]:
+            out["reason"] = f"no PromQL query (or no completed cycle) in {elapsed:.0f}s"
+        return out
+
+    def check_writes(self) -> None:
+        """Zero writes to benign pods, and the writes per contained pod, read back from the API."""
+        t = time.monotonic()
+        log("writes: checking every benign pod's managedFields, annotations, finalizers and labels")
+        pods = list_all(self.core.list_pod_for_all_namespaces, label_selector=f"{wl.ROLE_LABEL}=benign")
+        written: list[str] = []
+        managers: dict[str, int] = {}
+        benign_names: set[tuple[str, str]] = set()
+        for pod in pods:
+            meta = pod.get("metadata") or {}
+            key = (str(meta.get("namespace")), str(meta.get("name")))
+            benign_names.add(key)
+            names = {str(m.get("manager", "")) for m in meta.get("managedFields") or []}
+            for manager in names:
+                managers[manager] = managers.get(manager, 0) + 1
+            touched = (
+                any("minerguard" in m or "kopf" in m for m in names)
+                or any(k.startswith(("kopf.", "minerguard.io")) for k in (meta.get("annotations") or {}))
+                or any("minerguard" in f or "kopf" in f for f in meta.get("finalizers") or [])
+                or wl.QUARANTINE_LABEL in (meta.get("labels") or {})
+            )
+            if touched:
+                written.append(f"{key[0]}/{key[1]}")
+        events = list_all(client.EventsV1Api(self.api).list_event_for_all_namespaces)
+        ours = [e for e in events if e.get("reportingController") == OPERATOR_EVENTS]
+        about_benign = [
+            e
+            for e in ours
+            if ((e.get("regarding") or {}).get("namespace"), (e.get("regarding") or {}).get("name")) in benign_names
+        ]
+        # Writes per contained pod: the miners' namespaces only (not the metric test's pod, nor the sentinels).
+        counted = self.ours_namespaces - {"mgb-metric", "mgb-sentinel"}
+
+        def miner_event(e: dict[str, Any]) -> bool:
+            regarding, related = e.get("regarding") or {}, e.get("related") or {}
+            return regarding.get("namespace") in counted or related.get("namespace") in counted
+
+        miner_events = [e for e in ours if miner_event(e)]
+        reasons: dict[str, int] = {}
+        for e in miner_events:
+            reasons[str(e.get("reason"))] = reasons.get(str(e.get("reason")), 0) + 1
+        labelled = self.observer.labelled.get(wl.QUARANTINE_LABEL, {})
+        n = sum(1 for ns, _ in labelled if ns in counted)
+        per_pod = {
+            "pod_metadata": sum(v for k, v in self.observer.miner_meta_writes.items() if k[0] in counted),
+            "network_policy": sum(v for ns, v in self.observer.netpol_writes.items() if ns in counted),
+            "miner_incident": sum(v for ns, v in self.observer.incident_writes.items() if ns in counted),
+            "events": len(miner_events),
+        }
+        policy_writes = sum(self.observer.policy_writes.values())
+        self.result["writes"] = {
+            "benign_pods_checked": len(pods),
+            "benign_pods_written_by_operator": len(written),
+            "benign_pods_written_examples": written[:10],
+            "operator_events_about_benign_pods": len(about_benign),
+            "field_managers_on_benign_pods": managers,
+            "contained_pods": n,
+            "totals": per_pod,
+            "per_contained_pod": {k: round(v / n, 2) for k, v in per_pod.items()} if n else {},
+            "per_contained_pod_total": round(sum(per_pod.values()) / n, 2) if n else None,
+            "minerpolicy_status_writes": policy_writes,
+            "operator_event_reasons": reasons,
+            "apiserver_write_calls": self.apiserver_write_calls(),
+        }
+        self.phase("writes", t)
+
+    def apiserver_write_calls(self) -> dict[str, Any]:
+        """kube-apiserver's own count of write requests to the kinds only the operator writes."""
+        try:
+            text = self.cluster.apiserver_get("/metrics").decode()
+        except Exception as exc:  # noqa: BLE001 - a cross-check only
+            return {"error": str(exc)}
+        out: dict[str, Any] = {}
+        for family in text_string_to_metric_families(text):
+            if family.name != "apiserver_request":
+                continue
+            for s in family.samples:
+                lbl = s.labels
+                if s.name != "apiserver_request_total" or lbl.get("verb") not in ("POST", "PUT", "PATCH", "DELETE"):
+                    continue
+                if lbl.get("resource") == "minerincidents":
+                    sub = f"/{lbl['subresource']}" if lbl.get("subresource") else ""
+                    key = f"minerincidents{sub} {lbl['verb']} {lbl.get('code')}"
+                    out[key] = out.get(key, 0.0) + s.value
+        return out
+
+    def metric_detection(self) -> None:
+        t = time.monotonic()
+        s = self.metric_sample
+        left = self.metric_deadline - time.monotonic()
+        log(f"metric detection: waiting up to {max(0.0, left):.0f}s more for the saturated pod to be contained")
+        self.wait_contained([s], max(0.0, left))
+        self.samples.append(s)
+        if s.latency is None:
+            self.result["metric_detection"] = {
+                "available": False,
+                "window_s": CPU_WINDOW_S,
+                "reason": f"the saturated pod was not contained within window + {METRIC_GRACE_S:.0f}s",
+            }
+        else:
+            self.result["metric_detection"] = {
+                "available": True,
+                "window_s": CPU_WINDOW_S,
+                "latency_s": round(s.latency, 2),
+                "latency_over_window": round(s.latency / CPU_WINDOW_S, 2),
+            }
+        self.phase("metric detection wait", t)
+
+    def restart(self) -> None:
+        t = time.monotonic()
+        op = self.op()
+        before = op.footprint().as_dict()
+        in_cluster = len(list_all(self.core.list_pod_for_all_namespaces, label_selector=wl.ROLE_LABEL))
+        log(
+            f"restart: operator stopped; {self.size.restart_miners} miners created; "
+            "operator started on the full cluster"
+        )
+        op.stop()
+        pending = []
+        for i in range(self.size.restart_miners):
+            pending.append(self.add_miner("ours", "restart", "mgb-restart", f"miner-restart-{i}"))
+        started = op.start()
+        for s in pending:
+            s.start = started
+        healthy = op.wait_healthy(timeout=self.size.restart_wait_s)
+        self.wait_contained(pending, self.size.restart_wait_s)
+        done = [s.latency for s in pending if s.latency is not None]
+        settle = procs.wait_quiet(self.eval_count, settle=3.0, timeout=120.0)
+        self.result["restart"] = {
+            "pods_in_cluster": in_cluster + len(pending),
+            "miners_waiting": len(pending),
+            "healthy_s": round(healthy, 2),
+            "first_contained_s": round(min(done), 2) if done else None,
+            "last_contained_s": round(max(done), 2) if len(done) == len(pending) else None,
+            "contained": len(done),
+            "footprint_before_stop": before,
+            "footprint_after_start": op.footprint().as_dict(),
+            "settle_s": round(settle, 1),
+        }
+        self.phase("restart", t)
+
+    # ------------------------------------------------------------------ results
+
+    def summarise(self) -> None:
+        lat: dict[str, Any] = {}
+        for contender in ("ours", "baseline", "talon"):
+            for phase in ("idle", "load"):
+                group = [s for s in self.samples if s.contender == contender and s.phase == phase]
+                if not group:
+                    continue
+                values = [s.latency for s in group if s.latency is not None]
+                censored = [s.watched_for for s in group if s.latency is None and s.watched_for is not None]
+                entry = stats.summary(values, censored)
+                entry["created"] = len(group)
+                firsts = [s.latency for s in group if s.first_in_namespace and s.latency is not None]
+                others = [s.latency for s in group if not s.first_in_namespace and s.latency is not None]
+                if firsts and others:
+                    entry["p50_first_in_namespace"] = stats.percentile(firsts, 50)
+                    entry["p50_namespace_already_quarantined"] = stats.percentile(others, 50)
+                lat[f"{contender}/{phase}"] = entry
+        self.result["containment_latency_s"] = lat
+        cmp = self.competitor.kind
+        ratios: dict[str, Any] = {}
+        for phase in ("idle", "load"):
+            a, b = lat.get(f"ours/{phase}"), lat.get(f"{cmp}/{phase}")
+            if a and b:
+                ratios[phase] = {
+                    q: (round(a[q] / b[q], 3) if a[q] and b[q] else None) for q in ("p50", "p95", "p99", "max")
+                }
+        self.result["side_by_side"] = {
+            "competitor": cmp,
+            "why": self.competitor.why,
+            "talon_build": self.competitor.talon_build,
+            "ratios_ours_over_theirs": ratios,
+        }
+        if self.competitor.stats_path is not None and self.competitor.stats_path.exists():
+            self.result["side_by_side"]["baseline_counts"] = json.loads(self.competitor.stats_path.read_text())
+        self.result["samples"] = [s.as_dict() for s in self.samples]
+        fp = self.result.get("checkpoints") or []
+        if len(fp) >= 2:
+            a, b = fp[0], fp[-1]
+            dp = (b["benign_pods"] - a["benign_pods"]) / 1000
+            if dp > 0:
+                self.result["footprint_growth_per_1000_pods"] = {
+                    "peak_rss_mib": round((b["operator"]["peak_rss_mib"] - a["operator"]["peak_rss_mib"]) / dp, 2),
+                    "cpu_seconds": round((b["operator"]["cpu_seconds"] - a["operator"]["cpu_seconds"]) / dp, 2),
+                }
+
+    def report(self) -> str:
+        r = self.result
+        m = r["machine"]
+        size = self.size
+        out = []
+        if r.get("what_if"):
+            out.append(f"WHAT-IF RUN, not the operator as shipped: {r['what_if']}")
+        out += [
+            f"minerguard benchmarks, {size.name} size: {size.nodes} KWOK nodes, {size.pods} benign pods at "
+            f"{size.rate:.0f}/s, {size.load_miners} miners under load, {size.idle_miners} idle",
+            f"machine: {m['cores']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, Python {m['python']}, "
+            f"Kubernetes {r['versions'].get('kubernetes_running')}, KWOK {r['versions'].get('KWOK_VERSION')}",
+            "",
+            "Containment latency (create call returned -> pod labelled AND NetworkPolicy present, seen by watches)",
+        ]
+        rows = []
+        targets = {"ours/idle": "p50 < 100 ms", "ours/load": "p99 < 1 s"}
+        for key, e in r.get("containment_latency_s", {}).items():
+            contained = f"{e['n']}/{e['created']}"
+            rows.append(
+                [key, contained, *(stats.cell(e, q) for q in ("p50", "p95", "p99", "max")), targets.get(key, "")]
+            )
+        out.append(stats.table(["", "contained", "p50", "p95", "p99", "max", "target"], rows))
+        sbs = r.get("side_by_side", {})
+        if sbs.get("ratios_ours_over_theirs"):
+            out.append(
+                f"  ours/{sbs['competitor']} ratio: "
+                + "; ".join(
+                    f"{phase} " + " ".join(f"{q} {v if v is not None else '-'}" for q, v in qs.items())
+                    for phase, qs in sbs["ratios_ours_over_theirs"].items()
+                )
+            )
+        if sbs.get("why"):
+            out.append(f"  competitor: {sbs['competitor']} ({sbs['why'][:300]})")
+        w = r.get("writes", {})
+        if w:
+            out += [
+                "",
+                "Writes",
+                f"  benign pods checked: {w['benign_pods_checked']}; written by the operator: "
+                f"{w['benign_pods_written_by_operator']} (target 0); operator Events about them: "
+                f"{w['operator_events_about_benign_pods']}",
+                f"  per contained pod ({w['contained_pods']} pods): {w['per_contained_pod_total']} = "
+                + ", ".join(f"{k} {v}" for k, v in w["per_contained_pod"].items())
+                + f"; MinerPolicy status writes in the run: {w['minerpolicy_status_writes']}",
+            ]
+        cps = r.get("checkpoints") or []
+        if cps:
+            out += [
+                "",
+                "Operator footprint at each pod count (read once a sentinel miner created then was contained, "
+                "or after 60 s)",
+            ]
+            rows = []
+            for c in cps:
+                row = [
+                    c["benign_pods"],
+                    f"{c['operator']['peak_rss_mib']} MiB",
+                    f"{c['operator']['rss_mib']} MiB",
+                    f"{c['operator']['cpu_seconds']} s",
+                ]
+                row += [
+                    f"yes ({stats.fmt_s(c['sentinel_latency_s'])})" if c["caught_up"] else "no: sentinel not contained"
+                ]
+                comp = c.get("competitor")
+                row += [f"{comp['peak_rss_mib']} MiB / {comp['cpu_seconds']} s" if comp else "-"]
+                rows.append(row)
+            headers = ["benign pods", "peak RSS", "RSS", "CPU", "caught up", f"{sbs.get('competitor')} peak RSS / CPU"]
+            out.append(stats.table(headers, rows))
+            g = r.get("footprint_growth_per_1000_pods")
+            if g:
+                out.append(
+                    f"  growth per 1000 pods: peak RSS {g['peak_rss_mib']} MiB, CPU {g['cpu_seconds']} s "
+                    "(target: peak RSS < 200 MiB at 10,000 pods)"
+                )
+            out += ["", "Query cost per evaluation cycle"]
+            for c in cps:
+                q = c.get("query_cost")
+                if q is None:
+                    continue
+                if q.get("available"):
+                    out.append(
+                        f"  {c['benign_pods']} pods: {q['queries_per_cycle']} queries, "
+                        f"{stats.fmt_s(q.get('query_seconds_per_cycle'))} per cycle {q['queries_per_cycle_by_signal']}"
+                    )
+                else:
+                    out.append(f"  {c['benign_pods']} pods: not available ({q.get('reason')})")
+        md = r.get("metric_detection")
+        if md:
+            out += ["", "Metric detection (saturation onset -> containment; policy window 30s)"]
+            if md["available"]:
+                out.append(f"  {md['latency_s']} s ({md['latency_over_window']} x window)")
+            else:
+                out.append(f"  not available ({md['reason']})")
+        rs = r.get("restart")
+        if rs:
+            out += [
+                "",
+                f"Operator start on a full cluster ({rs['pods_in_cluster']} pods, "
+                f"{rs['miners_waiting']} miners waiting)",
+                f"  healthy {rs['healthy_s']} s, first miner contained {rs['first_contained_s']} s, "
+                f"last {rs['last_contained_s']} s after the process started; peak RSS "
+                f"{rs['footprint_after_start']['peak_rss_mib']} MiB",
+            ]
+        out += ["", "Phases (s): " + ", ".join(f"{k} {v}" for k, v in r["phases_s"].items())]
+        return "\n".join(out)
+
+    # ------------------------------------------------------------------ main
+
+    def run(self) -> int:
+        started = time.monotonic()
+        self.logs.mkdir(parents=True, exist_ok=True)
+        try:
+            self.setup()
+            self.logs.mkdir(parents=True, exist_ok=True)
+            self.start_operator()
+            self.start_competitor()
+            self.idle()
+            self.start_metric_onset()
+            self.load()
+            self.check_writes()
+            self.metric_detection()
+            self.restart()
+        finally:
+            self.result["total_s"] = round(time.monotonic() - started, 1)
+            self.cleanup()
+        self.result["machine"]["loadavg_at_end"] = list(os.getloadavg())
+        self.summarise()
+        text = self.report()
+        print(text)
+        out = Path(self.args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(self.result, indent=2, default=str))
+        log(f"results written to {out}")
+        return 0
+
+    def cleanup(self) -> None:
+        if self.loader is not None:
+            self.loader.quit()
+        self.stop_competitor()
+        if self.operator is not None:
+            self.operator.stop()
+        self.observer.stop()
+        if not self.args.keep_cluster:
+            log("cluster: tearing down")
+            self.cluster.down()
+
+
+def list_all(lister: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every object of a list call, page by page, as plain dicts."""
+    items: list[dict[str, Any]] = []
+    cont: str | None = None
+    while True:
+        extra = {"_continue": cont} if cont else {}
+        resp = lister(limit=1000, _preload_content=False, _request_timeout=120, **extra, **kwargs)
+        body = json.loads(resp.data)
+        items.extend(body.get("items") or [])
+        cont = (body.get("metadata") or {}).get("continue")
+        if not cont:
+            return items
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="20 nodes, 1,000 pods, 20 miners: a few minutes")
+    ap.add_argument("--out", default=str(BENCH / "results" / "latest.json"))
+    ap.add_argument(
+        "--compare",
+        choices=["auto", "baseline", "none"],
+        default="auto",
+        help="auto: Falco Talon if it can be built, else bench/baseline.py",
+    )
+    ap.add_argument("--cluster-dir", default=os.environ.get("MGBENCH_CLUSTER_DIR", "/tmp/mg-bench-cluster"))
+    ap.add_argument("--keep-cluster", action="store_true", help="leave the benchmark cluster running")
+    ap.add_argument("--nodes", type=int, help="override the size's KWOK node count")
+    ap.add_argument("--pods", type=int, help="override the size's benign pod count")
+    ap.add_argument("--rate", type=float, help="override the pod creation rate (pods/s)")
+    ap.add_argument(
+        "--what-if-kopf",
+        metavar="LIMIT:IDLE",
+        help="what-if only: run the operator with kopf's per-object worker limit and idle timeout replaced "
+        "(e.g. none:5, kopf's defaults) through bench/operator_shim.py",
+    )
+    args = ap.parse_args()
+    try:
+        return Bench(args).run()
+    except bcluster.BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
