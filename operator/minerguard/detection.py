@@ -55,25 +55,49 @@ Rules
    (``cordon``, ``taint``) are taken, whatever their ``when``: a miner outside any pod has
    the host by definition.
 
-Scanning is bounded: each value is cut to 64 KiB (see :mod:`minerguard.patterns`) and at
-most :data:`MAX_TOKENS` tokens per container are examined per signal family.
+Bounds
+------
+Whatever the pod, the work is bounded and the verdict does not depend on how it is done:
+
+* the workload view holds at most 1 MiB of container text per pod, shared fairly between
+  containers, each value cut to 64 KiB (see :mod:`minerguard.models`), and RE2 matches in
+  linear time with bounded programs (see :mod:`minerguard.patterns`);
+* at most :data:`MAX_TOKENS` distinct tokens per container are examined per signal family
+  (a token seen twice in a container is examined once, where it is first seen);
+* at most :data:`MAX_EVIDENCE_PER_KIND` findings of each signal kind are kept in a verdict
+  (the first ones, plus the first Strong one when none of those is); scanning for a kind
+  stops once nothing more can be kept. The match decision is the same as with every
+  finding, only the count in ``reason`` is lower;
+* ``detail`` and ``value`` of each finding are made printable and cut to 200 characters
+  (:class:`Evidence`).
+
+Tokenising is done once per workload and shared by the policies evaluated on it in turn
+(the last few workloads are kept), and every family of patterns is pre-checked with one
+RE2 pass over all the values of the pod, then of each container, so that a policy costs
+a few passes over the pod's text unless something in it looks like a match.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from minerguard.models import SPEC_SIGNAL_KINDS, ContainerView, Indicator, Policy, Workload
-from minerguard.patterns import bounded
+from minerguard.patterns import PatternSet, bounded, compile_regex
 
 __all__ = [
+    "MAX_DETAIL",
+    "MAX_EVIDENCE_PER_KIND",
     "MAX_TOKENS",
     "Evidence",
     "Verdict",
     "evaluate",
     "evaluate_node",
     "in_scope",
+    "printable",
     "shell_programs",
     "shorten",
     "spec_findings",
@@ -83,9 +107,25 @@ __all__ = [
 STRONG = "Strong"
 WEAK = "Weak"
 MAX_TOKENS = 20000
-"""Tokens examined per container and signal family; the rest are ignored."""
+"""Distinct tokens examined per container and signal family; the rest are ignored."""
 
 ELLIPSIS = "…"
+MAX_DETAIL = 200
+"""Longest evidence ``detail`` and ``value``, in characters."""
+
+
+def printable(text: str) -> str:
+    """``text`` with every non-printable character (control characters, line breaks, bidi
+    overrides, lone surrogates, spaces other than the plain one) written as a Python escape
+    such as ``\\x1b`` or ``\\u202e``, so that it shows as one line and as what it is."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escaped(char) for char in text)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def shorten(text: str, limit: int = 200) -> str:
@@ -104,7 +144,12 @@ class Evidence:
     """One finding: its signal kind, strength, container and a short human ``detail``.
 
     ``value`` is the matched value (spec signals) or the measured value (metric signals);
-    ``query`` and ``window`` describe a metric signal. ``detail`` is at most 200 characters.
+    ``query`` and ``window`` describe a metric signal. ``detail``, ``value`` and
+    ``container`` are made :func:`printable` and shortened with an ellipsis in the middle:
+    ``detail`` and ``value`` to at most :data:`MAX_DETAIL` (200) characters, ``container``
+    to 253. Evidence only ever quotes what matched (a token, a host, a program name, a
+    shortened wallet), never a whole value, and never anything from ``valueFrom``: Secret
+    and ConfigMap references are not read at all.
     """
 
     signal: str
@@ -116,7 +161,9 @@ class Evidence:
     window: str = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "detail", shorten(self.detail))
+        object.__setattr__(self, "detail", shorten(printable(self.detail), MAX_DETAIL))
+        object.__setattr__(self, "value", shorten(printable(self.value), MAX_DETAIL))
+        object.__setattr__(self, "container", shorten(printable(self.container), 253))
 
     def to_dict(self) -> dict[str, str]:
         """The evidence as a dict, without empty optional keys."""
@@ -162,6 +209,12 @@ def in_scope(policy: Policy, workload: Workload, namespace_labels: Mapping[str, 
 
 _WORD_SEPARATORS = " \t\n\r\v\f'\"`;|&()<>{}"
 _WORD_TABLE = str.maketrans(dict.fromkeys(_WORD_SEPARATORS, " "))
+_WHITESPACE = (
+    "\t\n\v\f\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+"""Every character ``str.split()`` splits on."""
+_LINE_TABLE = str.maketrans(dict.fromkeys(_WORD_SEPARATORS + _WHITESPACE, "\n"))
 _POOL_TABLE = str.maketrans(dict.fromkeys(_WORD_SEPARATORS + ",=", " "))
 
 
@@ -265,18 +318,51 @@ def _shell_script_file(argv: Sequence[tuple[str, str]]) -> tuple[str, str] | Non
 # ---------------------------------------------------------------------------------------
 # Findings
 
+MAX_EVIDENCE_PER_KIND = 50
+"""Findings kept per signal kind in one verdict: the first ones, and the first Strong one."""
+
 
 class _Collector:
-    """Evidence in first-seen order, one per (signal, container, key), Strong winning over Weak."""
+    """Evidence in first-seen order, one per (signal, container, key), Strong winning over Weak.
+
+    At most :data:`MAX_EVIDENCE_PER_KIND` findings of a kind are kept, and past that only
+    the first Strong one of the kind when none was kept yet: the verdict does not change
+    (it depends on whether a Strong finding exists and on which kinds were found).
+    """
 
     def __init__(self) -> None:
         self._items: dict[tuple[str, str, str], Evidence] = {}
+        self._counts: dict[str, int] = {}
+        self._strong: set[str] = set()
+        self.changes = 0
+        """How many times a finding was kept or made Strong."""
+
+    def saturated(self, signal: str, strength: str) -> bool:
+        """Whether a new finding of this kind and strength would be dropped."""
+        return self._counts.get(signal, 0) >= MAX_EVIDENCE_PER_KIND and (strength != STRONG or signal in self._strong)
+
+    def full(self, signal: str, strong_possible: bool = True) -> bool:
+        """Whether every further finding of this kind would be dropped (``strong_possible``:
+        whether a Strong finding of the kind can still come)."""
+        return self.saturated(signal, STRONG if strong_possible else WEAK)
 
     def add(self, evidence: Evidence, key: str) -> None:
-        slot = (evidence.signal, evidence.container, key)
+        signal = evidence.signal
+        slot = (signal, evidence.container, key)
         existing = self._items.get(slot)
-        if existing is None or (existing.strength == WEAK and evidence.strength == STRONG):
-            self._items[slot] = evidence
+        if existing is not None:
+            if existing.strength == WEAK and evidence.strength == STRONG:
+                self._items[slot] = evidence
+                self._strong.add(signal)
+                self.changes += 1
+            return
+        if self.saturated(signal, evidence.strength):
+            return
+        self._items[slot] = evidence
+        self._counts[signal] = self._counts.get(signal, 0) + 1
+        self.changes += 1
+        if evidence.strength == STRONG:
+            self._strong.add(signal)
 
     def result(self) -> tuple[Evidence, ...]:
         return tuple(self._items.values())
@@ -292,43 +378,245 @@ def _sources(container: ContainerView) -> list[tuple[str, str]]:
     return _argv(container) + env
 
 
-class _Scan:
-    """The findings of one policy in one container."""
+def _distinct(pairs: Iterable[tuple[str, str]], limit: int = MAX_TOKENS) -> list[tuple[str, str]]:
+    """(where, value) pairs with each value once, where it is first seen; at most ``limit`` values."""
+    seen: dict[str, str] = {}
+    for where, value in pairs:
+        if value not in seen:
+            seen[value] = where
+            if len(seen) >= limit:
+                break
+    return [(where, value) for value, where in seen.items()]
 
-    def __init__(self, policy: Policy, container: ContainerView, out: _Collector) -> None:
-        self.signals = policy.signals
+
+@dataclass(frozen=True)
+class _Endpoint:
+    """A URL or host:port token of a container: where it is, its scheme, host and port."""
+
+    where: str
+    token: str
+    scheme: str
+    host: str
+    port: int | None
+
+
+class _Text:
+    """The work on one container that does not depend on the policy (tokens, programs,
+    endpoints, addresses), each done on first use and then shared by every policy."""
+
+    def __init__(self, container: ContainerView) -> None:
         self.container = container
-        self.out = out
+        self._lines: dict[str, str] = {}
 
-    def emit(self, signal: str, strength: str, detail: str, value: str, key: str | None = None) -> None:
-        evidence = Evidence(signal=signal, strength=strength, container=self.container.name, detail=detail, value=value)
-        self.out.add(evidence, value if key is None else key)
+    @cached_property
+    def sources(self) -> list[tuple[str, str]]:
+        return _sources(self.container)
+
+    @cached_property
+    def images(self) -> list[str]:
+        """The image reference and its part after the last ``/``."""
+        image = self.container.image
+        tail = image.rsplit("/", 1)[-1]
+        return [] if not image else [image] if tail == image else [image, tail]
+
+    @cached_property
+    def digests(self) -> list[tuple[str, str]]:
+        found = [(d, "image") for d in _digests_in(self.container.image.partition("@")[2])]
+        return found + [(d, "imageID") for d in _digests_in(self.container.image_id)]
+
+    @cached_property
+    def endpoints(self) -> list[_Endpoint]:
+        tokens = ((where, t) for where, text in self.sources for t in _pool_tokens(text) if ":" in t)
+        found = []
+        for where, token in _distinct(tokens):
+            parsed = _parse_endpoint(token)
+            if parsed is not None:
+                found.append(_Endpoint(where, token, *parsed))
+        return found
+
+    @cached_property
+    def programs(self) -> list[tuple[str, str]]:
+        return _distinct(_programs(self.container))
+
+    @cached_property
+    def argument_tokens(self) -> list[tuple[str, str]]:
+        return _distinct(_argument_tokens(self.container))
+
+    @cached_property
+    def command_line(self) -> str:
+        return " ".join(self.container.command + self.container.args)
+
+    @cached_property
+    def addresses(self) -> list[list[str]]:
+        """The Monero addresses in each source."""
+        if not _MONERO_RUNS.may_match_lines(self.lines("sources")):
+            return [[] for _ in self.sources]
+        return [_monero_addresses(text) if len(text) >= 95 else [] for _, text in self.sources]
+
+    @cached_property
+    def source_words(self) -> list[list[str]]:
+        return [words(text)[:MAX_TOKENS] for _, text in self.sources]
+
+    def lines(self, family: str) -> str:
+        """The values of a family joined by newlines, for :meth:`PatternSet.may_match_lines`."""
+        joined = self._lines.get(family)
+        if joined is None:
+            joined = self._lines[family] = "\n".join(_FAMILIES[family](self))
+        return joined
+
+
+_FAMILIES: dict[str, Callable[[_Text], Iterable[str]]] = {
+    "images": lambda t: t.images,
+    "hosts": lambda t: (e.host for e in t.endpoints if e.host),
+    "programs": lambda t: (name for _, name in t.programs),
+    "arguments": lambda t: _with_words("\n".join(t.container.command + t.container.args)),
+    "command_line": lambda t: (t.command_line,),
+    "sources": lambda t: (text for _, text in t.sources),
+    "words": lambda t: _with_words(t.lines("sources"))[1:],
+}
+"""Per family, the values that a pattern set is pre-checked on. The word families give
+the values themselves and then their words, one per line (see :func:`_with_words`)."""
+
+
+def _with_words(lines: str) -> tuple[str, str]:
+    """Values joined by newlines, and the same with every word on its own line: together,
+    a line for every value and for every word that :func:`words` finds in one (the values
+    are already cut to 64 KiB by the workload view)."""
+    return lines, lines.translate(_LINE_TABLE)
+
+
+class _Prepared:
+    """The policy-independent work on a workload: one :class:`_Text` per container."""
+
+    def __init__(self, workload: Workload) -> None:
+        self.workload = workload
+        self.texts = [_Text(container) for container in workload.containers]
+        self._lines: dict[str, str] = {}
+
+    def lines(self, family: str) -> str:
+        """The values of a family in every container, joined by newlines."""
+        joined = self._lines.get(family)
+        if joined is None:
+            joined = self._lines[family] = "\n".join(text.lines(family) for text in self.texts)
+        return joined
+
+
+_PREPARED_KEPT = 4
+"""Workloads whose preparation is kept; the caller evaluates one workload against every policy in turn."""
+_prepared: OrderedDict[int, _Prepared] = OrderedDict()
+_prepared_lock = threading.Lock()
+
+
+def _prepare(workload: Workload) -> _Prepared:
+    """The preparation of a workload, shared by the policies evaluated on it one after the other."""
+    key = id(workload)
+    with _prepared_lock:
+        found = _prepared.get(key)
+        if found is not None and found.workload is workload:
+            _prepared.move_to_end(key)
+            return found
+    prepared = _Prepared(workload)
+    with _prepared_lock:
+        _prepared[key] = prepared  # holds the workload, so its id is not reused while kept
+        _prepared.move_to_end(key)
+        while len(_prepared) > _PREPARED_KEPT:
+            _prepared.popitem(last=False)
+    return prepared
+
+
+_CHUNK = 32
+"""Values pre-checked together by :func:`_may_match_each`."""
+
+
+def _may_match_each(patterns: PatternSet, values: Sequence[str]) -> Iterator[bool]:
+    """``patterns.may_match(value)`` for each value in turn, with one RE2 pass for every
+    :data:`_CHUNK` values, and one pass per value only in the chunks where that finds something."""
+    for start in range(0, len(values), _CHUNK):
+        chunk = values[start : start + _CHUNK]
+        if len(chunk) > 1 and not patterns.may_match_lines("\n".join(chunk)):
+            yield from (False for _ in chunk)
+        else:
+            yield from (patterns.may_match(value) for value in chunk)
+
+
+class _Scan:
+    """The findings of one policy in one workload.
+
+    Each family of signals is first checked with one RE2 pass over all the values of the
+    pod, then of each container, then of each run of :data:`_CHUNK` values
+    (:meth:`PatternSet.may_match_lines`), and the values are tried one by one only where
+    that finds something; the result is the same as trying every value.
+    """
+
+    def __init__(self, policy: Policy, prepared: _Prepared, out: _Collector) -> None:
+        self.signals = signals = policy.signals
+        self.prepared = prepared
+        self.out = out
+        self.single = len(prepared.texts) == 1
+        self.text: _Text  # the container being read, set by run()
+        strengths = {
+            "poolHost": [i.strength for i in signals.pool_hosts],
+            "poolPort": [i.strength for i in signals.pool_ports],
+            "process": [i.strength for i in signals.processes],
+            "argument": [i.strength for i in signals.arguments],
+            "wallet": [i.strength for i in signals.wallet_patterns] + ([STRONG] if signals.monero else []),
+        }
+        self.strong_possible = {kind: STRONG in found for kind, found in strengths.items()}
+        globs = signals.argument_glob_set
+        regexes = signals.argument_regex_set
+        wallet_globs, wallet_regexes = signals.wallet_glob_set, signals.wallet_regex_set
+        self.on = {
+            "images": self.pod_hit(signals.image_set, "images"),
+            "hosts": self.pod_hit(signals.host_set, "hosts"),
+            "programs": self.pod_hit(signals.process_set, "programs"),
+            "arguments": self.pod_hit(globs, "arguments"),
+            "command_line": self.pod_hit(regexes, "command_line"),
+            "sources": self.pod_hit(wallet_regexes, "sources"),
+            "words": self.pod_hit(wallet_globs, "words"),
+        }
+
+    def done(self, signal: str) -> bool:
+        """Whether nothing more can be added for this signal kind (see :class:`_Collector`)."""
+        return self.out.full(signal, self.strong_possible.get(signal, True))
+
+    def pod_hit(self, patterns: PatternSet, family: str) -> bool:
+        return bool(patterns.patterns) and patterns.may_match_lines(self.prepared.lines(family))
+
+    def hit(self, patterns: PatternSet, family: str) -> bool:
+        """Whether some value of the family in the current container may match."""
+        if not self.on[family]:
+            return False
+        return self.single or patterns.may_match_lines(self.text.lines(family))
 
     def run(self) -> None:
-        self.images()
-        self.digests()
-        self.pools()
-        self.processes()
-        self.arguments()
-        self.wallets()
+        for text in self.prepared.texts:
+            self.text = text
+            self.images()
+            self.digests()
+            self.pools()
+            self.processes()
+            self.arguments()
+            self.wallets()
+
+    def emit(self, signal: str, strength: str, detail: str, value: str, key: str | None = None) -> None:
+        if self.out.saturated(signal, strength):
+            return
+        container = self.text.container.name
+        evidence = Evidence(signal=signal, strength=strength, container=container, detail=detail, value=value)
+        self.out.add(evidence, value if key is None else key)
 
     def images(self) -> None:
-        image = self.container.image
-        if not image:
+        if not self.hit(self.signals.image_set, "images"):
             return
-        tail = image.rsplit("/", 1)[-1]
-        if not self.signals.image_set.may_match(image) and not self.signals.image_set.may_match(tail):
-            return
+        image = self.text.container.image
         for indicator in self.signals.images:
-            if indicator.pattern.matches(image) or indicator.pattern.matches(tail):
+            if any(indicator.pattern.matches(value) for value in self.text.images):
                 self.emit("image", indicator.strength, _with_note(f"image {image}", indicator.note), image)
 
     def digests(self) -> None:
         if not self.signals.image_digests:
             return
-        found = [(d, "image") for d in _digests_in(self.container.image.partition("@")[2])]
-        found += [(d, "imageID") for d in _digests_in(self.container.image_id)]
-        for digest, where in found:
+        for digest, where in self.text.digests:
             for indicator in self.signals.image_digests:
                 if indicator.digest == digest:
                     detail = _with_note(f"image digest {digest} in {where}", indicator.note)
@@ -336,63 +624,70 @@ class _Scan:
 
     def pools(self) -> None:
         signals = self.signals
-        if not (signals.pool_schemes or signals.pool_hosts or signals.pool_ports):
+        hosts = self.hit(signals.host_set, "hosts")
+        if not (signals.pool_schemes or signals.pool_ports or hosts):
             return
-        budget = MAX_TOKENS
-        for where, text in _sources(self.container):
-            tokens = _pool_tokens(text)[:budget]
-            for token in tokens:
-                self.pool_token(token, where)
-            budget -= len(tokens)
-            if budget <= 0:
-                return
+        endpoints = self.text.endpoints
+        host_hits = _may_match_each(signals.host_set, [e.host for e in endpoints]) if hosts else None
+        changes, schemes = -1, False
+        for endpoint in endpoints:
+            host_hit = next(host_hits, False) if host_hits is not None else False
+            if changes != self.out.changes:  # something was kept: is there still anything to look for?
+                changes = self.out.changes
+                schemes = bool(signals.pool_schemes) and not self.done("poolEndpoint")
+                hosts = hosts and not self.done("poolHost")
+                if not (schemes or hosts or (signals.pool_ports and not self.done("poolPort"))):
+                    return
+            self.endpoint(endpoint, schemes, hosts and host_hit)
 
-    def pool_token(self, token: str, where: str) -> None:
-        if ":" not in token:  # neither a URL nor host:port
-            return
-        endpoint = _parse_endpoint(token)
-        if endpoint is None:
-            return
-        scheme, host, port = endpoint
-        if scheme in self.signals.pool_schemes:
+    def endpoint(self, endpoint: _Endpoint, schemes: bool, host_hit: bool) -> None:
+        signals = self.signals
+        where, token, scheme, host = endpoint.where, endpoint.token, endpoint.scheme, endpoint.host
+        if schemes and scheme in signals.pool_schemes:
             self.emit("poolEndpoint", STRONG, f"pool URL {token} in {where}", token)
-        hosts = self.signals.pool_hosts if host and self.signals.host_set.may_match(host) else ()
-        for indicator in hosts:
-            if indicator.pattern.matches(host):
-                self.emit(
-                    "poolHost", indicator.strength, _with_note(f"pool host {host} in {where}", indicator.note), host
-                )
+        if host_hit and host:
+            for indicator in signals.pool_hosts:
+                if indicator.pattern.matches(host):
+                    detail = _with_note(f"pool host {host} in {where}", indicator.note)
+                    self.emit("poolHost", indicator.strength, detail, host)
+        port = endpoint.port
         if port is None or scheme in _WEB_SCHEMES or _is_local(host):
             return
-        for port_indicator in self.signals.pool_ports:
+        for port_indicator in signals.pool_ports:
             if port_indicator.port == port:
                 detail = _with_note(f"pool port {port} in {token} in {where}", port_indicator.note)
                 self.emit("poolPort", port_indicator.strength, detail, str(port), key=f"{host}:{port}")
 
     def processes(self) -> None:
-        if not self.signals.processes:
+        patterns = self.signals.process_set
+        if not self.hit(patterns, "programs"):
             return
-        for where, name in _programs(self.container)[:MAX_TOKENS]:
-            if not self.signals.process_set.may_match(name):
+        programs = self.text.programs
+        for (where, name), hit in zip(programs, _may_match_each(patterns, [n for _, n in programs]), strict=True):
+            if not hit:
                 continue
+            if self.done("process"):
+                return
             for indicator in self.signals.processes:
                 if indicator.pattern.matches(name):
-                    self.emit(
-                        "process", indicator.strength, _with_note(f'process "{name}" in {where}', indicator.note), name
-                    )
+                    detail = _with_note(f'process "{name}" in {where}', indicator.note)
+                    self.emit("process", indicator.strength, detail, name)
 
     def arguments(self) -> None:
-        indicators = self.signals.arguments
-        globs = [i for i in indicators if i.pattern.kind == "glob"]
-        if globs:
-            prefilter = self.signals.argument_glob_set
-            for where, token in _argument_tokens(self.container)[:MAX_TOKENS]:
-                if prefilter.may_match(token):
+        signals = self.signals
+        if self.hit(signals.argument_glob_set, "arguments"):
+            globs = [i for i in signals.arguments if i.pattern.kind == "glob"]
+            tokens = self.text.argument_tokens
+            hits = _may_match_each(signals.argument_glob_set, [t for _, t in tokens])
+            for (where, token), hit in zip(tokens, hits, strict=True):
+                if hit:
+                    if self.done("argument"):
+                        return
                     self.argument_token(globs, where, token)
-        regexes = [i for i in indicators if i.pattern.kind == "regex"]
-        line = " ".join(self.container.command + self.container.args)
-        for indicator in regexes:
-            found = indicator.pattern.find(line)
+        if not self.hit(signals.argument_regex_set, "command_line"):
+            return
+        for indicator in signals.arguments:
+            found = indicator.pattern.find(self.text.command_line) if indicator.pattern.kind == "regex" else None
             if found is not None:
                 text = found.strip() or found
                 detail = _with_note(f'argument "{text}" in command line', indicator.note)
@@ -405,32 +700,41 @@ class _Scan:
                 self.emit("argument", indicator.strength, detail, shorten(token, 120))
 
     def wallets(self) -> None:
-        signals = self.signals
-        if not (signals.monero or signals.wallet_patterns):
+        signals, text = self.signals, self.text
+        monero = signals.monero and any(text.addresses)
+        regexes = self.hit(signals.wallet_regex_set, "sources")
+        globs = self.hit(signals.wallet_glob_set, "words")
+        if not (monero or regexes or globs):
             return
-        for where, text in _sources(self.container):
-            if signals.monero:
-                for address in _monero_addresses(text):
-                    short = _short_wallet(address)
-                    self.emit("wallet", STRONG, f"Monero wallet {short} in {where}", short, key=address)
+        sources = text.sources
+        regex_hits = _may_match_each(signals.wallet_regex_set, [value for _, value in sources]) if regexes else None
+        changes = -1
+        for index, (where, value) in enumerate(sources):
+            if changes != self.out.changes:
+                changes = self.out.changes
+                if self.done("wallet"):
+                    return
+            for address in text.addresses[index] if monero else ():
+                short = _short_wallet(address)
+                self.emit("wallet", STRONG, f"Monero wallet {short} in {where}", short, key=address)
+            regex_hit = next(regex_hits, False) if regex_hits is not None else False
+            split = text.source_words[index] if globs else []
+            candidates = [
+                w for w, hit in zip(split, _may_match_each(signals.wallet_glob_set, split), strict=True) if hit
+            ]
             for indicator in signals.wallet_patterns:
-                self.wallet_pattern(indicator, where, text)
+                if indicator.pattern.kind == "regex":
+                    found = [indicator.pattern.find(value, prefer_group=True)] if regex_hit else []
+                else:
+                    found = [w for w in candidates if indicator.pattern.matches(w)]
+                self.wallet_found(indicator, where, found)
 
-    def wallet_pattern(self, indicator: Indicator, where: str, text: str) -> None:
-        if indicator.pattern.kind == "regex":
-            found = [indicator.pattern.find(text, prefer_group=True)]
-        else:
-            found = [w for w in words(text)[:MAX_TOKENS] if indicator.pattern.matches(w)]
+    def wallet_found(self, indicator: Indicator, where: str, found: Sequence[str | None]) -> None:
         for wallet in found:
             if wallet:
                 short = _short_wallet(wallet)
-                self.emit(
-                    "wallet",
-                    indicator.strength,
-                    _with_note(f"wallet {short} in {where}", indicator.note),
-                    short,
-                    wallet,
-                )
+                detail = _with_note(f"wallet {short} in {where}", indicator.note)
+                self.emit("wallet", indicator.strength, detail, short, wallet)
 
 
 _HEX = frozenset("0123456789abcdef")
@@ -532,15 +836,13 @@ def _programs(container: ContainerView) -> list[tuple[str, str]]:
     return [(where, name) for where, name in found if name]
 
 
-def _argument_tokens(container: ContainerView) -> list[tuple[str, str]]:
+def _argument_tokens(container: ContainerView) -> Iterator[tuple[str, str]]:
     """(where, token): every command/args item, then the words inside it when it has several."""
-    tokens: list[tuple[str, str]] = []
     for where, item in _argv(container):
-        tokens.append((where, item))
+        yield where, item
         split = words(item)
         if len(split) > 1 or (split and split[0] != item):
-            tokens += [(where, word) for word in split]
-    return tokens
+            yield from ((where, word) for word in split)
 
 
 _BASE58 = frozenset("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz")
@@ -558,6 +860,8 @@ class _Base58Table(dict[int, str]):
 
 
 _BASE58_TABLE = _Base58Table()
+_MONERO_RUNS = PatternSet((compile_regex("[48][1-9A-HJ-NP-Za-km-z]{94}"),))
+"""Found wherever a Monero address is (and in more places: it is case-insensitive)."""
 
 
 def _monero_addresses(text: str) -> list[str]:
@@ -573,8 +877,7 @@ def _short_wallet(wallet: str) -> str:
 def spec_findings(policy: Policy, workload: Workload) -> tuple[Evidence, ...]:
     """Every spec signal of the policy found in the workload, in a deterministic order."""
     out = _Collector()
-    for container in workload.containers:
-        _Scan(policy, container, out).run()
+    _Scan(policy, _prepare(workload), out).run()
     return out.result()
 
 
@@ -671,7 +974,7 @@ def evaluate_node(
         mode=policy.mode,
         evidence=evidence,
         actions=actions,
-        reason=shorten(f"node {node}: {reason}", 300),
+        reason=shorten(f"node {printable(node)}: {reason}", 300),
     )
 
 

@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""Hot-path cost of detection on very large pods: ``workload_from_pod`` + ``evaluate``.
+
+    .venv/bin/python bench/eval_bench.py [--repeat N] [--profile SHAPE] [--src DIR]
+
+For every pod watch event the operator calls :func:`minerguard.models.workload_from_pod`
+and then :func:`minerguard.detection.evaluate` for every ready policy. This script builds
+hostile pods of several shapes (megabytes of env, 1000 containers, 100k args items, 64 KiB
+values, deeply nested junk), each with a miner signal in its first container, and prints,
+per shape, the JSON size of the pod, the best wall time over ``--repeat`` runs of the hot
+path against the 6 policies of the default pack (manifests/policies/), the peak memory the
+hot path allocates (tracemalloc, one separate run), and whether the miner was still found.
+
+``--profile SHAPE`` prints the top of a cProfile of one run instead. ``--src DIR`` imports
+minerguard from another source folder (for example an older checkout's ``operator/``), to
+compare. No timing figure is asserted anywhere; the unit tests check only that the caps hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import random
+import string
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+_SRC = sys.argv[sys.argv.index("--src") + 1] if "--src" in sys.argv[:-1] else str(ROOT / "operator")
+sys.path.insert(0, _SRC)
+
+from minerguard.detection import evaluate  # noqa: E402
+from minerguard.models import Policy, parse_policy, workload_from_pod  # noqa: E402
+
+MINER = {"name": "miner", "image": "alpine:3.20", "command": ["/tmp/xmrig"], "args": ["-o", "stratum+tcp://pool:3333"]}
+TEXT = string.ascii_letters + string.digits + " :/.-=_,;|"
+
+
+def load_pack() -> list[Policy]:
+    policies = []
+    for path in sorted((ROOT / "manifests" / "policies").glob("*.yaml")):
+        policies += [parse_policy(doc) for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+    return policies
+
+
+def junk(rng: random.Random, size: int) -> str:
+    return "".join(rng.choices(TEXT, k=size))
+
+
+def pod(containers: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "big", "namespace": "apps", "uid": "u1"},
+        "spec": {"containers": [MINER, *containers], **extra},
+    }
+
+
+def env_heavy(rng: random.Random) -> dict[str, Any]:
+    """4 containers x 2000 env vars of 300 characters: about 2.5 MB of env."""
+    return pod(
+        [
+            {
+                "name": f"c{c}",
+                "image": "app:1",
+                "env": [{"name": f"V{i}", "value": junk(rng, 300)} for i in range(2000)],
+            }
+            for c in range(4)
+        ]
+    )
+
+
+def many_containers(rng: random.Random) -> dict[str, Any]:
+    """1000 containers, each with a shell script, 20 args and 20 env vars: about 3 MB."""
+    return pod(
+        [
+            {
+                "name": f"c{c}",
+                "image": f"registry.example/app{c}:1",
+                "command": ["sh", "-c", f"cd /app && ./run --port {c} | tee /var/log/{c}.log"],
+                "args": [junk(rng, 40) for _ in range(20)],
+                "env": [{"name": f"V{i}", "value": junk(rng, 80)} for i in range(20)],
+            }
+            for c in range(999)
+        ]
+    )
+
+
+def huge_args(rng: random.Random) -> dict[str, Any]:
+    """One container with a 100k-item args list: about 2.3 MB."""
+    words = [junk(rng, 20) for _ in range(1000)]
+    return pod(
+        [{"name": "big", "image": "app:1", "command": ["python"], "args": [words[i % 1000] for i in range(100_000)]}]
+    )
+
+
+def long_values(rng: random.Random) -> dict[str, Any]:
+    """8 containers with 64 KiB args and env values (4 + 4 each): about 4 MB."""
+    return pod(
+        [
+            {
+                "name": f"c{c}",
+                "image": "app:1",
+                "args": [junk(rng, 65536) for _ in range(4)],
+                "env": [{"name": f"V{i}", "value": junk(rng, 65536)} for i in range(4)],
+            }
+            for c in range(8)
+        ]
+    )
+
+
+def dense_tokens(rng: random.Random) -> dict[str, Any]:
+    """50 containers of short tokens that look like hosts, ports, options and words: about 2 MB."""
+    hosts = [f"h{i}.example.com:{1000 + i}" for i in range(500)]
+    return pod(
+        [
+            {
+                "name": f"c{c}",
+                "image": "app:1",
+                "command": ["sh", "-c", " ; ".join(f"run{i} --x={i} {hosts[i]}" for i in range(100))],
+                "args": [f"--opt{i}={rng.choice(hosts)} w{i} x{i} y{i}" for i in range(300)],
+                "env": [{"name": f"V{i}", "value": f"{rng.choice(hosts)} k{i}=v{i} a b c d e"} for i in range(300)],
+            }
+            for c in range(50)
+        ]
+    )
+
+
+def many_words(rng: random.Random) -> dict[str, Any]:
+    """50 containers x 1000 args of four distinct words and 200 host:port env values: about 1.9 MB."""
+    return pod(
+        [
+            {
+                "name": f"c{c}",
+                "image": "app:1",
+                "command": ["app"],
+                "args": [f"w{rng.randrange(10**6)} x{rng.randrange(10**6)} y{i} z{c}" for i in range(1000)],
+                "env": [{"name": f"V{i}", "value": f"u{rng.randrange(10**9)}:{i} v{i}"} for i in range(200)],
+            }
+            for c in range(50)
+        ]
+    )
+
+
+def miner_everywhere(rng: random.Random) -> dict[str, Any]:
+    """20 containers where nearly every value matches some indicator of the pack: about 1.9 MB."""
+    wallet = "4" + "A" * 94
+
+    def container(c: int) -> dict[str, Any]:
+        pools = [f"stratum+tcp://p{i}.nanopool.org:{i}" for i in range(1000)]
+        return {
+            "name": f"c{c}",
+            "image": "xmrig/xmrig",
+            "command": ["sh", "-c", "xmrig --donate-level 1 -o stratum+tcp://supportxmr.com:3333"],
+            "args": ["--coin=monero", wallet]
+            + [f"w{rng.randrange(10**6)} x{rng.randrange(10**6)} y{i} z{c} {pools[i]}" for i in range(1000)],
+            "env": [
+                {"name": f"V{i}", "value": f"u{rng.randrange(10**9)}.moneroocean.stream:{i} v{i} {wallet}"}
+                for i in range(200)
+            ],
+        }
+
+    return pod([container(c) for c in range(20)])
+
+
+def deep_junk(rng: random.Random) -> dict[str, Any]:
+    """Unknown fields nested 5000 deep and wrong types everywhere, plus 1 MB of env."""
+    nested: Any = "bottom"
+    for _ in range(5000):
+        nested = {"x": [nested, 1, None]}
+    container = {"name": "c", "image": ["not", "a", "string"], "command": 42, "args": {"a": 1}, "junk": nested}
+    container["env"] = [{"name": f"V{i}", "value": junk(rng, 250)} for i in range(4000)] + [7, "x", None]
+    return pod([container], volumes="not a list", junk=nested)
+
+
+SHAPES: dict[str, Callable[[random.Random], dict[str, Any]]] = {
+    "env-2.5MB": env_heavy,
+    "1000-containers": many_containers,
+    "100k-args": huge_args,
+    "64KiB-values": long_values,
+    "dense-tokens": dense_tokens,
+    "many-words": many_words,
+    "miner-everywhere": miner_everywhere,
+    "deep-junk": deep_junk,
+}
+
+
+def hot_path(policies: list[Policy], body: dict[str, Any]) -> bool:
+    workload = workload_from_pod(body)
+    verdicts = [evaluate(policy, workload, {}) for policy in policies]
+    return any(v.matched and any(e.container == "miner" for e in v.evidence) for v in verdicts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", choices=sorted(SHAPES))
+    parser.add_argument("--src", help="folder to import minerguard from (default: this checkout's operator/)")
+    args = parser.parse_args()
+    policies = load_pack()
+    if args.profile:
+        body = SHAPES[args.profile](random.Random(1))
+        profiler = cProfile.Profile()
+        profiler.runcall(hot_path, policies, body)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+        return
+    print(f"minerguard from {_SRC}: {len(policies)} policies; best of {args.repeat} runs")
+    print(f"{'shape':<18}{'pod MB':>8}{'seconds':>10}{'peak MiB':>10}  miner found")
+    for name, build in SHAPES.items():
+        body = build(random.Random(1))
+        size = len(json.dumps(body, default=str)) / 1e6 if name != "deep-junk" else float("nan")
+        best = float("inf")
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            found = hot_path(policies, body)
+            best = min(best, time.perf_counter() - start)
+        tracemalloc.start()
+        hot_path(policies, body)
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+        print(f"{name:<18}{size:>8.2f}{best:>10.3f}{peak:>10.1f}  {found}")
+
+
+if __name__ == "__main__":
+    main()
