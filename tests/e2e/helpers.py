@@ -68,3 +68,11 @@ def consistently(condition: Callable[[], object], duration: float, what: str, in
         if time.monotonic() >= deadline:
             return
         _pause.wait(interval)
+
+
+def record(test: str, **figures: object) -> None:
+    """Append a reliability figure to .cluster/reliability.jsonl (reported in docs/reliability.md)."""
+    import json
+
+    with open(CLUSTER_DIR / "reliability.jsonl", "a") as f:
+        f.write(json.dumps({"test": test, **figures}) + "\n")

@@ -28,14 +28,9 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from minerguard import netpol
-from tests.e2e.helpers import CLUSTER_DIR, ROOT, consistently, eventually, kubectl
+from tests.e2e.helpers import CLUSTER_DIR, ROOT, consistently, eventually, kubectl, record
 from tests.e2e.objects import GROUP, VERSION, incidents, isolation_problems, miner_pod, quarantined
 from tests.e2e.operator_proc import OperatorProcess
-
-
-def record(test: str, **figures: Any) -> None:
-    with open(CLUSTER_DIR / "reliability.jsonl", "a") as f:
-        f.write(json.dumps({"test": test, **figures}) + "\n")
 
 
 def cluster(action: str, component: str) -> None:

@@ -6,12 +6,13 @@ and checks that the operator restores it and says so with a Warning Event.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from kubernetes import client
 
 from minerguard import netpol
-from tests.e2e.helpers import eventually, kubectl
+from tests.e2e.helpers import eventually, kubectl, record
 from tests.e2e.objects import incident_in_state, isolation_problems, miner_pod, quarantined, reasons
 from tests.e2e.operator_proc import OperatorProcess
 
@@ -37,8 +38,10 @@ def test_removing_the_quarantine_label_is_undone(
     make_policy: Any,
 ) -> None:
     contained_miner(core, custom, namespace, make_policy)
+    started = time.monotonic()
     kubectl("label", "pod", "miner", "-n", namespace, f"{netpol.QUARANTINE_LABEL}-")
     eventually(lambda: restored(core, networking, namespace), 10, "the label restored with a Warning Event")
+    record("tampering: label removed", seconds_to_restored=round(time.monotonic() - started, 2))
     event = next(
         e
         for e in core.list_namespaced_event(namespace, field_selector="involvedObject.name=miner").items
@@ -56,8 +59,10 @@ def test_deleting_or_editing_the_deny_all_policy_is_undone(
     make_policy: Any,
 ) -> None:
     contained_miner(core, custom, namespace, make_policy)
+    started = time.monotonic()
     networking.delete_namespaced_network_policy(netpol.QUARANTINE_POLICY, namespace)
     eventually(lambda: restored(core, networking, namespace), 10, "the deny-all policy recreated")
+    record("tampering: deny-all deleted", seconds_to_restored=round(time.monotonic() - started, 2))
 
     kubectl(
         "patch",
@@ -88,6 +93,7 @@ def test_an_allow_policy_added_later_does_not_reopen_the_pod(
     make_policy: Any,
 ) -> None:
     contained_miner(core, custom, namespace, make_policy)
+    started = time.monotonic()
     networking.create_namespaced_network_policy(
         namespace,
         {
@@ -102,6 +108,7 @@ def test_an_allow_policy_added_later_does_not_reopen_the_pod(
         },
     )
     eventually(lambda: restored(core, networking, namespace), 10, "the new allow policy excludes the miner")
+    record("tampering: allow policy added", seconds_to_restored=round(time.monotonic() - started, 2))
     allow = networking.read_namespaced_network_policy("let-me-out", namespace)
     assert any(
         e.key == netpol.QUARANTINE_LABEL and e.operator == "DoesNotExist"
