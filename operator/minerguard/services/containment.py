@@ -22,6 +22,7 @@ from minerguard import incidents as inc
 from minerguard import netpol, observability
 from minerguard.actions import ACTIONS
 from minerguard.actions.base import DRY_RUN, FAILED, SUCCEEDED, SUPPRESSED, ActionContext, ActionResult
+from minerguard.actions.quarantine import INCIDENT_ANNOTATION
 from minerguard.config import Settings
 from minerguard.detection import Evidence, Verdict, evaluate, evaluate_node, shorten
 from minerguard.errors import AlreadyExists, KubeError, NotFound
@@ -201,7 +202,9 @@ class Containment:
                 return
             results: list[ActionResult] = []
             pod_state = inc.POD_DETECTED
-            previously = any(
+            # Was this pod contained before? Its record says so, or the incident annotation it got when it was.
+            annotations = (pod.get("metadata") or {}).get("annotations") or {}
+            previously = annotations.get(INCIDENT_ANNOTATION) == name or any(
                 p.get("uid") == wl.uid and p.get("state") in (inc.POD_CONTAINED, inc.POD_PARTIAL)
                 for p in (incident.get("status") or {}).get("pods") or []
             )
