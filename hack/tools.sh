@@ -152,15 +152,25 @@ check_prometheus() {
   command -v prometheus >/dev/null 2>&1 || { log "prometheus is not installed and could not be installed"; exit 1; }
 }
 
+# link NAME TARGET: point $BIN/NAME at TARGET. A no-op when it already does; otherwise an
+# atomic rename, so a concurrent run never sees the link missing.
+link() {
+  local name=$1 target=$2
+  [ "$(readlink "$BIN/$name" 2>/dev/null)" = "$target" ] && return 0
+  ln -s "$target" "$BIN/.$name.$$"
+  mv -T "$BIN/.$name.$$" "$BIN/$name"
+}
+
 link_all() {
   mkdir -p "$BIN"
   local f
   for f in "$TOOLS/etcd-$ETCD_VERSION/etcd" \
     "$TOOLS/kubernetes-$KUBE_VERSION"/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl} \
     "$TOOLS/kwok-$KWOK_VERSION"/{kwok,kwokctl,stages.yaml} "$TOOLS/helm-$HELM_VERSION/helm"; do
-    ln -sfn "$f" "$BIN/$(basename "$f")"
+    link "$(basename "$f")" "$f"
   done
-  ln -sfn "$(command -v prometheus)" "$BIN/prometheus"
+  link prometheus "$(command -v prometheus)"
+  link promtool "$(command -v promtool)"
 }
 
 case "${1:-build}" in
