@@ -44,6 +44,7 @@ from typing import Any
 
 from minerguard import API_GROUP, API_VERSION, selectors
 from minerguard.patterns import MAX_PATTERN_LEN, Pattern, PatternError, PatternSet, bounded, compile_pattern
+from minerguard.selectors import show
 
 __all__ = [
     "ACTION_NAMES",
@@ -305,10 +306,15 @@ def _opt_mapping(parent: Mapping[str, Any], key: str, path: str) -> Mapping[str,
     return None if value is None else _mapping(value, f"{path}.{key}")
 
 
+def _field(key: object) -> str:
+    """A field name as it is written in a path: itself when it is a short printable string."""
+    return key if isinstance(key, str) and len(key) <= 64 and key.isprintable() else show(key, 64)
+
+
 def _known_fields(value: Mapping[str, Any], allowed: Sequence[str], path: str) -> None:
     for key in value:
         if key not in allowed:
-            raise _invalid(f"{path}.{key}", "unknown field")
+            raise _invalid(f"{path}.{_field(key)}", "unknown field")
 
 
 def _list(value: object, path: str, max_items: int) -> Sequence[Any]:
@@ -338,24 +344,30 @@ def _opt_string(parent: Mapping[str, Any], key: str, path: str, max_len: int, de
 
 def _enum(value: object, path: str, allowed: Sequence[str], reason: str = "InvalidSpec") -> str:
     if not isinstance(value, str) or value not in allowed:
-        raise _invalid(path, f"must be one of {', '.join(allowed)}, got {value!r}", reason)
+        raise _invalid(path, f"must be one of {', '.join(allowed)}, got {show(value)}", reason)
     return value
 
 
 def _number(value: object, path: str, minimum: float, maximum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _invalid(path, f"must be a number, got {_type_name(value)}")
-    if not math.isfinite(value) or value < minimum or (maximum is not None and value > maximum):
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range
+        number = math.inf
+    if not math.isfinite(number):
+        raise _invalid(path, f"must be a finite number, got {show(value)}")
+    if number < minimum or (maximum is not None and number > maximum):
         bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise _invalid(path, f"must be {bounds}, got {value}")
-    return float(value)
+        raise _invalid(path, f"must be {bounds}, got {show(value)}")
+    return number
 
 
 def _integer(value: object, path: str, minimum: int, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _invalid(path, f"must be an integer, got {_type_name(value)}")
     if not minimum <= value <= maximum:
-        raise _invalid(path, f"must be between {minimum} and {maximum}, got {value}")
+        raise _invalid(path, f"must be between {minimum} and {maximum}, got {show(value)}")
     return value
 
 
@@ -366,7 +378,7 @@ def _window(parent: Mapping[str, Any], path: str) -> str:
     text = _string(value, f"{path}.window", 32)
     digits, unit = text[:-1], text[-1:]
     if unit not in ("s", "m", "h") or not digits or not (digits.isascii() and digits.isdigit()):
-        raise _invalid(f"{path}.window", f"must be a duration like 30s, 5m or 1h, got {text!r}")
+        raise _invalid(f"{path}.window", f"must be a duration like 30s, 5m or 1h, got {show(text)}")
     return text
 
 
@@ -410,7 +422,7 @@ def _digest(raw: object, path: str) -> DigestIndicator:
     digest = _string(entry["digest"], f"{path}.digest", 71)
     hex_part = digest.removeprefix("sha256:")
     if not digest.startswith("sha256:") or len(hex_part) != 64 or not set(hex_part) <= _HEX:
-        raise _invalid(f"{path}.digest", f"must be 'sha256:' and 64 lowercase hex digits, got {digest!r}")
+        raise _invalid(f"{path}.digest", f"must be 'sha256:' and 64 lowercase hex digits, got {show(digest)}")
     return DigestIndicator(digest=digest, note=_opt_string(entry, "note", path, 512))
 
 
@@ -420,7 +432,7 @@ _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789+.-")
 def _scheme(raw: object, path: str) -> str:
     scheme = _string(raw, path, 32, min_len=1)
     if not set(scheme) <= _SCHEME_CHARS:
-        raise _invalid(path, f"must be a lowercase URL scheme such as stratum+tcp, got {scheme!r}")
+        raise _invalid(path, f"must be a lowercase URL scheme such as stratum+tcp, got {show(scheme)}")
     return scheme
 
 
@@ -593,9 +605,9 @@ def _header(obj: Mapping[str, Any]) -> tuple[str, int, str]:
     _known_fields(obj, ("apiVersion", "kind", "metadata", "spec", "status"), "object")
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
     if kind is not None and kind != POLICY_KIND:
-        raise _invalid("kind", f"must be {POLICY_KIND}, got {kind!r}")
+        raise _invalid("kind", f"must be {POLICY_KIND}, got {show(kind)}")
     if api_version is not None and api_version != POLICY_API_VERSION:
-        raise _invalid("apiVersion", f"must be {POLICY_API_VERSION}, got {api_version!r}")
+        raise _invalid("apiVersion", f"must be {POLICY_API_VERSION}, got {show(api_version)}")
     metadata = _mapping(obj.get("metadata", {}), "metadata")
     name = metadata.get("name")
     if not isinstance(name, str) or not name:
@@ -869,7 +881,11 @@ def parse_quantity(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value) if value >= 0 and math.isfinite(value) else None
+        try:
+            cores = float(value)
+        except OverflowError:  # an int beyond the float range
+            return None
+        return cores if cores >= 0 and math.isfinite(cores) else None
     if not isinstance(value, str) or not value or len(value) > 64:
         return None
     number, multiplier = _split_quantity(value.strip())

@@ -18,13 +18,37 @@ with a :class:`ValueError` whose message says what is wrong and where.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import re2
 
-__all__ = ["LabelSelector", "Requirement", "matches", "parse", "validate"]
+__all__ = ["LabelSelector", "Requirement", "matches", "parse", "show", "validate"]
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 2, 4, 4, 80, 80
+
+
+def show(value: object, limit: int = 80) -> str:
+    """A value as error messages quote it: its repr (control characters escaped), nested
+    and long values abridged, at most ``limit`` characters with an ellipsis in the middle.
+    Never raises, whatever the value (an int of 5000 digits, a list nested 100000 deep)."""
+    try:
+        text = _REPR.repr(value)
+    except (ValueError, RecursionError):  # e.g. an int too long to convert to decimal
+        text = f"<{type(value).__name__}>"
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head) :]
+
+
+def _sort_key(key: object) -> tuple[bool, str]:
+    """Strings first, in order; anything else after (it is refused as a label key anyway)."""
+    return (False, key) if isinstance(key, str) else (True, "")
+
 
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 _MAX_ITEMS = 256
@@ -76,9 +100,9 @@ def _check_key(key: object, where: str) -> str:
         raise ValueError(f"{where}: label key must be a non-empty string")
     prefix, slash, name = key.rpartition("/")
     if slash and (not prefix or len(prefix) > 253 or _DNS_SUBDOMAIN.fullmatch(prefix) is None):
-        raise ValueError(f"{where}: invalid label key prefix in {key!r} (a DNS subdomain is expected)")
+        raise ValueError(f"{where}: invalid label key prefix in {show(key)} (a DNS subdomain is expected)")
     if len(name) > 63 or _NAME.fullmatch(name) is None:
-        raise ValueError(f"{where}: invalid label key {key!r}")
+        raise ValueError(f"{where}: invalid label key {show(key)}")
     return key
 
 
@@ -86,7 +110,7 @@ def _check_value(value: object, where: str) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{where}: label value must be a string, got {type(value).__name__}")
     if value and (len(value) > 63 or _NAME.fullmatch(value) is None):
-        raise ValueError(f"{where}: invalid label value {value!r}")
+        raise ValueError(f"{where}: invalid label value {show(value)}")
     return value
 
 
@@ -98,7 +122,7 @@ def _parse_match_labels(raw: object, where: str) -> list[Requirement]:
     if len(raw) > _MAX_ITEMS:
         raise ValueError(f"{where}.matchLabels has more than {_MAX_ITEMS} entries")
     out = []
-    for key in sorted(raw, key=str):
+    for key in sorted(raw, key=_sort_key):
         _check_key(key, f"{where}.matchLabels")
         value = _check_value(raw[key], f"{where}.matchLabels[{key}]")
         out.append(Requirement(key=key, operator="In", values=frozenset({value})))
@@ -108,13 +132,13 @@ def _parse_match_labels(raw: object, where: str) -> list[Requirement]:
 def _parse_expression(raw: object, where: str) -> Requirement:
     if not isinstance(raw, Mapping):
         raise ValueError(f"{where} must be a mapping with key, operator and values")
-    unknown = sorted(str(k) for k in raw if k not in ("key", "operator", "values"))
+    unknown = sorted((k for k in raw if k not in ("key", "operator", "values")), key=_sort_key)
     if unknown:
-        raise ValueError(f"{where}: unknown field {unknown[0]!r}")
+        raise ValueError(f"{where}: unknown field {show(unknown[0])}")
     key = _check_key(raw.get("key"), where)
     operator = raw.get("operator")
     if operator not in OPERATORS:
-        raise ValueError(f"{where}: unknown operator {operator!r} (expected one of {', '.join(OPERATORS)})")
+        raise ValueError(f"{where}: unknown operator {show(operator)} (expected one of {', '.join(OPERATORS)})")
     values = raw.get("values")
     if values is None:
         values = []
@@ -144,9 +168,9 @@ def parse(selector: Mapping[str, Any] | None, where: str = "selector") -> LabelS
         return None
     if not isinstance(selector, Mapping):
         raise ValueError(f"{where} must be a mapping (a label selector)")
-    unknown = sorted(str(k) for k in selector if k not in ("matchLabels", "matchExpressions"))
+    unknown = sorted((k for k in selector if k not in ("matchLabels", "matchExpressions")), key=_sort_key)
     if unknown:
-        raise ValueError(f"{where}: unknown field {unknown[0]!r} (expected matchLabels or matchExpressions)")
+        raise ValueError(f"{where}: unknown field {show(unknown[0])} (expected matchLabels or matchExpressions)")
     requirements = _parse_match_labels(selector.get("matchLabels"), where)
     requirements += _parse_match_expressions(selector.get("matchExpressions"), where)
     return LabelSelector(requirements=tuple(requirements))

@@ -21,6 +21,7 @@ from minerguard.models import (
     MAX_POD_TEXT,
     ContainerView,
     Policy,
+    PolicyInvalid,
     Workload,
     fair_shares,
     parse_policy,
@@ -247,3 +248,55 @@ def test_the_same_verdict_from_a_fresh_copy_and_from_the_cache() -> None:
     cached = [evaluate(p, workload, {}) for p in PACK]
     assert first == again == cached
     assert [e.detail for v in first for e in v.evidence] == [e.detail for v in cached for e in v.evidence]
+
+
+# ------------------------------------------------------------------ values only Python callers (not JSON) can give
+
+HUGE_INT = 10**5000  # more digits than Python converts to text by default
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"mode": HUGE_INT}, "spec.mode: must be one of Enforce, Audit, got <int>"),
+        ({"mode": "x" * 1_000_000}, "spec.mode: must be one of Enforce, Audit, got 'xxx"),
+        ({"mode": "Audit", "x" * 100_000: 1}, "spec.'xxx"),
+        ({"mode": "Audit", HUGE_INT: 1}, "spec.<int>: unknown field"),
+        (
+            {"mode": "Audit", "signals": {"cpu": {"unaccounted": {"cores": HUGE_INT}}}},
+            "must be a finite number, got <int>",
+        ),
+        ({"mode": "Audit", "signals": {"cpu": {"unaccounted": {"cores": 10**400}}}}, "must be a finite number"),
+        ({"mode": "Audit", "signals": {"cpu": {"pod": {"threshold": float("nan")}}}}, "must be a finite number"),
+        ({"mode": "Audit", "signals": {"cpu": {"node": {"threshold": float("-inf")}}}}, "must be a finite number"),
+        ({"mode": "Audit", "signals": {"x": 1}, "match": {"weakSignalsRequired": HUGE_INT}}, "spec.signals.x"),
+        (
+            {"mode": "Audit", "signals": {"processes": [{"glob": "x"}]}, "match": {"weakSignalsRequired": HUGE_INT}},
+            "got <int>",
+        ),
+        (
+            {"mode": "Audit", "signals": {"processes": [{"glob": "x"}]}, "scope": {"podSelector": {HUGE_INT: 1}}},
+            "<int>",
+        ),
+        (
+            {
+                "mode": "Audit",
+                "signals": {"processes": [{"glob": "x"}]},
+                "scope": {"podSelector": {"matchLabels": {HUGE_INT: "x"}}},
+            },
+            "label key must be a non-empty string",
+        ),
+    ],
+)
+def test_pathological_policy_values_give_short_policy_invalid_messages(spec: dict[Any, Any], message: str) -> None:
+    with pytest.raises(PolicyInvalid) as caught:
+        parse_policy({"kind": "MinerPolicy", "metadata": {"name": "p"}, "spec": spec})
+    assert message in str(caught.value)
+    assert len(str(caught.value)) < 300
+
+
+def test_pathological_pod_values_count_as_absent() -> None:
+    body = pod(dict(MINER, resources={"limits": {"cpu": HUGE_INT}, "requests": {"cpu": 10**400}}), nodeName=HUGE_INT)
+    workload = workload_from_pod(body)
+    assert (workload.cpu_limit_cores, workload.cpu_request_cores, workload.node_name) == (None, None, "")
+    assert "miner-binaries-and-args" in matched_policies(workload)
