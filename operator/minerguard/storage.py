@@ -166,15 +166,29 @@ class KubeStorage:
             f"scale {kind} {namespace}/{name}", patcher, name, namespace, {"spec": {"replicas": replicas}}, write=True
         )
 
-    def suspend_cronjob(self, namespace: str, name: str, suspend: bool) -> None:
-        self._call(
-            f"suspend CronJob {namespace}/{name}",
-            self.batch.patch_namespaced_cron_job,
-            name,
-            namespace,
-            {"spec": {"suspend": suspend}},
-            write=True,
-        )
+    def patch_owner(
+        self,
+        namespace: str,
+        kind: str,
+        name: str,
+        annotations: Mapping[str, str | None],
+        spec: Mapping[str, Any] | None,
+    ) -> None:
+        """Merge-patch annotations (and optionally spec fields) of a workload controller."""
+        patchers: dict[str, Callable[..., Any]] = {
+            "Deployment": self.apps.patch_namespaced_deployment,
+            "StatefulSet": self.apps.patch_namespaced_stateful_set,
+            "ReplicaSet": self.apps.patch_namespaced_replica_set,
+            "Job": self.batch.patch_namespaced_job,
+            "CronJob": self.batch.patch_namespaced_cron_job,
+        }
+        patcher = patchers.get(kind)
+        if patcher is None:
+            raise Invalid(f"cannot patch a {kind}", 422, "NotPatchable")
+        body: dict[str, Any] = {"metadata": {"annotations": dict(annotations)}}
+        if spec:
+            body["spec"] = dict(spec)
+        self._call(f"patch {kind} {namespace}/{name}", patcher, name, namespace, body, write=True)
 
     # ------------------------------------------------------------------ network policies
 

@@ -84,6 +84,13 @@ the same rule is added here. No wildcard, no secrets.
 - apiGroups: [batch]
   resources: [jobs, cronjobs]
   verbs: [get]
+# scaleOwner (only when a policy lists it): scale to zero or suspend the owner, recording it on the owner.
+- apiGroups: [apps]
+  resources: [deployments/scale, statefulsets/scale, replicasets/scale, deployments, statefulsets, replicasets]
+  verbs: [patch]
+- apiGroups: [batch]
+  resources: [jobs, cronjobs]
+  verbs: [patch]
 # Its own custom resources.
 - apiGroups: [minerguard.io]
   resources: [minerpolicies]

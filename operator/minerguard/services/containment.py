@@ -20,7 +20,7 @@ from typing import Any
 
 from minerguard import incidents as inc
 from minerguard import netpol, observability
-from minerguard.actions import ACTIONS
+from minerguard.actions import ACTIONS, OWNER_ACTIONS
 from minerguard.actions.base import DRY_RUN, FAILED, SUCCEEDED, SUPPRESSED, ActionContext, ActionResult
 from minerguard.actions.quarantine import INCIDENT_ANNOTATION
 from minerguard.config import Settings
@@ -210,7 +210,9 @@ class Containment:
             )
             if enforce:
                 try:
-                    results = self._run_actions(wl, pod, name, primary, extra={"previously_contained": previously})
+                    results = self._run_actions(
+                        wl, pod, name, primary, extra={"previously_contained": previously, "owner": ref}
+                    )
                     pod_state = _pod_state(results)
                 except NotFound:
                     results = [
@@ -417,8 +419,9 @@ class Containment:
                 log.warning("%s", r.message, extra=fields)
             elif r.result == SUPPRESSED:
                 note = f"{r.message} {where}"
-                node = {"apiVersion": "v1", "kind": "Node", "name": r.target.split(" ", 1)[-1]}
-                emit(f"held-node-{r.action}", node, "ContainmentSuppressed", note, action=r.action)
+                if node_action:
+                    node = {"apiVersion": "v1", "kind": "Node", "name": r.target.split(" ", 1)[-1]}
+                    emit(f"held-node-{r.action}", node, "ContainmentSuppressed", note, action=r.action)
                 if subject.kind == "Pod":
                     emit(f"held-{r.action}", subject.ref, "ContainmentSuppressed", note, action=r.action)
                 log.warning("Held back: %s", note, extra=fields)
@@ -532,7 +535,7 @@ class Containment:
                 continue
             wl = workload_from_pod(pod)
             ctx = ActionContext(self.storage, self.settings, wl, pod, name, policy, guard=self.guard)
-            results += [a.revert(ctx) for a in ACTIONS.values() if a.applied_to(ctx)]
+            results += [a.revert(ctx) for a in ACTIONS.values() if a.name not in OWNER_ACTIONS and a.applied_to(ctx)]
             p["state"], p["since"] = inc.POD_RELEASED, now_iso()
             self.storage.emit_event(
                 pod_ref(wl),
@@ -541,6 +544,25 @@ class Containment:
                 warning=False,
                 action="Release",
             )
+        workload = (incident.get("spec") or {}).get("workload") or {}
+        owner = inc.WorkloadRef(
+            str(workload.get("apiVersion", "")),
+            str(workload.get("kind", "")),
+            str(workload.get("name", "")),
+            str(workload.get("uid", "")),
+        )
+        owner_ctx = ActionContext(
+            self.storage,
+            self.settings,
+            None,
+            {},
+            name,
+            policy,
+            guard=self.guard,
+            incident_namespace=namespace,
+            extra={"owner": owner},
+        )
+        results += [ACTIONS[a].revert(owner_ctx) for a in OWNER_ACTIONS if ACTIONS[a].applied_to(owner_ctx)]
         now = now_iso()
 
         def attempt() -> dict[str, Any]:
