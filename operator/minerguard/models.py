@@ -53,6 +53,7 @@ __all__ = [
     "METRIC_SIGNAL_KINDS",
     "SIGNAL_KINDS",
     "SPEC_SIGNAL_KINDS",
+    "WORKLOAD_KINDS",
     "ActionSpec",
     "ContainerView",
     "CpuSignals",
@@ -984,6 +985,8 @@ def workload_from_pod(pod: Mapping[str, Any]) -> Workload:
 
 
 _TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController")
+WORKLOAD_KINDS = ("Pod", *_TEMPLATE_KINDS, "CronJob")
+"""The kinds :func:`workloads_from_manifest` reads a pod from."""
 
 
 def _pod_template(doc: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:

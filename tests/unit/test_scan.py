@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -136,11 +137,12 @@ def test_list_objects_and_every_workload_kind(
         {"kind": "Deployment", "metadata": {"name": "d", "namespace": "n"}, "spec": {"template": template}},
         {"kind": "CronJob", "metadata": {"name": "cj"}, "spec": {"jobTemplate": {"spec": {"template": template}}}},
         {"kind": "List", "items": [{"kind": "DaemonSet", "metadata": {"name": "ds"}, "spec": {"template": template}}]},
-        {"kind": "Service", "metadata": {"name": "svc"}, "spec": {"template": template}},
+        {"kind": "Service", "metadata": {"name": "svc"}, "spec": {"ports": [{"port": 80}]}},
     ]
     manifest = write(tmp_path / "list.yaml", {"apiVersion": "v1", "kind": "List", "items": items})
-    code, out, _ = run_json(capsys, "--policies", policies, manifest)
-    assert code == 1
+    code, out, err = run_json(capsys, "--policies", policies, manifest)
+    assert (code, err) == (1, [])
+    assert out["skipped"] == [{"source": manifest, "document": "item 4 of the List in document 1", "kind": "Service"}]
     assert [(r["kind"], r["namespace"], r["name"]) for r in out["results"]] == [
         ("Deployment", "n", "d"),
         ("CronJob", "default", "cj"),
@@ -217,7 +219,7 @@ def test_invalid_policy_is_reported_with_its_reason(tmp_path: Path, capsys: pyte
     pol = write(tmp_path / "p.yaml", POLICY, bad)
     code, out, err = run_json(capsys, "--policies", pol, write(tmp_path / "m.yaml", MINER_POD))
     assert code == 2
-    assert_one_error(err, pol, "policy broken", "InvalidRegex", "spec.signals.processes[1].regex")
+    assert_one_error(err, pol, "policy broken (document 2)", "InvalidRegex", "spec.signals.processes[1].regex")
     assert [r["policy"] for r in out["results"]] == ["xmrig"]  # the valid policy still ran
 
 
@@ -265,7 +267,7 @@ def test_missing_policy_path_and_duplicates(tmp_path: Path, policies: str, capsy
     dup = write(tmp_path / "dup.yaml", POLICY)
     code, _, err = run(capsys, "--policies", policies, "--policies", dup, write(tmp_path / "m.yaml", NGINX))
     assert code == 2
-    assert_one_error(err, dup, "policy xmrig: defined twice")
+    assert_one_error(err, dup, "policy xmrig (document 1): defined twice")
 
 
 def test_errors_are_single_lines(tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -302,7 +304,7 @@ def test_list_items_that_are_not_mappings(tmp_path: Path, policies: str, capsys:
     manifest = write(tmp_path / "l.yaml", {"kind": "List", "items": ["oops", MINER_POD]})
     code, out, err = run_json(capsys, "--policies", policies, manifest)
     assert code == 2
-    assert_one_error(err, manifest, "an item of the List in document 1 is not a mapping (got a string)")
+    assert_one_error(err, manifest, "item 1 of the List in document 1 is not a mapping (got a string)")
     assert [r["name"] for r in out["results"]] == ["miner"]
 
 
@@ -314,3 +316,252 @@ def test_deeply_nested_input_is_an_error_not_a_crash(
     code, _, err = run(capsys, "--policies", policies, str(deep))
     assert code == 2
     assert_one_error(err, str(deep), "invalid JSON")
+
+
+# ------------------------------------------------------------------ malformed input: one line each, and keep going
+
+
+def pod_with(**spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad", "namespace": "apps"}, "spec": spec}
+
+
+@pytest.mark.parametrize(
+    ("doc", "problem"),
+    [
+        (dict(pod_with(), spec=["a", "list"]), "Pod bad: spec must be a mapping, got a list"),
+        (pod_with(containers="xmrig"), "Pod bad: spec.containers must be a list, got a string"),
+        (pod_with(), "Pod bad: spec.containers is missing"),
+        (pod_with(containers=[{"name": "c", "env": 42}]), "spec.containers[0].env must be a list, got int"),
+        (
+            pod_with(containers=[{"name": "c", "env": [{"name": "A", "value": 1}]}]),
+            "spec.containers[0].env[0].value must",
+        ),
+        (pod_with(containers=[{"name": "c", "command": "xmrig -o x"}]), "spec.containers[0].command must be a list"),
+        (
+            pod_with(containers=[{"name": "c", "args": ["ok", 3, None]}]),
+            "spec.containers[0].args[1] must be a string, got int",
+        ),
+        (
+            pod_with(containers=[{"name": ["c"], "image": {"x": 1}}]),
+            "spec.containers[0].name must be a string, got a list",
+        ),
+        (pod_with(containers=["c"], hostNetwork="yes"), "spec.containers[0] must be a mapping, got a string"),
+        (pod_with(containers=[{"name": "c"}], hostPID="yes"), "spec.hostPID must be true or false, got a string"),
+        (pod_with(containers=[{"name": "c"}], volumes={"hostPath": {}}), "spec.volumes must be a list, got a mapping"),
+        (dict(pod_with(containers=[]), metadata=["x"]), "metadata must be a mapping, got a list"),
+        (
+            dict(pod_with(containers=[]), metadata={"name": "bad", "labels": {"app": 1}}),
+            "metadata.labels[app] must be a string, got int",
+        ),
+        ({"kind": "Deployment", "metadata": {"name": "bad"}, "spec": {"replicas": 1}}, "spec.template is missing"),
+        (
+            {"kind": "Deployment", "metadata": {"name": "bad"}, "spec": {"template": []}},
+            "spec.template must be a mapping",
+        ),
+        (
+            {"kind": "Job", "metadata": {"name": "bad"}, "spec": {"template": {"spec": {"containers": {"a": 1}}}}},
+            "Job bad: spec.template.spec.containers must be a list, got a mapping",
+        ),
+        ({"kind": "CronJob", "metadata": {"name": "bad"}, "spec": {"schedule": "x"}}, "spec.jobTemplate is missing"),
+    ],
+)
+def test_wrong_types_in_a_workload_are_one_error_naming_the_field(
+    tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str], doc: dict[str, Any], problem: str
+) -> None:
+    manifest = write(tmp_path / "m.yaml", MINER_POD, doc)
+    code, out, err = run_json(capsys, "--policies", policies, manifest)
+    assert code == 2
+    assert_one_error(err, manifest, f"{manifest}: document 2: ", problem)
+    assert [r["name"] for r in out["results"]] == ["miner"]  # the good document is still scanned
+    assert out["errors"] == [{"source": manifest, "problem": err[0].split(f"{manifest}: ", 1)[1]}]
+
+
+def test_a_workload_with_several_problems_is_one_line_and_is_still_scanned(
+    tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = pod_with(containers=[{"name": "m", "command": ["xmrig"], "args": [1, 2], "env": "x"}], hostIPC=1)
+    manifest = write(tmp_path / "m.yaml", doc)
+    code, out, err = run_json(capsys, "--policies", policies, manifest)
+    assert code == 2
+    assert_one_error(
+        err, manifest, "document 1: Pod bad: spec.containers[0].args[0] must be a string", "(and 3 more problems)"
+    )
+    assert [r["name"] for r in out["results"]] == ["bad"]  # what can be read is scanned, as by the operator
+
+
+def test_documents_without_a_kind_and_unknown_kinds(
+    tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    template = {"spec": {"containers": [{"name": "c", "command": ["xmrig"]}]}}
+    manifest = write(
+        tmp_path / "m.yaml",
+        {"replicaCount": 3, "image": {"repository": "nginx"}},  # a Helm values file, not an object
+        {"kind": "Deploymnet", "metadata": {"name": "typo"}, "spec": {"template": template}},
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": "r"},
+            "spec": {"template": template},
+        },
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"a": "xmrig"}},
+        {"apiVersion": "v1", "kind": 7},
+        MINER_POD,
+    )
+    code, out, err = run(capsys, "--policies", policies, manifest)
+    assert code == 2
+    assert len(err) == 4, err
+    assert err[0].endswith("document 1 is not a Kubernetes object: it has no kind")
+    assert "document 2: kind 'Deploymnet' has a pod template but is not a kind minerguard scans" in err[1]
+    assert err[1].endswith(": not scanned")
+    assert "document 3: kind 'Rollout' has a pod template" in err[2]
+    assert err[3].endswith("document 5 is not a Kubernetes object: it has no kind")
+    lines = out.splitlines()
+    assert lines[0] == f"{manifest}: Pod apps/miner matches xmrig (Enforce, actions: quarantine)"
+    assert lines[-1] == "1 match (1 workloads, 1 other object skipped, 1 policies)"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("", "empty: no YAML or JSON document"),
+        ("# only a comment\n---\n", "empty: no YAML or JSON document"),
+        ("kind: Pod\nmetadata: {creationTimestamp: 2001-02-30}\n", "invalid YAML: day is out of range for month"),
+        ("kind: Pod\nspec: {replicas: " + "9" * 5000 + "}\n", "invalid YAML: Exceeds the limit (4300 digits)"),
+        ("kind: Pod\nspec: {x: !!float abc}\n", "invalid YAML: could not convert string to float"),
+        ("kind: Pod\nspec: {x: !!python/object:os.system ls}\n", "invalid YAML: could not determine a constructor"),
+        ("kind: Pod\n? [a, b]\n: c\n", "invalid YAML: found unhashable key"),
+        ("\tkind: Pod\n", "invalid YAML"),
+    ],
+)
+def test_unreadable_manifest_files(
+    tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str], content: str, problem: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(content, encoding="utf-8")
+    code, out, err = run(capsys, "--policies", policies, str(bad), write(tmp_path / "good.yaml", MINER_POD))
+    assert code == 2
+    assert_one_error(err, str(bad), problem)
+    assert len(err) == 1 and len(err[0]) < 600
+    assert "Pod apps/miner matches xmrig" in out
+
+
+def test_json_with_a_number_python_cannot_read(
+    tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "n.json"
+    bad.write_text('{"kind": "Pod", "spec": {"replicas": ' + "9" * 5000 + "}}", encoding="utf-8")
+    code, _, err = run(capsys, "--policies", policies, str(bad))
+    assert code == 2
+    assert_one_error(err, str(bad), "invalid JSON: Exceeds the limit (4300 digits)")
+
+
+def test_a_folder_of_good_and_bad_files(tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "deploy"
+    write(folder / "a-good.yaml", MINER_POD)
+    (folder / "b-latin1.yml").write_bytes(b"kind: Pod\nmetadata: {name: caf\xe9}\n")
+    (folder / "c-empty.yaml").write_text("", encoding="utf-8")
+    (folder / "d-broken.json").write_text("{", encoding="utf-8")
+    write(folder / "e-types.yaml", pod_with(containers="x"))
+    write(folder / "sub" / "f-good.yaml", dict(MINER_POD, metadata={"name": "deep", "namespace": "apps"}))
+    (folder / "notes.txt").write_bytes(b"\xff\xfe not a manifest")  # not a manifest suffix: not read
+    code, out, err = run_json(capsys, "--policies", policies, str(folder))
+    assert code == 2
+    assert [line.split(": ", 2)[1].rsplit("/", 1)[1] for line in err] == [
+        "b-latin1.yml",
+        "c-empty.yaml",
+        "d-broken.json",
+        "e-types.yaml",
+    ]
+    assert [r["name"] for r in out["results"]] == ["miner", "deep"]
+    assert len(out["errors"]) == 4
+
+
+def test_a_policy_file_with_invalid_policies_among_valid_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def named(name: str, **signals: Any) -> dict[str, Any]:
+        return dict(POLICY, metadata={"name": name}, spec=dict(POLICY["spec"], signals=signals))  # type: ignore[arg-type]
+
+    pol = write(
+        tmp_path / "p.yaml",
+        named("good-one", processes=[{"glob": "xmrig*"}]),
+        named("catastrophic", processes=[{"regex": "(.*a){1000}"}]),
+        named("backreference", arguments=[{"regex": "(a)\\1"}]),
+        dict(POLICY, metadata={}),
+        ["not", "a", "policy"],
+        named("good-two", pools={"schemes": ["stratum+tcp"]}),
+    )
+    code, out, err = run_json(capsys, "--policies", pol, write(tmp_path / "m.yaml", MINER_POD))
+    assert code == 2
+    assert len(err) == 4, err
+    assert_one_error(
+        err, "document 2", "policy catastrophic", "InvalidRegex: spec.signals.processes[0].regex", "too complex"
+    )
+    assert_one_error(err, "document 3", "policy backreference", "InvalidRegex: spec.signals.arguments[0].regex")
+    assert_one_error(err, "document 4", "the policy in document 4: InvalidSpec: metadata.name: is required")
+    assert_one_error(err, "document 5", "document 5 is not a mapping (got a list)")
+    assert [r["policy"] for r in out["results"]] == ["good-one", "good-two"]
+
+
+def test_aliases_cannot_multiply_objects_without_bound(
+    tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A "billion laughs" of Lists: 10^6 pods in a few hundred bytes, through YAML aliases.
+    levels = ["  a0: &a0 {kind: Pod, metadata: {name: p}, spec: {containers: [{name: c, command: [xmrig]}]}}"]
+    for level in range(1, 7):
+        refs = ", ".join([f"*a{level - 1}"] * 10)
+        levels.append(f"  a{level}: &a{level} {{kind: List, items: [{refs}]}}")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("kind: List\ndefinitions:\n" + "\n".join(levels) + "\nitems: [*a6]\n", encoding="utf-8")
+    code, out, err = run(capsys, "--policies", policies, str(bomb))
+    matches = int(out.splitlines()[-1].split()[0])
+    assert 8000 < matches < 10_000  # every object read counts, Lists too
+    assert code == 2
+    assert any("more than 10000 objects; the rest were not read" in line for line in err), err
+    assert len(err) <= 3
+
+
+def test_lists_nested_too_deep_are_one_error_per_document(
+    tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nested: dict[str, Any] = MINER_POD
+    for _ in range(12):
+        nested = {"kind": "List", "items": [nested, nested]}
+    manifest = write(tmp_path / "deep.yaml", nested)
+    code, _, err = run(capsys, "--policies", policies, manifest)
+    assert code == 2
+    assert err == [f"minerguard scan: {manifest}: document 1: Lists nested more than 8 deep"]
+
+
+def test_list_items_that_are_not_a_list(tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write(tmp_path / "l.yaml", {"kind": "PodList", "items": {"a": MINER_POD}})
+    code, _, err = run(capsys, "--policies", policies, manifest)
+    assert code == 2
+    assert_one_error(err, manifest, "document 1: the items of a 'PodList' must be a list, got a mapping")
+
+
+def test_output_is_printable_whatever_the_names(
+    tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sneaky = dict(MINER_POD, metadata={"name": "evil\x1b[2J\nfake: line", "namespace": "apps\u202e"})
+    manifest = write(tmp_path / "m.yaml", sneaky, {"kind": "Pod", "metadata": {"name": "x" * 100_000}, "spec": []})
+    code, out, err = run(capsys, "--policies", policies, manifest)
+    assert code == 2
+    lines = out.splitlines()
+    assert (
+        lines[0]
+        == f"{manifest}: Pod apps\\u202e/evil\\x1b[2J\\x0afake: line matches xmrig (Enforce, actions: quarantine)"
+    )
+    assert all(line.isprintable() for line in lines + err)
+    assert len(err) == 1 and len(err[0]) < 700
+
+
+def test_non_utf8_file_names(tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "names"
+    folder.mkdir()
+    raw = os.fsencode(str(folder)) + b"/caf\xe9.yaml"
+    with open(raw, "wb") as handle:
+        handle.write(yaml.safe_dump(MINER_POD).encode())
+    code, out, err = run(capsys, "--policies", policies, str(folder))
+    assert (code, err) == (1, [])
+    assert "caf\\udce9.yaml: Pod apps/miner matches xmrig" in out
