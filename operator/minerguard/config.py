@@ -12,19 +12,34 @@ from dataclasses import dataclass, field
 
 def _float(env: Mapping[str, str], key: str, default: float) -> float:
     raw = env.get(key, "")
-    return float(raw) if raw.strip() else default
+    if not raw.strip():
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{key}={raw!r} is not a number") from None
 
 
 def _int(env: Mapping[str, str], key: str, default: int) -> int:
     raw = env.get(key, "")
-    return int(raw) if raw.strip() else default
+    if not raw.strip():
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{key}={raw!r} is not a whole number") from None
 
 
 def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
+    """true/false, yes/no, on/off, 1/0; anything else is an error (a typo must never mean "act for real")."""
     raw = env.get(key, "").strip().lower()
     if not raw:
         return default
-    return raw in ("1", "true", "yes", "on")
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{key}={raw!r} is not a boolean (true or false)")
 
 
 def _list(env: Mapping[str, str], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -86,9 +101,12 @@ class Settings:
         env = os.environ if env is None else env
         token = env.get("MINERGUARD_PROMETHEUS_TOKEN", "")
         token_file = env.get("MINERGUARD_PROMETHEUS_TOKEN_FILE", "")
-        if not token and token_file and os.path.exists(token_file):
-            with open(token_file, encoding="utf-8") as f:
-                token = f.read().strip()
+        if not token and token_file:
+            try:
+                with open(token_file, encoding="utf-8") as f:
+                    token = f.read().strip()
+            except OSError as exc:
+                raise ValueError(f"MINERGUARD_PROMETHEUS_TOKEN_FILE={token_file!r} cannot be read: {exc}") from None
         prom = PrometheusSettings(
             url=env.get("MINERGUARD_PROMETHEUS_URL", ""),
             token=token,

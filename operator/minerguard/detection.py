@@ -426,7 +426,8 @@ class _Text:
 
     @cached_property
     def endpoints(self) -> list[_Endpoint]:
-        tokens = ((where, t) for where, text in self.sources for t in _pool_tokens(text) if ":" in t)
+        sources = ((where, text) for where, text in self.sources if ":" in text)
+        tokens = ((where, t) for where, text in sources for t in _pool_tokens(text) if ":" in t)
         found = []
         for where, token in _distinct(tokens):
             parsed = _parse_endpoint(token)

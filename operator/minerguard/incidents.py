@@ -60,7 +60,13 @@ def incident_name(ref: WorkloadRef) -> str:
     if len(base) <= 240:
         return base
     digest = hashlib.sha256(base.encode()).hexdigest()[:10]
-    return f"{base[:229]}-{digest}"
+    return f"{base[:229].rstrip('-.')}-{digest}"
+
+
+def label_value(text: str) -> str:
+    """A valid label value: at most 63 characters, starting and ending alphanumeric."""
+    value = re.sub(r"[^A-Za-z0-9_.-]", "-", text)[:63]
+    return value.strip("-_.")
 
 
 def new_incident(namespace: str, ref: WorkloadRef, policy: str, mode: str) -> dict[str, Any]:
@@ -72,8 +78,8 @@ def new_incident(namespace: str, ref: WorkloadRef, policy: str, mode: str) -> di
             "namespace": namespace,
             "labels": {
                 "app.kubernetes.io/managed-by": "minerguard",
-                "minerguard.io/policy": policy[:63],
-                "minerguard.io/workload-kind": ref.kind.lower()[:63],
+                "minerguard.io/policy": label_value(policy),
+                "minerguard.io/workload-kind": label_value(ref.kind.lower()),
             },
         },
         "spec": {"policy": policy, "mode": mode, "workload": ref.to_dict(), "release": False},

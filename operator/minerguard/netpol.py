@@ -114,7 +114,7 @@ def with_exclusion(np: Mapping[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(dict(np))
     spec = out.setdefault("spec", {})
     selector = spec.get("podSelector") or {}
-    expressions = [e for e in selector.get("matchExpressions") or [] if e.get("key") != QUARANTINE_LABEL]
+    expressions = [e for e in selector.get("matchExpressions") or [] if e != _EXCLUSION]
     expressions.append(dict(_EXCLUSION))
     spec["podSelector"] = {**selector, "matchExpressions": expressions}
     meta = out.setdefault("metadata", {})
@@ -123,8 +123,10 @@ def with_exclusion(np: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def without_exclusion(np: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy with the expression minerguard added taken out again."""
+    """A copy with the expression minerguard added taken out again (an exclusion a person wrote stays)."""
     out = copy.deepcopy(dict(np))
+    if ((out.get("metadata") or {}).get("annotations") or {}).get(EXCLUSION_ANNOTATION) != "added":
+        return out
     spec = out.setdefault("spec", {})
     selector = dict(spec.get("podSelector") or {})
     expressions = [e for e in selector.get("matchExpressions") or [] if e != _EXCLUSION]
@@ -140,8 +142,10 @@ def without_exclusion(np: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def has_exclusion(np: Mapping[str, Any]) -> bool:
+    """Whether minerguard added its exclusion to this policy (and so release must take it out)."""
     selector = (np.get("spec") or {}).get("podSelector") or {}
-    return _EXCLUSION in (selector.get("matchExpressions") or [])
+    added = ((np.get("metadata") or {}).get("annotations") or {}).get(EXCLUSION_ANNOTATION) == "added"
+    return added and _EXCLUSION in (selector.get("matchExpressions") or [])
 
 
 def isolation_problems(

@@ -17,7 +17,7 @@ from typing import Any
 
 from minerguard.config import PrometheusSettings
 
-_DURATION = re.compile(r"^([0-9]+)(s|m|h)$")
+_DURATION = re.compile(r"^([0-9]+)(s|m|h)\Z")
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
@@ -100,7 +100,7 @@ def read_vector(answer: Any, keys: Sequence[str]) -> dict[tuple[str, ...], float
             raise BadAnswer("vector item is not an object")
         metric = item.get("metric")
         value = item.get("value")
-        if not isinstance(metric, Mapping) or not isinstance(value, Sequence) or len(value) != 2:
+        if not isinstance(metric, Mapping) or not isinstance(value, (list, tuple)) or len(value) != 2:
             raise BadAnswer("vector item lacks metric or value")
         try:
             number = float(value[1])

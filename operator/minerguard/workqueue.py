@@ -105,6 +105,9 @@ class WorkQueue:
     def _done(self, key: Hashable, failed: bool) -> None:
         with self._cond:
             self._active.discard(key)
+            if failed and key in self._again:
+                # Queued again while it ran: the queued run is the retry; no second, delayed chain.
+                failed = False
             if failed:
                 tries = self._tries.get(key, 0) + 1
                 self._tries[key] = tries

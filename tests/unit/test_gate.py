@@ -142,14 +142,6 @@ def test_malformed_entries_are_ignored(entry: Any) -> None:
     assert not active({ME: peer(0), "broken": entry, "real": peer(1)}, priority=0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: int(info['priority']) is outside the try block, so a live peer entry with a "
-        "non-numeric priority raises ValueError/TypeError instead of being ignored like other "
-        "malformed entries (and ActivityGate.active only catches KubeError)"
-    ),
-)
 @pytest.mark.parametrize("priority", ["high", None, "1.5"])
 def test_malformed_priority_is_ignored(priority: Any) -> None:
     entry = {"priority": priority, "lifetime": 60, "lastseen": peer()["lastseen"]}

@@ -153,14 +153,6 @@ def test_long_names_are_dns_safe(length: int) -> None:
     assert dns_ok(out), out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: incident_name truncates at 229 characters without re-trimming, so a long dotted "
-        "workload name cut just after a '.' yields '<...>.-<hash>', which is not a DNS-1123 "
-        "subdomain and the API server rejects the MinerIncident"
-    ),
-)
 def test_truncation_after_a_dot_is_still_dns_safe() -> None:
     # A valid 250-character pod name (a DNS subdomain with labels of at most 63 characters),
     # with a '.' exactly where the 229-character cut of "pod-<name>" falls.
@@ -203,14 +195,6 @@ def test_new_incident_keeps_full_policy_name_in_spec_and_bounds_label() -> None:
     assert inc["metadata"]["labels"]["minerguard.io/policy"] == "p" * 63
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: new_incident cuts the policy label to policy[:63] without re-trimming, so a long "
-        "policy name cut at a '.' or '-' gives a label value that does not end alphanumeric and "
-        "the API server rejects the MinerIncident"
-    ),
-)
 def test_new_incident_labels_are_valid_for_long_dotted_policy_names() -> None:
     policy = "a" * 62 + ".example.org"  # a valid MinerPolicy name (DNS subdomain)
     assert dns_ok(policy)

@@ -328,13 +328,6 @@ def test_bad_answer_is_a_value_error() -> None:
     assert issubclass(BadAnswer, ValueError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: read_vector accepts any length-2 Sequence as the [timestamp, value] pair, so a "
-        "string value such as '12' is read as the number 2.0 instead of raising BadAnswer"
-    ),
-)
 def test_read_vector_rejects_a_string_value_pair() -> None:
     with pytest.raises(BadAnswer):
         read_vector([{"metric": {"node": "n1"}, "value": "12"}], ("node",))

@@ -30,11 +30,12 @@ def active_by_peering(status: Mapping[str, Any], identity: str, priority: int, n
             if lastseen.tzinfo is None:
                 lastseen = lastseen.replace(tzinfo=datetime.UTC)
             lifetime = datetime.timedelta(seconds=int(info.get("lifetime", 60)))
+            peer_priority = int(info.get("priority", 0))
         except (TypeError, ValueError):
             continue
         if lastseen + lifetime <= now:
             continue
-        if int(info.get("priority", 0)) >= priority:
+        if peer_priority >= priority:
             return False
     return True
 
