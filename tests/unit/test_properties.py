@@ -20,7 +20,7 @@ from unittest import mock
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from minerguard import detection
@@ -474,7 +474,8 @@ def test_pre_checks_and_sharing_never_change_the_verdict(policy: Policy, doc: An
 
 
 SECRET = "S3cr3t-" + "Q" * 12
-BENIGN = st.text(alphabet="abcdefghjkmnpqrstuvwxyz", min_size=16, max_size=40).map(lambda s: "benign-" + s)
+# No hex digit and nothing found in MINER_WORDS, so that no evidence can contain it by chance.
+BENIGN = st.text(alphabet="ghjkmnpqtuvwyz", min_size=16, max_size=40).map(lambda s: "benign-" + s)
 
 
 @PROFILE
@@ -487,6 +488,7 @@ BENIGN = st.text(alphabet="abcdefghjkmnpqrstuvwxyz", min_size=16, max_size=40).m
 def test_evidence_never_quotes_secret_references_or_unmatched_env_values(
     benign: str, miner_env: str, containers: list[Any], secret_ref: str
 ) -> None:
+    assume(benign[7:] not in repr(containers))  # the other containers must not hold it by chance
     env = [
         {"name": "FROM_SECRET", "valueFrom": {secret_ref: {"name": SECRET, "key": SECRET}}},
         {"name": "BOTH", "value": SECRET + " " + WALLET, "valueFrom": {secret_ref: {"name": "s", "key": "k"}}},
