@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from minerguard import detection
 from minerguard.detection import MAX_EVIDENCE_PER_KIND, Evidence, evaluate, printable, spec_findings
 from minerguard.models import (
     MAX_NAME_LEN,
@@ -300,3 +301,21 @@ def test_pathological_pod_values_count_as_absent() -> None:
     workload = workload_from_pod(body)
     assert (workload.cpu_limit_cores, workload.cpu_request_cores, workload.node_name) == (None, None, "")
     assert "miner-binaries-and-args" in matched_policies(workload)
+
+
+# ------------------------------------------------------------------ internals the guarantees rest on
+
+
+def test_the_word_pre_check_splits_on_every_character_str_split_does() -> None:
+    spaces = "".join(chr(code) for code in range(0x110000) if chr(code).isspace())
+    assert set(spaces) == set(detection._WHITESPACE)
+    assert all(detection._LINE_TABLE[ord(char)] == "\n" for char in spaces)
+
+
+def test_only_the_last_few_workloads_are_kept() -> None:
+    workloads = [workload_from_pod(pod(dict(MINER, env=junk_env(0.1)))) for _ in range(10)]
+    for workload in workloads:
+        spec_findings(PACK[3], workload)
+    assert len(detection._prepared) <= detection._PREPARED_KEPT
+    kept = {id(w) for w in workloads[-detection._PREPARED_KEPT :]}
+    assert all(id(p.workload) in kept for p in detection._prepared.values())  # the workloads are equal, not the same
