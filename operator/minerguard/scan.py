@@ -115,6 +115,7 @@ class _Budget:
     """How many more objects one file may yield, and the documents whose Lists were too deep."""
 
     left: int = MAX_OBJECTS
+    exhausted: bool = False
     too_deep: set[str] = field(default_factory=set)
 
 
@@ -192,6 +193,7 @@ def _parse(path: str, text: str) -> list[Any]:
 def _expand(body: Any, source: str, where: str, run: _Run, budget: _Budget, depth: int = 0) -> Iterator[_Object]:
     """The object, or the items of a ``kind: List`` (or ``*List``) object, within the budget."""
     if budget.left <= 0:
+        budget.exhausted = True
         return
     budget.left -= 1
     if not isinstance(body, Mapping):
@@ -232,7 +234,7 @@ def _objects(path: str, run: _Run, manifests: bool = False) -> list[_Object] | N
     try:
         documents = _parse(path, _decode(path, _read(path, run)))
     except InputError as exc:
-        run.errors.append(exc)
+        run.error(exc.source, exc.problem)
         return None
     if manifests and all(document is None for document in documents):
         run.error(path, "empty: no YAML or JSON document")
@@ -242,7 +244,7 @@ def _objects(path: str, run: _Run, manifests: bool = False) -> list[_Object] | N
     for number, document in enumerate(documents, start=1):
         if document is not None:
             objects += _expand(document, path, f"document {number}", run, budget)
-        if budget.left <= 0:
+        if budget.exhausted:
             run.error(path, f"more than {MAX_OBJECTS} objects; the rest were not read")
             break
     return objects

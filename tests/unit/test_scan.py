@@ -428,6 +428,7 @@ def test_documents_without_a_kind_and_unknown_kinds(
         ("kind: Pod\nmetadata: {creationTimestamp: 2001-02-30}\n", "invalid YAML: day is out of range for month"),
         ("kind: Pod\nspec: {replicas: " + "9" * 5000 + "}\n", "invalid YAML: Exceeds the limit (4300 digits)"),
         ("kind: Pod\nspec: {x: !!float abc}\n", "invalid YAML: could not convert string to float"),
+        ("kind: Pod\nspec: {x: !!float " + "x" * 100_000 + "}\n", "invalid YAML: could not convert string to float"),
         ("kind: Pod\nspec: {x: !!python/object:os.system ls}\n", "invalid YAML: could not determine a constructor"),
         ("kind: Pod\n? [a, b]\n: c\n", "invalid YAML: found unhashable key"),
         ("\tkind: Pod\n", "invalid YAML"),
@@ -565,3 +566,20 @@ def test_non_utf8_file_names(tmp_path: Path, policies: str, capsys: pytest.Captu
     code, out, err = run(capsys, "--policies", policies, str(folder))
     assert (code, err) == (1, [])
     assert "caf\\udce9.yaml: Pod apps/miner matches xmrig" in out
+
+
+def test_exactly_the_object_limit_is_not_an_error(
+    tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nginx = {"kind": "Pod", "metadata": {"name": "n"}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}
+    manifest = tmp_path / "many.json"
+    manifest.write_text(
+        json.dumps({"kind": "List", "items": [nginx] * 9_999}), encoding="utf-8"
+    )  # with the List: 10000
+    code, out, err = run(capsys, "--policies", policies, str(manifest))
+    assert (code, err) == (0, [])
+    manifest.write_text(json.dumps({"kind": "List", "items": [nginx] * 10_000}), encoding="utf-8")
+    code, out, err = run(capsys, "--policies", policies, str(manifest))
+    assert code == 2
+    assert_one_error(err, str(manifest), "more than 10000 objects; the rest were not read")
+    assert out.splitlines()[-1] == "0 matches (9999 workloads, 1 policies)"
