@@ -62,8 +62,10 @@ def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
     ks.watching.connect_timeout = 10
     ks.watching.reconnect_backoff = 1.0
     ks.networking.request_timeout = 30
-    ks.batching.worker_limit = 64
-    ks.batching.idle_timeout = 30
+    # One short-lived worker per object, unbounded: a limit here queues a new miner's event behind
+    # every idle worker of the last burst of pods (each lingers idle_timeout seconds).
+    ks.batching.worker_limit = None
+    ks.batching.idle_timeout = 5.0
     ks.batching.batch_window = 0.01
     ks.peering.lifetime = settings.peering_lifetime
     ks.peering.priority = settings.priority

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,15 @@ def ensure_cluster() -> bool:
 
 
 def teardown_cluster() -> None:
+    """Stop the cluster this session started; its logs are kept in build/e2e-logs/ for a failed run's reader."""
     if os.environ.get("MINERGUARD_KEEP_CLUSTER"):
         return
+    logs = ROOT / ".cluster" / "logs"
+    if logs.is_dir():
+        keep = ROOT / "build" / "e2e-logs"
+        shutil.rmtree(keep, ignore_errors=True)
+        shutil.copytree(logs, keep)
+        reliability = ROOT / ".cluster" / "reliability.jsonl"
+        if reliability.exists():
+            shutil.copy(reliability, keep / "reliability.jsonl")
     subprocess.run([sys.executable, str(HACK / "cluster.py"), "down"], capture_output=True, text=True)

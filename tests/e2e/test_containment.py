@@ -321,3 +321,31 @@ def test_operator_restart_creates_no_duplicates(
     assert reasons(core, namespace, "miner-a").count("MinerDetected") == 1
     record = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "minerincidents", "pod-miner-a")
     assert [a["action"] for a in record["status"]["actions"]].count("quarantine") == 1
+
+
+def test_a_miner_right_after_a_burst_of_benign_pods_is_not_stuck_behind_them(
+    operator: OperatorProcess,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    make_policy: Any,
+) -> None:
+    """300 benign pods arrive at once; the miner created right after them is still contained promptly."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    make_policy(namespace)
+
+    def benign(i: int) -> None:
+        core.create_namespaced_pod(
+            namespace,
+            client.V1Pod(
+                metadata=client.V1ObjectMeta(name=f"web-{i}", labels={"app": "web"}),
+                spec=client.V1PodSpec(containers=[client.V1Container(name="web", image="nginx:1.27")]),
+            ),
+        )
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(benign, range(300)))
+    core.create_namespaced_pod(namespace, miner_pod("miner"))
+    eventually(lambda: quarantined(core, namespace, "miner"), 30, "the miner contained despite the burst")
+    assert len(incidents(custom, namespace)) == 1
