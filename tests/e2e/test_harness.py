@@ -101,3 +101,29 @@ def test_cpu_usage_annotation_reaches_prometheus(core: client.CoreV1Api, namespa
 
     value = eventually(rate, 90, f"Prometheus to report ~1.5 cores for {query}", interval=1.0)
     assert abs(value - 1.5) < 0.05
+
+
+def test_kubectl_explain_describes_every_policy_field(cluster: dict[str, Any]) -> None:
+    """Every field of the served MinerPolicy and MinerIncident schemas has a description for kubectl explain."""
+    import yaml
+
+    from tests.e2e.helpers import ROOT
+
+    undocumented: list[str] = []
+
+    def walk(schema: dict[str, Any], path: str) -> None:
+        for name, sub in (schema.get("properties") or {}).items():
+            here = f"{path}.{name}"
+            if name not in ("apiVersion", "kind", "metadata") and not sub.get("description"):
+                undocumented.append(here)
+            walk(sub, here)
+            walk(sub.get("items") or {}, here)
+
+    for crd in ("minerguard.io_minerpolicies.yaml", "minerguard.io_minerincidents.yaml"):
+        doc = yaml.safe_load((ROOT / "crds" / crd).read_text())
+        walk(doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"], doc["spec"]["names"]["kind"])
+    assert undocumented == []
+    out = kubectl("explain", "minerpolicy.spec.signals.pools.ports").stdout
+    assert "Weak signal" in out and "port" in out
+    out = kubectl("explain", "minerincident.spec.release").stdout
+    assert "release" in out.lower() and "contain" in out.lower()
