@@ -76,3 +76,15 @@ def record(test: str, **figures: object) -> None:
 
     with open(CLUSTER_DIR / "reliability.jsonl", "a") as f:
         f.write(json.dumps({"test": test, **figures}) + "\n")
+
+
+def cluster_component(action: str, component: str) -> None:
+    """Stop, start or restart one component of the local control plane (fault tests)."""
+    import sys
+
+    subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "cluster.py"), action, component],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )

@@ -77,3 +77,8 @@ def isolation_problems(
     labels = core.read_namespaced_pod(pod, namespace).metadata.labels or {}
     policies = [api.sanitize_for_serialization(p) for p in networking.list_namespaced_network_policy(namespace).items]
     return netpol.isolation_problems(policies, labels)
+
+
+def network_policy(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A NetworkPolicy object of the given spec, as a namespace owner would write it."""
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name}, "spec": spec}

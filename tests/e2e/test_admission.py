@@ -24,7 +24,7 @@ from minerguard import netpol
 from minerguard.rbac import required_rules
 from tests.e2e.cluster import tool
 from tests.e2e.helpers import CLUSTER_DIR, ROOT, eventually, kubectl
-from tests.e2e.objects import incident_in_state, miner_pod, quarantined
+from tests.e2e.objects import incident_in_state, miner_pod, network_policy, quarantined
 from tests.e2e.operator_proc import OperatorProcess
 
 CHART = ROOT / "helm" / "minerguard"
@@ -71,12 +71,7 @@ def test_namespace_admin_cannot_undo_a_quarantine(
     make_policy(namespace)
     networking.create_namespaced_network_policy(
         namespace,
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": {"name": "allow-web"},
-            "spec": {"podSelector": {}, "ingress": [{}]},
-        },
+        network_policy("allow-web", {"podSelector": {}, "ingress": [{}]}),
     )
     core.create_namespaced_pod(namespace, miner_pod("miner"))
     eventually(lambda: incident_in_state(custom, namespace, "Contained"), 30, "the miner contained")

@@ -20,6 +20,7 @@ from tests.e2e.objects import (
     incidents,
     isolation_problems,
     miner_pod,
+    network_policy,
     pod_events,
     policy_body,
     quarantined,
@@ -74,17 +75,15 @@ def test_deployment_miner_behind_allow_all_policy_is_isolated_without_replica_st
     make_policy(namespace)
     networking.create_namespaced_network_policy(
         namespace,
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": {"name": "allow-all"},
-            "spec": {
+        network_policy(
+            "allow-all",
+            {
                 "podSelector": {"matchLabels": {"app": "miner"}},
                 "policyTypes": ["Ingress", "Egress"],
                 "ingress": [{}],
                 "egress": [{}],
             },
-        },
+        ),
     )
     labels = {"app": "miner"}
     apps.create_namespaced_deployment(
@@ -208,12 +207,7 @@ def test_release_restores_traffic_and_keeps_the_record(
     make_policy(namespace)
     networking.create_namespaced_network_policy(
         namespace,
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": {"name": "allow-web"},
-            "spec": {"podSelector": {}, "ingress": [{"ports": [{"port": 8080}]}]},
-        },
+        network_policy("allow-web", {"podSelector": {}, "ingress": [{"ports": [{"port": 8080}]}]}),
     )
     core.create_namespaced_pod(namespace, miner_pod("miner"))
     incident = eventually(lambda: incident_in_state(custom, namespace, "Contained"), 30, "a Contained incident")

@@ -13,7 +13,6 @@ import os
 import signal
 import ssl
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,18 +27,9 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from minerguard import netpol
-from tests.e2e.helpers import CLUSTER_DIR, ROOT, consistently, eventually, kubectl, record
-from tests.e2e.objects import GROUP, VERSION, incidents, isolation_problems, miner_pod, quarantined
+from tests.e2e.helpers import CLUSTER_DIR, cluster_component, consistently, eventually, kubectl, record
+from tests.e2e.objects import GROUP, VERSION, incidents, isolation_problems, miner_pod, network_policy, quarantined
 from tests.e2e.operator_proc import OperatorProcess
-
-
-def cluster(action: str, component: str) -> None:
-    subprocess.run(
-        [sys.executable, str(ROOT / "hack" / "cluster.py"), action, component],
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )
 
 
 def benign_pod(name: str) -> client.V1Pod:
@@ -149,7 +139,7 @@ def test_apiserver_restart_mid_burst(
 ) -> None:
     make_policy(namespace)
     miners = [f"miner-{i}" for i in range(24)]
-    restart = threading.Thread(target=cluster, args=("restart", "kube-apiserver"))
+    restart = threading.Thread(target=cluster_component, args=("restart", "kube-apiserver"))
     for i, name in enumerate(miners):
         if i == 8:
             restart.start()
@@ -178,12 +168,9 @@ def test_conflicting_writes_are_retried(
     make_policy(namespace)
     networking.create_namespaced_network_policy(
         namespace,
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": {"name": "allow-all"},
-            "spec": {"podSelector": {}, "ingress": [{}], "egress": [{}], "policyTypes": ["Ingress", "Egress"]},
-        },
+        network_policy(
+            "allow-all", {"podSelector": {}, "ingress": [{}], "egress": [{}], "policyTypes": ["Ingress", "Egress"]}
+        ),
     )
     conflicts_before = operator.metric("minerguard_api_errors_total") or 0.0
     stop = threading.Event()

@@ -13,7 +13,7 @@ from kubernetes import client
 
 from minerguard import netpol
 from tests.e2e.helpers import eventually, kubectl, record
-from tests.e2e.objects import incident_in_state, isolation_problems, miner_pod, quarantined, reasons
+from tests.e2e.objects import incident_in_state, isolation_problems, miner_pod, network_policy, quarantined, reasons
 from tests.e2e.operator_proc import OperatorProcess
 
 
@@ -96,16 +96,14 @@ def test_an_allow_policy_added_later_does_not_reopen_the_pod(
     started = time.monotonic()
     networking.create_namespaced_network_policy(
         namespace,
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": {"name": "let-me-out"},
-            "spec": {
+        network_policy(
+            "let-me-out",
+            {
                 "podSelector": {},
                 "policyTypes": ["Egress"],
                 "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}],
             },
-        },
+        ),
     )
     eventually(lambda: restored(core, networking, namespace), 10, "the new allow policy excludes the miner")
     record("tampering: allow policy added", seconds_to_restored=round(time.monotonic() - started, 2))

@@ -10,34 +10,24 @@ from __future__ import annotations
 from typing import ClassVar
 
 from minerguard import guards
-from minerguard.actions.base import FAILED, SUCCEEDED, Action, ActionContext, ActionResult, RbacRule
-from minerguard.actions.nodes import acted_annotations, guarded, node_ref
+from minerguard.actions.base import FAILED, SUCCEEDED, ActionContext, ActionResult
+from minerguard.actions.nodes import NodeAction, acted_annotations, guarded, node_ref, one_node_action_at_a_time
 from minerguard.errors import NotFound
 
 
-class Cordon(Action):
+class Cordon(NodeAction):
     name: ClassVar[str] = "cordon"
     description: ClassVar[str] = (
         "Set spec.unschedulable on the node (kubectl cordon) and record the incident on it. "
         "Obeys the blast-radius guards; never claims a node that was already cordoned."
     )
-    rbac: ClassVar[tuple[RbacRule, ...]] = (RbacRule(("",), ("nodes",), ("get", "list", "patch")),)
-
-    def target(self, ctx: ActionContext) -> str:
-        return f"Node {ctx.node_name}"
-
-    def precondition(self, ctx: ActionContext) -> str | None:
-        return None if ctx.node_name else "the pod is not scheduled on a node yet"
 
     def plan(self, ctx: ActionContext) -> str:
         return f"cordon Node {ctx.node_name}"
 
     def apply(self, ctx: ActionContext) -> ActionResult:
         target = self.target(ctx)
-        lock = ctx.guard.lock if ctx.guard is not None else None
-        if lock is not None:
-            lock.acquire()
-        try:
+        with one_node_action_at_a_time(ctx):
             try:
                 node = ctx.storage.get_node(ctx.node_name)
             except NotFound:
@@ -65,9 +55,6 @@ class Cordon(Action):
                     },
                 },
             )
-        finally:
-            if lock is not None:
-                lock.release()
         message = f"Cordoned Node {ctx.node_name} (policy {ctx.policy}, incident {ctx.incident_ref})"
         ctx.storage.emit_event(node_ref(ctx), "NodeCordoned", message, action=self.name)
         return ActionResult(self.name, target, SUCCEEDED, message, changed=True)

@@ -8,9 +8,35 @@ restarts, and a node an administrator cordoned is never claimed or uncordoned.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import ClassVar
+
 from minerguard import guards
-from minerguard.actions.base import SUPPRESSED, ActionContext, ActionResult
+from minerguard.actions.base import SUPPRESSED, Action, ActionContext, ActionResult, RbacRule
 from minerguard.storage import now_iso
+
+
+class NodeAction(Action):
+    """What cordon and taint share: they act on the pod's node (or the node given), one at a time, guarded."""
+
+    rbac: ClassVar[tuple[RbacRule, ...]] = (RbacRule(("",), ("nodes",), ("get", "list", "patch")),)
+
+    def target(self, ctx: ActionContext) -> str:
+        return f"Node {ctx.node_name}"
+
+    def precondition(self, ctx: ActionContext) -> str | None:
+        return None if ctx.node_name else "the pod is not scheduled on a node yet"
+
+
+@contextlib.contextmanager
+def one_node_action_at_a_time(ctx: ActionContext) -> Iterator[None]:
+    """Node actions decide against a fresh read of the nodes; serialising them keeps two from both passing a guard."""
+    if ctx.guard is None:
+        yield
+        return
+    with ctx.guard.lock:
+        yield
 
 
 def node_ref(ctx: ActionContext) -> dict[str, str]:

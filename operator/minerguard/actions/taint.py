@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from minerguard import guards
-from minerguard.actions.base import FAILED, SUCCEEDED, Action, ActionContext, ActionResult, RbacRule
-from minerguard.actions.nodes import acted_annotations, guarded, node_ref
+from minerguard.actions.base import FAILED, SUCCEEDED, ActionContext, ActionResult
+from minerguard.actions.nodes import NodeAction, acted_annotations, guarded, node_ref, one_node_action_at_a_time
 from minerguard.errors import NotFound
 from minerguard.storage import retrying
 
@@ -23,18 +23,11 @@ def _taint_value(incident_ref: str) -> str:
     return value[-63:].strip("_.-") or "incident"
 
 
-class Taint(Action):
+class Taint(NodeAction):
     name: ClassVar[str] = "taint"
     description: ClassVar[str] = (
         "Add the taint minerguard.io/suspect=<incident>:NoSchedule to the node. Obeys the blast-radius guards."
     )
-    rbac: ClassVar[tuple[RbacRule, ...]] = (RbacRule(("",), ("nodes",), ("get", "list", "patch")),)
-
-    def target(self, ctx: ActionContext) -> str:
-        return f"Node {ctx.node_name}"
-
-    def precondition(self, ctx: ActionContext) -> str | None:
-        return None if ctx.node_name else "the pod is not scheduled on a node yet"
 
     def plan(self, ctx: ActionContext) -> str:
         return f"taint Node {ctx.node_name} {guards.TAINT_KEY}:NoSchedule"
@@ -42,10 +35,7 @@ class Taint(Action):
     def apply(self, ctx: ActionContext) -> ActionResult:
         target = self.target(ctx)
         value = _taint_value(ctx.incident_ref)
-        lock = ctx.guard.lock if ctx.guard is not None else None
-        if lock is not None:
-            lock.acquire()
-        try:
+        with one_node_action_at_a_time(ctx):
             try:
                 node = ctx.storage.get_node(ctx.node_name)
             except NotFound:
@@ -61,9 +51,6 @@ class Taint(Action):
                 lambda ts: [*ts, {"key": guards.TAINT_KEY, "value": value, "effect": "NoSchedule"}],
                 acted_annotations(ctx),
             )
-        finally:
-            if lock is not None:
-                lock.release()
         message = (
             f"Tainted Node {ctx.node_name} {guards.TAINT_KEY}:NoSchedule "
             f"(policy {ctx.policy}, incident {ctx.incident_ref})"
