@@ -127,3 +127,37 @@ def test_kubectl_explain_describes_every_policy_field(cluster: dict[str, Any]) -
     assert "Weak signal" in out and "port" in out
     out = kubectl("explain", "minerincident.spec.release").stdout
     assert "release" in out.lower() and "contain" in out.lower()
+
+
+def test_a_second_cluster_up_reuses_the_running_one(cluster: dict[str, Any]) -> None:
+    import subprocess
+    import sys
+
+    from tests.e2e.helpers import ROOT
+
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "cluster.py"), "up"], capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0
+    assert "already running" in res.stderr and "reusing it" in res.stderr
+
+
+def test_a_taken_port_is_a_clear_error(cluster: dict[str, Any], tmp_path: Any) -> None:
+    """A second cluster in another state folder whose etcd port is taken (by the running apiserver) says so."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.e2e.helpers import ROOT
+
+    env = {
+        **os.environ,
+        "MINERGUARD_CLUSTER_DIR": str(tmp_path / "other"),
+        "MINERGUARD_PORT_ETCD": str(cluster["ports"]["apiserver"]),
+    }
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "cluster.py"), "up"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert res.returncode == 1
+    assert f"port {cluster['ports']['apiserver']} on 127.0.0.1 (needed by etcd) is already taken" in res.stderr
+    assert "MINERGUARD_PORT_ETCD" in res.stderr
