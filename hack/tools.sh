@@ -140,8 +140,19 @@ build_helm() {
   touch "$(done_marker "$dir")"
 }
 
+# system_tool NAME: the first NAME on PATH outside $BIN (make puts $BIN first on PATH, and a link
+# of $BIN must never be taken for the tool it points to).
+system_tool() {
+  local p
+  for p in $(type -ap "$1" 2>/dev/null); do
+    case "$p" in "$BIN"/*) continue ;; esac
+    [ -x "$p" ] && { echo "$p"; return 0; }
+  done
+  return 1
+}
+
 check_prometheus() {
-  if ! command -v prometheus >/dev/null 2>&1; then
+  if ! system_tool prometheus >/dev/null; then
     log "installing prometheus from Debian packages"
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
@@ -149,7 +160,7 @@ check_prometheus() {
       sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
     fi
   fi
-  command -v prometheus >/dev/null 2>&1 || { log "prometheus is not installed and could not be installed"; exit 1; }
+  system_tool prometheus >/dev/null || { log "prometheus is not installed and could not be installed"; exit 1; }
 }
 
 # link NAME TARGET: point $BIN/NAME at TARGET. A no-op when it already does; otherwise an
@@ -169,8 +180,8 @@ link_all() {
     "$TOOLS/kwok-$KWOK_VERSION"/{kwok,kwokctl,stages.yaml} "$TOOLS/helm-$HELM_VERSION/helm"; do
     link "$(basename "$f")" "$f"
   done
-  link prometheus "$(command -v prometheus)"
-  link promtool "$(command -v promtool)"
+  link prometheus "$(system_tool prometheus)"
+  link promtool "$(system_tool promtool)"
 }
 
 case "${1:-build}" in

@@ -161,3 +161,20 @@ def test_a_taken_port_is_a_clear_error(cluster: dict[str, Any], tmp_path: Any) -
     assert res.returncode == 1
     assert f"port {cluster['ports']['apiserver']} on 127.0.0.1 (needed by etcd) is already taken" in res.stderr
     assert "MINERGUARD_PORT_ETCD" in res.stderr
+
+
+def test_tool_links_resolve_to_real_binaries_even_under_makes_path(cluster: dict[str, Any]) -> None:
+    """make puts the tools folder first on PATH; rebuilding must not point a link at itself."""
+    import os
+    import subprocess
+
+    from tests.e2e.cluster import bindir
+    from tests.e2e.helpers import ROOT
+
+    tools = bindir()
+    env = {**os.environ, "PATH": f"{tools}:{os.environ['PATH']}"}
+    for _ in range(2):
+        subprocess.run([str(ROOT / "hack" / "tools.sh"), "build"], env=env, check=True, capture_output=True)
+    for link in tools.iterdir():
+        real = os.path.realpath(link)
+        assert os.path.exists(real) and not real.startswith(str(tools) + os.sep), (link, real)
