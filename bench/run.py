@@ -28,6 +28,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -236,13 +237,19 @@ class Bench:
         self.size = Size(**{**size.__dict__, **overrides})
         self.args = args
         self.cluster = bcluster.BenchCluster(Path(args.cluster_dir), nodes=self.size.nodes)
-        self.logs = Path(args.cluster_dir) / "bench-logs"
+        self.logs = Path(args.out).resolve().parent / "logs"  # kept after the cluster (and its dir) is gone
         self.samples: list[Sample] = []
         self.result: dict[str, Any] = {
             "size": self.size.__dict__,
             "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "machine": bcluster.machine_info(),
             "versions": bcluster.pinned_versions(),
+            "settings": {
+                "prometheus_scrape_interval": self.cluster.scrape_interval,
+                "operator": "defaults (MINERGUARD_METRICS_INTERVAL 30s, MINERGUARD_RATE_WINDOW 1m, "
+                "MINERGUARD_RESYNC_INTERVAL 30s) plus MINERGUARD_PROMETHEUS_URL and MINERGUARD_METRICS_PORT",
+                "cpu_policy_window": CPU_WINDOW,
+            },
             "phases_s": {},
         }
         self.observer = Observer()
@@ -363,15 +370,19 @@ class Bench:
         if self.args.what_if_kopf:
             limit, _, idle = self.args.what_if_kopf.partition(":")
             shim = ["--worker-limit", limit or "none", "--idle-timeout", idle or "5"]
-            self.result["what_if"] = {
-                "kopf_queueing": {"worker_limit": limit or "none", "idle_timeout_s": float(idle or 5)},
+            self.result.setdefault("what_if", {})["kopf_queueing"] = {
+                "worker_limit": limit or "none",
+                "idle_timeout_s": float(idle or 5),
                 "note": "NOT the operator as shipped: bench/operator_shim.py replaced kopf's queueing settings",
             }
+        extra_env = dict(kv.split("=", 1) for kv in self.args.operator_env)
+        if extra_env:
+            self.result.setdefault("what_if", {})["operator_env"] = extra_env
         self.operator = procs.OperatorProcess(
             self.cluster.kubeconfig,
             self.logs / "operator.log",
             self.cluster.prometheus_url,
-            extra_env={},
+            extra_env=extra_env,
             shim_args=shim,
         )
         self.op().start()
@@ -693,8 +704,12 @@ class Bench:
         counted = self.ours_namespaces - {"mgb-metric", "mgb-sentinel"}
 
         def miner_event(e: dict[str, Any]) -> bool:
+            """About a miner in the counted namespaces: on the pod, or on the MinerPolicy naming the pod."""
             regarding, related = e.get("regarding") or {}, e.get("related") or {}
-            return regarding.get("namespace") in counted or related.get("namespace") in counted
+            if regarding.get("namespace") in counted or related.get("namespace") in counted:
+                return True
+            match = re.search(r"matched Pod ([^/ ]+)/", str(e.get("note") or ""))
+            return regarding.get("kind") == "MinerPolicy" and match is not None and match.group(1) in counted
 
         miner_events = [e for e in ours if miner_event(e)]
         reasons: dict[str, int] = {}
@@ -853,7 +868,7 @@ class Bench:
         size = self.size
         out = []
         if r.get("what_if"):
-            out.append(f"WHAT-IF RUN, not the operator as shipped: {r['what_if']}")
+            out.append(f"WHAT-IF RUN, not the operator as shipped with its defaults: {r['what_if']}")
         out += [
             f"minerguard benchmarks, {size.name} size: {size.nodes} KWOK nodes, {size.pods} benign pods at "
             f"{size.rate:.0f}/s, {size.load_miners} miners under load, {size.idle_miners} idle",
@@ -943,12 +958,15 @@ class Bench:
                 out.append(f"  not available ({md['reason']})")
         rs = r.get("restart")
         if rs:
+            bound = f"not within {self.size.restart_wait_s:.0f} s"
+            first = bound if rs["first_contained_s"] is None else f"{rs['first_contained_s']} s"
+            last = bound if rs["last_contained_s"] is None else f"{rs['last_contained_s']} s"
             out += [
                 "",
                 f"Operator start on a full cluster ({rs['pods_in_cluster']} pods, "
                 f"{rs['miners_waiting']} miners waiting)",
-                f"  healthy {rs['healthy_s']} s, first miner contained {rs['first_contained_s']} s, "
-                f"last {rs['last_contained_s']} s after the process started; peak RSS "
+                f"  healthy {rs['healthy_s']} s, first miner contained {first}, last {last} after the process "
+                f"started ({rs['contained']}/{rs['miners_waiting']} contained); peak RSS "
                 f"{rs['footprint_after_start']['peak_rss_mib']} MiB",
             ]
         out += ["", "Phases (s): " + ", ".join(f"{k} {v}" for k, v in r["phases_s"].items())]
@@ -959,6 +977,9 @@ class Bench:
     def run(self) -> int:
         started = time.monotonic()
         self.logs.mkdir(parents=True, exist_ok=True)
+        for name in ("operator.log", "baseline.log", "baseline-stats.json", "load.log", "talon.log"):
+            (self.logs / name).unlink(missing_ok=True)
+        self.result["logs"] = str(self.logs)
         try:
             self.setup()
             self.logs.mkdir(parents=True, exist_ok=True)
@@ -1009,6 +1030,12 @@ def list_all(lister: Any, **kwargs: Any) -> list[dict[str, Any]]:
             return items
 
 
+def env_setting(text: str) -> str:
+    if "=" not in text or not text.split("=", 1)[0]:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return text
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="20 nodes, 1,000 pods, 20 miners: a few minutes")
@@ -1029,6 +1056,15 @@ def main() -> int:
         metavar="LIMIT:IDLE",
         help="what-if only: run the operator with kopf's per-object worker limit and idle timeout replaced "
         "(e.g. none:5, kopf's defaults) through bench/operator_shim.py",
+    )
+    ap.add_argument(
+        "--operator-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        type=env_setting,
+        help="an extra environment setting for the operator (repeatable), e.g. MINERGUARD_RESYNC_INTERVAL=300; "
+        "the run is then marked as a what-if",
     )
     args = ap.parse_args()
     try:
