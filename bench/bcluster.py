@@ -169,6 +169,17 @@ def pinned_versions() -> dict[str, str]:
     return out
 
 
+def source_info() -> dict[str, Any]:
+    """The commit the operator code comes from, and whether operator/ has uncommitted changes."""
+
+    def git(*args: str) -> str:
+        res = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return res.stdout.strip() if res.returncode == 0 else ""
+
+    changed = [line for line in git("status", "--porcelain", "--", "operator").splitlines() if line.strip()]
+    return {"commit": git("rev-parse", "--short", "HEAD"), "operator_uncommitted_changes": len(changed)}
+
+
 def machine_info() -> dict[str, Any]:
     """Cores, memory, CPU model, OS, Python and load: what the figures depend on."""
     meminfo: dict[str, int] = {}

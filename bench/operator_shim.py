@@ -1,14 +1,14 @@
 """What-if runs only: ``minerguard run`` with kopf's per-object queueing settings replaced.
 
-The operator sets ``settings.batching.worker_limit = 64`` and ``idle_timeout = 30`` in its
-startup handler (``minerguard/handlers.py``). kopf keeps one worker per object that had
-an event and lets it idle for ``idle_timeout`` before it exits; with a limit of 64, once
-64 objects had events within 30 s, every other object's events wait for a slot. This
-shim registers one more startup handler, which kopf runs after the operator's own (in
-registration order), and sets the values given here, so the benchmark can show what a
-change would do without touching the operator's code. The default benchmark never uses it.
+kopf keeps one worker per object that had an event and lets it idle for ``idle_timeout``
+before it exits; ``worker_limit`` caps how many exist. Until commit c5a48d7 the operator set
+64 and 30 s, which stalled it under load (docs/performance.md); it now uses kopf's defaults
+(no limit, 5 s). This shim registers one more startup handler, which kopf runs after the
+operator's own (in registration order), and sets the values given here, so the benchmark can
+show what other values would do without touching the operator's code. The default benchmark
+never uses it.
 
-    python bench/operator_shim.py --worker-limit none --idle-timeout 5 -- run --standalone ...
+    python bench/operator_shim.py --worker-limit 64 --idle-timeout 30 -- run --standalone ...
 """
 
 from __future__ import annotations

@@ -244,6 +244,7 @@ class Bench:
             "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "machine": bcluster.machine_info(),
             "versions": bcluster.pinned_versions(),
+            "source": bcluster.source_info(),
             "settings": {
                 "prometheus_scrape_interval": self.cluster.scrape_interval,
                 "operator": "defaults (MINERGUARD_METRICS_INTERVAL 30s, MINERGUARD_RATE_WINDOW 1m, "
@@ -873,7 +874,13 @@ class Bench:
             f"minerguard benchmarks, {size.name} size: {size.nodes} KWOK nodes, {size.pods} benign pods at "
             f"{size.rate:.0f}/s, {size.load_miners} miners under load, {size.idle_miners} idle",
             f"machine: {m['cores']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, Python {m['python']}, "
-            f"Kubernetes {r['versions'].get('kubernetes_running')}, KWOK {r['versions'].get('KWOK_VERSION')}",
+            f"Kubernetes {r['versions'].get('kubernetes_running')}, KWOK {r['versions'].get('KWOK_VERSION')}; "
+            f"operator at {r['source']['commit']}"
+            + (
+                f" + {r['source']['operator_uncommitted_changes']} uncommitted files"
+                if r["source"]["operator_uncommitted_changes"]
+                else ""
+            ),
             "",
             "Containment latency (create call returned -> pod labelled AND NetworkPolicy present, seen by watches)",
         ]
