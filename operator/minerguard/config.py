@@ -95,6 +95,7 @@ class Settings:
     log_format: str = "text"
     log_level: str = "INFO"
     metrics_port: int = 0
+    metrics_address: str = "0.0.0.0"  # noqa: S104 - in a pod, Prometheus scrapes from other pods
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -142,4 +143,5 @@ class Settings:
             log_format=env.get("MINERGUARD_LOG_FORMAT", "text"),
             log_level=env.get("MINERGUARD_LOG_LEVEL", "INFO"),
             metrics_port=_int(env, "MINERGUARD_METRICS_PORT", 0),
+            metrics_address=env.get("MINERGUARD_METRICS_ADDRESS", "0.0.0.0"),  # noqa: S104
         )

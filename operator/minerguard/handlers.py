@@ -43,8 +43,9 @@ def probe_policies(memo: kopf.Memo, **_: Any) -> int:
 
 @kopf.on.event("v1", "pods")
 async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    # Evaluation is CPU work (bounded, but a hostile multi-megabyte pod takes a while): off the event loop.
-    await asyncio.to_thread(app_of(memo).containment.observe_pod, event.get("type"), dict(event["object"]))
+    # Inline: evaluation is bounded CPU work (models/detection cap what they read), and a thread hop
+    # would queue every pod of a 10,000-pod initial listing in memory at once.
+    app_of(memo).containment.observe_pod(event.get("type"), dict(event["object"]))
 
 
 @kopf.on.event("v1", "namespaces")

@@ -30,3 +30,4 @@ PROMQL_CYCLE_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 API_WRITES = Counter("minerguard_api_writes_total", "Kubernetes API write calls made by the operator.", ["kind"])
+PODS_WATCHED = Gauge("minerguard_pods_watched", "Pods in the operator's watch cache.")

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     identity = f"{settings.instance}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
     app = App.build(settings, identity, kubeconfig=os.environ.get("KUBECONFIG"))
     if settings.metrics_port:
-        start_http_server(settings.metrics_port)
+        start_http_server(settings.metrics_port, addr=settings.metrics_address)
     logging.getLogger("minerguard").info(
         "Starting minerguard (identity %s, %s)",
         identity,

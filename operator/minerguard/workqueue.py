@@ -9,6 +9,7 @@ before it waits for the next resync.
 
 from __future__ import annotations
 
+import collections
 import heapq
 import logging
 import threading
@@ -38,7 +39,8 @@ class WorkQueue:
         self._max_delay = max_delay
         self._name = name
         self._cond = threading.Condition()
-        self._ready: list[Hashable] = []
+        self._ready: collections.deque[Hashable] = collections.deque()
+        self._low: collections.deque[Hashable] = collections.deque()
         self._queued: set[Hashable] = set()
         self._active: set[Hashable] = set()
         self._again: set[Hashable] = set()
@@ -67,9 +69,21 @@ class WorkQueue:
                 self._again.add(key)
                 return
             if key in self._queued:
+                if key in self._low:
+                    self._low.remove(key)
+                    self._ready.append(key)
                 return
             self._queued.add(key)
             self._ready.append(key)
+            self._cond.notify()
+
+    def add_low(self, key: Hashable) -> None:
+        """Queue behind every normal key (resync work); a no-op for a key already queued or running."""
+        with self._cond:
+            if key in self._active or key in self._queued:
+                return
+            self._queued.add(key)
+            self._low.append(key)
             self._cond.notify()
 
     def add_after(self, key: Hashable, delay: float) -> None:
@@ -80,7 +94,7 @@ class WorkQueue:
 
     def pending(self) -> int:
         with self._cond:
-            return len(self._ready) + len(self._active) + len(self._delayed)
+            return len(self._ready) + len(self._low) + len(self._active) + len(self._delayed)
 
     def _take(self) -> Hashable | None:
         with self._cond:
@@ -93,8 +107,8 @@ class WorkQueue:
                         self._ready.append(key)
                     elif key in self._active:
                         self._again.add(key)
-                if self._ready:
-                    key = self._ready.pop(0)
+                if self._ready or self._low:
+                    key = self._ready.popleft() if self._ready else self._low.popleft()
                     self._queued.discard(key)
                     self._active.add(key)
                     return key

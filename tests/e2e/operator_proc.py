@@ -50,6 +50,7 @@ class OperatorProcess:
                 "MINERGUARD_RESYNC_INTERVAL": "5",
                 "MINERGUARD_STATUS_INTERVAL": "1",
                 "MINERGUARD_METRICS_PORT": str(self.metrics_port),
+                "MINERGUARD_METRICS_ADDRESS": "127.0.0.1",
                 "MINERGUARD_PROMETHEUS_URL": prometheus_url(),
                 "MINERGUARD_METRICS_INTERVAL": "2",
                 "MINERGUARD_RATE_WINDOW": "10s",

@@ -147,10 +147,10 @@ class Containment:
                 self.queue.add(key)
 
     def resync(self) -> None:
-        """Queue every matched pod again: verifies containment and repairs what was undone."""
+        """Queue every matched pod again, behind new events: verifies containment and repairs what was undone."""
         for key, entry in self.state.pod_items():
             if entry.matched and not entry.workload.deleting:
-                self.queue.add(key)
+                self.queue.add_low(key)
 
     def quarantined_in(self, namespace: str) -> list[PodKey]:
         return [

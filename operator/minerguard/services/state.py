@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from minerguard import observability
 from minerguard.models import Workload
 
 PodKey = tuple[str, str]
@@ -49,10 +50,13 @@ class ClusterState:
     def put_pod(self, key: PodKey, entry: PodEntry) -> None:
         with self.lock:
             self.pods[key] = entry
+            observability.PODS_WATCHED.set(len(self.pods))
 
     def drop_pod(self, key: PodKey) -> PodEntry | None:
         with self.lock:
-            return self.pods.pop(key, None)
+            entry = self.pods.pop(key, None)
+            observability.PODS_WATCHED.set(len(self.pods))
+            return entry
 
     def pod(self, key: PodKey) -> PodEntry | None:
         with self.lock:
