@@ -38,7 +38,3 @@ class Invalid(KubeError):
 
 class Transient(KubeError):
     """The apiserver is unreachable, overloaded or answered 5xx/429: try again."""
-
-
-class PrometheusUnavailable(MinerguardError):
-    """Prometheus could not be reached or answered something unusable."""

@@ -88,20 +88,11 @@ class KubeStorage:
         self.networking = client.NetworkingV1Api(api)
         self.events = client.EventsV1Api(api)
         self.custom = client.CustomObjectsApi(api)
-        self._writes = 0
-        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ plumbing
 
-    @property
-    def writes(self) -> int:
-        """How many write calls this process has made (for benchmarks and metrics)."""
-        return self._writes
-
     def _call(self, what: str, fn: Callable[..., T], *args: Any, write: bool = False, **kwargs: Any) -> T:
         if write:
-            with self._lock:
-                self._writes += 1
             observability.API_WRITES.labels(what.split(" ", 2)[1] if " " in what else what).inc()
         try:
             result = fn(*args, _request_timeout=self.timeout, **kwargs)

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 SUPPRESSED = "Suppressed"
-SKIPPED = "Skipped"
 DRY_RUN = "DryRun"
 
 

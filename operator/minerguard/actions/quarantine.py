@@ -134,11 +134,13 @@ def ensure_quarantine_policy(storage: KubeStorage, namespace: str) -> str:
     def attempt() -> str:
         desired = netpol.quarantine_policy(namespace)
         try:
-            storage.create_network_policy(namespace, desired)
-            return "created"
-        except AlreadyExists:
-            pass
-        live = storage.get_network_policy(namespace, netpol.QUARANTINE_POLICY)
+            live = storage.get_network_policy(namespace, netpol.QUARANTINE_POLICY)
+        except NotFound:
+            try:
+                storage.create_network_policy(namespace, desired)
+                return "created"
+            except AlreadyExists:  # another worker or replica created it meanwhile
+                live = storage.get_network_policy(namespace, netpol.QUARANTINE_POLICY)
         if netpol.quarantine_policy_intact(live):
             return ""
         restored: dict[str, Any] = {**live, "spec": desired["spec"]}

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from minerguard import netpol
 from minerguard.config import Settings
 from minerguard.models import parse_quantity
 from minerguard.services.containment import Containment
@@ -86,7 +87,7 @@ class App:
         """Patch matchedPods/containedPods on each policy whose counts changed."""
         counts: dict[str, list[int]] = {p.name: [0, 0] for p in self.policies.ready()}
         for _, entry in self.state.pod_items():
-            is_contained = int(entry.workload.labels.get("minerguard.io/quarantined") == "true")
+            is_contained = int(entry.workload.labels.get(netpol.QUARANTINE_LABEL) == "true")
             for name in entry.matched:
                 if name in counts:
                     counts[name][0] += 1

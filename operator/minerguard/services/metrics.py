@@ -69,8 +69,6 @@ class MetricsEngine:
         self._lock = threading.Lock()
         self._available: bool | None = None
         self._reported: dict[str, tuple[bool, int]] = {}
-        self.last_cycle_queries = 0
-        self.last_cycle_seconds = 0.0
         self.client: PrometheusConnect | None = None
         if settings.url:
             session = requests.Session()
@@ -125,14 +123,11 @@ class MetricsEngine:
                     observability.PROMQL_ERRORS.labels(q.signal).inc()
                     raise
         except Exception as exc:  # noqa: BLE001 - any failure is an outage of the metric signals
-            self.last_cycle_queries = len(answers) + 1
             self._replace_pod_findings({})
             self._set_available(metric_policies, False, "PrometheusUnavailable", _describe(exc))
             return
-        self.last_cycle_queries = len(queries)
-        self.last_cycle_seconds = time.perf_counter() - started
         observability.PROMQL_CYCLE_QUERIES.set(len(queries))
-        observability.PROMQL_CYCLE_SECONDS.observe(self.last_cycle_seconds)
+        observability.PROMQL_CYCLE_SECONDS.observe(time.perf_counter() - started)
         self._set_available(metric_policies, True, "PrometheusAnswering", "CPU signals are evaluated")
         self._replace_pod_findings(self._pod_findings(metric_policies, answers))
         for policy_name, by_node in self._node_findings(metric_policies, answers).items():

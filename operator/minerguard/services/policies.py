@@ -45,6 +45,7 @@ class PolicyRegistry:
     def __init__(self, storage: KubeStorage) -> None:
         self.storage = storage
         self._ready: dict[str, Policy] = {}
+        self._snapshot: tuple[Policy, ...] = ()  # sorted by name; rebuilt on change, read on every pod event
         self._invalid: dict[str, str] = {}
         self._counts: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
@@ -57,15 +58,16 @@ class PolicyRegistry:
         with self._lock:
             self._counts[name] = counts
 
-    def ready(self) -> list[Policy]:
-        with self._lock:
-            return [self._ready[k] for k in sorted(self._ready)]
+    def ready(self) -> tuple[Policy, ...]:
+        return self._snapshot
 
     def get(self, name: str) -> Policy | None:
         with self._lock:
             return self._ready.get(name)
 
     def _gauge(self) -> None:
+        """After every change (under the lock): the sorted snapshot and the policy gauges."""
+        self._snapshot = tuple(self._ready[k] for k in sorted(self._ready))
         observability.POLICIES.labels("Ready").set(len(self._ready))
         observability.POLICIES.labels("Invalid").set(len(self._invalid))
 
