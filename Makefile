@@ -43,6 +43,7 @@ cluster-status:
 lint: venv
 	$(VENV)/bin/ruff check $(wildcard operator tests hack bench)
 	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/lint-imports
 
 typecheck: venv
 	$(VENV)/bin/mypy

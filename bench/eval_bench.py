@@ -3,8 +3,8 @@
 
     .venv/bin/python bench/eval_bench.py [--repeat N] [--profile SHAPE] [--src DIR]
 
-For every pod watch event the operator calls :func:`minerguard.models.workload_from_pod`
-and then :func:`minerguard.detection.evaluate` for every ready policy. This script builds
+For every pod watch event the operator calls :func:`minerguard.domain.workload.workload_from_pod`
+and then :func:`minerguard.domain.detection.evaluate` for every ready policy. This script builds
 hostile pods of several shapes (megabytes of env, 1000 containers, 100k args items, 64 KiB
 values, deeply nested junk), each with a miner signal in its first container, and prints,
 per shape, the JSON size of the pod, the best wall time over ``--repeat`` runs of the hot
@@ -37,8 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 _SRC = sys.argv[sys.argv.index("--src") + 1] if "--src" in sys.argv[:-1] else str(ROOT / "operator")
 sys.path.insert(0, _SRC)
 
-from minerguard.detection import evaluate  # noqa: E402
-from minerguard.models import Policy, parse_policy, workload_from_pod  # noqa: E402
+from minerguard.domain.detection import evaluate, prepare  # noqa: E402
+from minerguard.domain.policy import Policy, parse_policy  # noqa: E402
+from minerguard.domain.workload import workload_from_pod  # noqa: E402
 
 MINER = {"name": "miner", "image": "alpine:3.20", "command": ["/tmp/xmrig"], "args": ["-o", "stratum+tcp://pool:3333"]}
 TEXT = string.ascii_letters + string.digits + " :/.-=_,;|"
@@ -195,7 +196,8 @@ SHAPES: dict[str, Callable[[random.Random], dict[str, Any]]] = {
 
 def hot_path(policies: list[Policy], body: dict[str, Any]) -> bool:
     workload = workload_from_pod(body)
-    verdicts = [evaluate(policy, workload, {}) for policy in policies]
+    prepared = prepare(workload)
+    verdicts = [evaluate(policy, workload, {}, prepared=prepared) for policy in policies]
     return any(v.matched and any(e.container == "miner" for e in v.evidence) for v in verdicts)
 
 

@@ -38,3 +38,7 @@ class Invalid(KubeError):
 
 class Transient(KubeError):
     """The apiserver is unreachable, overloaded or answered 5xx/429: try again."""
+
+
+class MetricsError(MinerguardError):
+    """Prometheus could not be asked, or its answer could not be read."""

@@ -6,7 +6,7 @@ from typing import Any
 
 from kubernetes import client
 
-from minerguard import netpol
+from minerguard.domain import netpol
 
 GROUP, VERSION = "minerguard.io", "v1alpha1"
 WALLET = "4" + "A" * 94

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from minerguard import netpol
+from minerguard.domain import netpol
 from minerguard.rbac import required_rules
 from tests.e2e.cluster import tool
 from tests.e2e.helpers import CLUSTER_DIR, ROOT, eventually, kubectl

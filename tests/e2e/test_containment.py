@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from minerguard import netpol
+from minerguard.domain import netpol
 from tests.e2e.helpers import consistently, eventually, kubectl
 from tests.e2e.objects import (
     GROUP,

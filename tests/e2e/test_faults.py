@@ -26,7 +26,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from minerguard import netpol
+from minerguard.domain import netpol
 from tests.e2e.helpers import CLUSTER_DIR, cluster_component, consistently, eventually, kubectl, record
 from tests.e2e.objects import GROUP, VERSION, incidents, isolation_problems, miner_pod, network_policy, quarantined
 from tests.e2e.operator_proc import OperatorProcess

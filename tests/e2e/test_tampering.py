@@ -11,7 +11,7 @@ from typing import Any
 
 from kubernetes import client
 
-from minerguard import netpol
+from minerguard.domain import netpol
 from tests.e2e.helpers import eventually, kubectl, record
 from tests.e2e.objects import incident_in_state, isolation_problems, miner_pod, network_policy, quarantined, reasons
 from tests.e2e.operator_proc import OperatorProcess

@@ -1,4 +1,4 @@
-"""Unit tests for minerguard.detection: scope, each signal family, the match rule and actions."""
+"""Unit tests for minerguard.domain.detection: scope, each signal family, the match rule and actions."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ from typing import Any
 
 import pytest
 
-from minerguard.detection import (
+from minerguard.domain.detection import (
     Evidence,
     evaluate,
     evaluate_node,
     in_scope,
     shell_programs,
-    shorten,
     spec_findings,
     words,
 )
-from minerguard.models import Policy, Workload, parse_policy, workload_from_pod
+from minerguard.domain.policy import Policy, parse_policy
+from minerguard.domain.text import shorten
+from minerguard.domain.workload import Workload, workload_from_pod
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""Unit tests for minerguard.guards: the blast-radius rules in front of every node action.
+"""Unit tests for minerguard.domain.guards: the blast-radius rules in front of every node action.
 
 What these tests prove:
 
@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import pytest
 
 from minerguard.config import GuardSettings
-from minerguard.guards import GuardDecision, NodeSnapshot, decide, excluded, node_limit, parse_node_selector
+from minerguard.domain.guards import GuardDecision, NodeSnapshot, decide, excluded, node_limit, parse_node_selector
 
 pytestmark = pytest.mark.unit
 

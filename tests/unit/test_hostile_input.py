@@ -15,20 +15,18 @@ from typing import Any
 import pytest
 import yaml
 
-from minerguard import detection
-from minerguard.detection import MAX_EVIDENCE_PER_KIND, Evidence, evaluate, printable, spec_findings
-from minerguard.models import (
+from minerguard.domain.detection import MAX_EVIDENCE_PER_KIND, Evidence, evaluate, prepare, spec_findings, tokens
+from minerguard.domain.patterns import MAX_VALUE_LEN
+from minerguard.domain.policy import Policy, PolicyInvalid, parse_policy
+from minerguard.domain.text import printable
+from minerguard.domain.workload import (
     MAX_NAME_LEN,
     MAX_POD_TEXT,
     ContainerView,
-    Policy,
-    PolicyInvalid,
     Workload,
     fair_shares,
-    parse_policy,
     workload_from_pod,
 )
-from minerguard.patterns import MAX_VALUE_LEN
 
 pytestmark = pytest.mark.unit
 
@@ -308,14 +306,14 @@ def test_pathological_pod_values_count_as_absent() -> None:
 
 def test_the_word_pre_check_splits_on_every_character_str_split_does() -> None:
     spaces = "".join(chr(code) for code in range(0x110000) if chr(code).isspace())
-    assert set(spaces) == set(detection._WHITESPACE)
-    assert all(detection._LINE_TABLE[ord(char)] == "\n" for char in spaces)
+    assert set(spaces) == set(tokens._WHITESPACE)
+    assert all(tokens._LINE_TABLE[ord(char)] == "\n" for char in spaces)
 
 
-def test_only_the_last_few_workloads_are_kept() -> None:
-    workloads = [workload_from_pod(pod(dict(MINER, env=junk_env(0.1)))) for _ in range(10)]
-    for workload in workloads:
-        spec_findings(PACK[3], workload)
-    assert len(detection._prepared) <= detection._PREPARED_KEPT
-    kept = {id(w) for w in workloads[-detection._PREPARED_KEPT :]}
-    assert all(id(p.workload) in kept for p in detection._prepared.values())  # the workloads are equal, not the same
+def test_a_preparation_serves_only_its_own_workload() -> None:
+    miner = workload_from_pod(pod(MINER))
+    other = workload_from_pod(pod(dict(MINER, name="plain", image="nginx:1.27", command=["nginx"], args=[])))
+    found = spec_findings(PACK[3], miner)
+    assert found
+    assert spec_findings(PACK[3], miner, prepare(other)) == found  # another workload's preparation is not used
+    assert spec_findings(PACK[3], miner, prepare(miner)) == found

@@ -1,4 +1,4 @@
-"""Unit tests for minerguard.incidents: incident names, new records and status merges.
+"""Unit tests for minerguard.domain.incidents: incident names, new records and status merges.
 
 What these tests prove:
 
@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from minerguard import API_GROUP, API_VERSION
-from minerguard.detection import Evidence
-from minerguard.incidents import (
+from minerguard.domain.detection import Evidence
+from minerguard.domain.incidents import (
     CONTAINED,
     CONTAINING,
     DETECTED,

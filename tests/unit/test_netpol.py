@@ -1,4 +1,4 @@
-"""Unit tests for minerguard.netpol: quarantine by NetworkPolicy, reasoned about offline.
+"""Unit tests for minerguard.domain.netpol: quarantine by NetworkPolicy, reasoned about offline.
 
 What these tests prove:
 
@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from minerguard import netpol
-from minerguard.netpol import (
+from minerguard.domain import netpol
+from minerguard.domain.netpol import (
     EXCLUSION_ANNOTATION,
     QUARANTINE_LABEL,
     QUARANTINE_POLICY,
@@ -41,7 +41,7 @@ from minerguard.netpol import (
     with_exclusion,
     without_exclusion,
 )
-from minerguard.selectors import matches
+from minerguard.domain.selectors import matches
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""Unit tests for minerguard.patterns: globs, RE2 regexes, linear time, bounded input."""
+"""Unit tests for minerguard.domain.patterns: globs, RE2 regexes, linear time, bounded input."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minerguard.models import PolicyInvalid, parse_policy
-from minerguard.patterns import (
+from minerguard.domain.patterns import (
     MAX_PROGRAM_SIZE,
     MAX_VALUE_LEN,
     Pattern,
@@ -20,6 +19,7 @@ from minerguard.patterns import (
     compile_pattern,
     compile_regex,
 )
+from minerguard.domain.policy import PolicyInvalid, parse_policy
 
 pytestmark = pytest.mark.unit
 

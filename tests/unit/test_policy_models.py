@@ -1,4 +1,4 @@
-"""Unit tests for minerguard.models.parse_policy: the MinerPolicy contract, valid and invalid."""
+"""Unit tests for minerguard.domain.policy.parse_policy: the MinerPolicy contract, valid and invalid."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from minerguard.models import (
+from minerguard.domain.policy import (
     ActionSpec,
     CpuSignals,
     MatchSpec,

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from minerguard.detection import Evidence, Verdict, evaluate
-from minerguard.models import ActionSpec, Policy, parse_policy, workloads_from_manifest
+from minerguard.domain.detection import Evidence, Verdict, evaluate
+from minerguard.domain.policy import ActionSpec, Policy, parse_policy
+from minerguard.domain.workload import workloads_from_manifest
 
 pytestmark = pytest.mark.unit
 

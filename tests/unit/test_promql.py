@@ -1,4 +1,4 @@
-"""Unit tests for minerguard.promql: the CPU queries and how their answers are read.
+"""Unit tests for minerguard.domain.promql: the CPU queries and how their answers are read.
 
 What these tests prove:
 
@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from minerguard.config import PrometheusSettings
-from minerguard.promql import (
+from minerguard.domain.promql import (
     BadAnswer,
     Query,
     node_cpu_query,

@@ -24,20 +24,11 @@ import yaml
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from minerguard import detection
-from minerguard.detection import Evidence, Verdict, evaluate, evaluate_node, spec_findings
-from minerguard.models import (
-    ACTION_NAMES,
-    METRIC_SIGNAL_KINDS,
-    SIGNAL_KINDS,
-    Policy,
-    PolicyInvalid,
-    Workload,
-    parse_policy,
-    workload_from_pod,
-    workloads_from_manifest,
-)
-from minerguard.patterns import PatternSet
+from minerguard.domain.detection import Evidence, Verdict, evaluate, evaluate_node, prepare, spec_findings
+from minerguard.domain.kinds import METRIC_SIGNAL_KINDS, SIGNAL_KINDS
+from minerguard.domain.patterns import PatternSet
+from minerguard.domain.policy import ACTION_NAMES, Policy, PolicyInvalid, parse_policy
+from minerguard.domain.workload import Workload, workload_from_pod, workloads_from_manifest
 
 pytestmark = pytest.mark.unit
 
@@ -463,11 +454,12 @@ def test_pre_checks_and_sharing_never_change_the_verdict(policy: Policy, doc: An
     """The one-pass pre-checks and the per-workload preparation are optimisations only:
     with every pre-check answering "maybe", the evidence is the same, in the same order."""
     workload = workload_from_pod(doc)
-    fast = evaluate(policy, workload, {})
+    prepared = prepare(workload)
+    evaluate(policy, workload, {}, prepared=prepared)  # fills the shared preparation
+    fast = evaluate(policy, workload, {}, prepared=prepared)
     with (
         mock.patch.object(PatternSet, "may_match", lambda self, value: bool(self.patterns)),
         mock.patch.object(PatternSet, "may_match_lines", lambda self, lines: bool(self.patterns)),
-        mock.patch.object(detection, "_prepared", detection.OrderedDict()),
     ):
         slow = evaluate(policy, workload_from_pod(copy.deepcopy(doc)), {})
     event(f"evidence: {min(len(fast.evidence), 3)}")

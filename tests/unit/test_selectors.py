@@ -1,4 +1,4 @@
-"""Unit tests for minerguard.selectors: Kubernetes label selector semantics and validation."""
+"""Unit tests for minerguard.domain.selectors: Kubernetes label selector semantics and validation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minerguard.selectors import LabelSelector, matches, parse, validate
+from minerguard.domain.selectors import LabelSelector, matches, parse, validate
 
 pytestmark = pytest.mark.unit
 

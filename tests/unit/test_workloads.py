@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minerguard.models import (
+from minerguard.domain.patterns import MAX_VALUE_LEN
+from minerguard.domain.workload import (
     MAX_CONTAINERS,
     MAX_ENV,
     ContainerView,
@@ -17,7 +18,6 @@ from minerguard.models import (
     workload_from_pod,
     workloads_from_manifest,
 )
-from minerguard.patterns import MAX_VALUE_LEN
 
 pytestmark = pytest.mark.unit
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from minerguard.actions.guard import NodeGuard
     from minerguard.config import Settings
-    from minerguard.models import Workload
-    from minerguard.services.guard import NodeGuard
-    from minerguard.storage import KubeStorage
+    from minerguard.domain.workload import Workload
+    from minerguard.storage.kubernetes import KubeStorage
 
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"

@@ -1,7 +1,7 @@
 """``cordon``: mark the node unschedulable so no new pod lands on a suspect node.
 
 Taken for pods that can reach the host (with ``when: HostAccess``) and for nodes
-burning CPU no pod accounts for. Guarded (see :mod:`minerguard.guards`); release
+burning CPU no pod accounts for. Guarded (see :mod:`minerguard.domain.guards`); release
 uncordons only a node minerguard itself cordoned for the same incident.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from minerguard import guards
 from minerguard.actions.base import FAILED, SUCCEEDED, ActionContext, ActionResult
 from minerguard.actions.nodes import NodeAction, acted_annotations, guarded, node_ref, one_node_action_at_a_time
+from minerguard.domain import guards
 from minerguard.errors import NotFound
 
 

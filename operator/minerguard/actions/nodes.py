@@ -12,9 +12,9 @@ import contextlib
 from collections.abc import Iterator
 from typing import ClassVar
 
-from minerguard import guards
 from minerguard.actions.base import SUPPRESSED, Action, ActionContext, ActionResult, RbacRule
-from minerguard.storage import now_iso
+from minerguard.domain import guards
+from minerguard.storage.kubernetes import now_iso
 
 
 class NodeAction(Action):

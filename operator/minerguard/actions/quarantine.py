@@ -1,6 +1,6 @@
 """``quarantine``: cut a pod off the network with a deny-all NetworkPolicy.
 
-See :mod:`minerguard.netpol` for why this is a label plus one deny-all policy per
+See :mod:`minerguard.domain.netpol` for why this is a label plus one deny-all policy per
 namespace plus exclusions in the namespace's other policies, and why that never
 starts a replica storm. The pod counts as quarantined only when, read back from the
 API, nothing else allows it traffic.
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from minerguard import netpol
 from minerguard.actions.base import FAILED, SUCCEEDED, Action, ActionContext, ActionResult, RbacRule
+from minerguard.domain import netpol
 from minerguard.errors import AlreadyExists, Conflict, NotFound
-from minerguard.storage import KubeStorage, retrying
+from minerguard.storage.kubernetes import KubeStorage, retrying
 
 INCIDENT_ANNOTATION = "minerguard.io/incident"
 POLICY_ANNOTATION = "minerguard.io/policy"

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from minerguard import guards
 from minerguard.actions.base import FAILED, SUCCEEDED, ActionContext, ActionResult
 from minerguard.actions.nodes import NodeAction, acted_annotations, guarded, node_ref, one_node_action_at_a_time
+from minerguard.domain import guards
 from minerguard.errors import NotFound
-from minerguard.storage import retrying
+from minerguard.storage.kubernetes import retrying
 
 
 def _taint_value(incident_ref: str) -> str:

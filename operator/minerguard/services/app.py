@@ -8,16 +8,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from minerguard import netpol
+from minerguard.actions.guard import NodeGuard
 from minerguard.config import Settings
-from minerguard.models import parse_quantity
+from minerguard.domain import netpol
+from minerguard.domain.workload import parse_quantity
 from minerguard.services.containment import Containment
 from minerguard.services.gate import ActivityGate
-from minerguard.services.guard import NodeGuard
 from minerguard.services.metrics import MetricsEngine
 from minerguard.services.policies import PolicyRegistry
 from minerguard.services.state import ClusterState, NodeEntry
-from minerguard.storage import KubeStorage, load_api_client
+from minerguard.storage.kubernetes import KubeStorage, load_api_client
 
 log = logging.getLogger(__name__)
 

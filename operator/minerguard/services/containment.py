@@ -2,7 +2,7 @@
 
 Watch handlers call :meth:`Containment.observe_pod` for every pod event. It parses
 the pod and evaluates it against every ready policy in memory (the pure
-:mod:`minerguard.detection`); a pod that matches nothing costs no API call at all,
+:mod:`minerguard.domain.detection`); a pod that matches nothing costs no API call at all,
 and is never written to. A matched pod's key goes on a work queue; a worker then
 reads the pod, opens or finds its incident, runs the policy's actions, verifies
 them, records everything in the incident and tells it in Events. Every step is
@@ -18,19 +18,22 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from minerguard import incidents as inc
-from minerguard import netpol, observability
+from minerguard import observability
 from minerguard.actions import ACTIONS, OWNER_ACTIONS
 from minerguard.actions.base import DRY_RUN, FAILED, SUCCEEDED, SUPPRESSED, ActionContext, ActionResult
+from minerguard.actions.guard import NodeGuard
 from minerguard.actions.quarantine import INCIDENT_ANNOTATION
 from minerguard.config import Settings
-from minerguard.detection import Evidence, Verdict, evaluate, evaluate_node, shorten
+from minerguard.domain import incidents as inc
+from minerguard.domain import netpol
+from minerguard.domain.detection import Evidence, Verdict, evaluate, evaluate_node, prepare
+from minerguard.domain.policy import Policy
+from minerguard.domain.text import shorten
+from minerguard.domain.workload import Workload, workload_from_pod
 from minerguard.errors import AlreadyExists, KubeError, NotFound
-from minerguard.models import Policy, Workload, workload_from_pod
-from minerguard.services.guard import NodeGuard
 from minerguard.services.policies import PolicyRegistry
 from minerguard.services.state import ClusterState, PodEntry, PodKey
-from minerguard.storage import KubeStorage, now_iso, retrying
+from minerguard.storage.kubernetes import KubeStorage, now_iso, retrying
 from minerguard.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -99,7 +102,8 @@ class Containment:
     def evaluate(self, wl: Workload) -> list[Verdict]:
         labels = self.state.namespace_labels(wl.namespace)
         started = time.perf_counter()
-        verdicts = [evaluate(p, wl, labels, self.metric_findings(p, wl)) for p in self.policies.ready()]
+        prepared = prepare(wl)
+        verdicts = [evaluate(p, wl, labels, self.metric_findings(p, wl), prepared) for p in self.policies.ready()]
         observability.EVALUATION_SECONDS.observe(time.perf_counter() - started)
         return [v for v in verdicts if v.matched]
 

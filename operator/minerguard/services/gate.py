@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from minerguard.errors import KubeError
-from minerguard.storage import KubeStorage
+from minerguard.storage.kubernetes import KubeStorage
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """CPU-saturation signals from Prometheus, one evaluation cycle at a time.
 
 Each cycle asks Prometheus one query per (signal kind, window) over all policies
-(:mod:`minerguard.promql`), never one per pod or node; CPU limits, requests and
+(:mod:`minerguard.domain.promql`), never one per pod or node; CPU limits, requests and
 node allocatable come from the operator's own watch caches. The answers become
-:class:`~minerguard.detection.Evidence` per policy and pod (``podCpu``) or per policy
+:class:`~minerguard.domain.detection.Evidence` per policy and pod (``podCpu``) or per policy
 and node (``nodeCpu``, ``nodeUnaccountedCpu``), carrying the value, the window and
 the query. Pods whose findings changed are evaluated again; node findings go to
 node containment.
@@ -22,18 +22,17 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import requests
-from prometheus_api_client import PrometheusConnect
-from urllib3.util.retry import Retry
-
-from minerguard import observability, promql
+from minerguard import observability
 from minerguard.config import PrometheusSettings
-from minerguard.detection import Evidence
-from minerguard.errors import KubeError
-from minerguard.models import PodCpuSpec, Policy, Workload
+from minerguard.domain import promql
+from minerguard.domain.detection import Evidence
+from minerguard.domain.policy import PodCpuSpec, Policy
+from minerguard.domain.workload import Workload
+from minerguard.errors import KubeError, MetricsError
 from minerguard.services.policies import PolicyRegistry, condition, merge_conditions, policy_ref
 from minerguard.services.state import ClusterState, PodKey
-from minerguard.storage import KubeStorage
+from minerguard.storage.kubernetes import KubeStorage
+from minerguard.storage.prometheus import PrometheusStorage
 
 log = logging.getLogger(__name__)
 
@@ -69,20 +68,7 @@ class MetricsEngine:
         self._lock = threading.Lock()
         self._available: bool | None = None
         self._reported: dict[str, tuple[bool, int]] = {}
-        self.client: PrometheusConnect | None = None
-        if settings.url:
-            session = requests.Session()
-            if settings.ca_file:
-                session.verify = settings.ca_file
-            headers = {"Authorization": f"Bearer {settings.token}"} if settings.token else None
-            self.client = PrometheusConnect(
-                url=settings.url,
-                headers=headers,
-                disable_ssl=False,
-                retry=Retry(total=1, backoff_factor=0.1),
-                session=session,
-                timeout=max(1, int(settings.timeout)),
-            )
+        self.client = PrometheusStorage(settings) if settings.url else None
 
     # ------------------------------------------------------------------ the hot path's question
 
@@ -117,7 +103,7 @@ class MetricsEngine:
             for q in queries:
                 observability.PROMQL_QUERIES.labels(q.signal).inc()
                 try:
-                    raw: Any = self.client.custom_query(q.promql)
+                    raw: Any = self.client.query(q.promql)
                     answers[(q.signal, q.window)] = (q, promql.read_vector(raw, q.keys))
                 except Exception:
                     observability.PROMQL_ERRORS.labels(q.signal).inc()
@@ -268,5 +254,7 @@ class MetricsEngine:
 
 
 def _describe(exc: Exception) -> str:
+    if isinstance(exc, MetricsError):
+        return str(exc)  # already described by the client
     text = f"{type(exc).__name__}: {exc}"
     return text if len(text) <= 300 else text[:297] + "..."

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from minerguard import observability
+from minerguard.domain.policy import Policy, PolicyInvalid, parse_policy
 from minerguard.errors import KubeError, NotFound
-from minerguard.models import Policy, PolicyInvalid, parse_policy
-from minerguard.storage import KubeStorage, now_iso
+from minerguard.storage.kubernetes import KubeStorage, now_iso
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The operator's in-memory view of the cluster, fed by watch events.
 
-Pods are kept as parsed :class:`~minerguard.models.Workload` views with the names of
+Pods are kept as parsed :class:`~minerguard.domain.workload.Workload` views with the names of
 the policies they match; namespaces as their labels; incidents as the few fields
 the hot path needs (is it released?). Nothing here calls the API.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from minerguard import observability
-from minerguard.models import Workload
+from minerguard.domain.workload import Workload
 
 PodKey = tuple[str, str]
 

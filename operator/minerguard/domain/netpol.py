@@ -24,7 +24,7 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from minerguard import selectors
+from minerguard.domain import selectors
 
 QUARANTINE_LABEL = "minerguard.io/quarantined"
 QUARANTINE_POLICY = "minerguard-quarantine"

@@ -1,4 +1,4 @@
-"""Reads the nodes and asks the pure :mod:`minerguard.guards` whether a node action may go ahead."""
+"""Reads the nodes and asks the pure :mod:`minerguard.domain.guards` whether a node action may go ahead."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from minerguard import guards
 from minerguard.config import GuardSettings
-from minerguard.storage import KubeStorage
+from minerguard.domain import guards
+from minerguard.storage.kubernetes import KubeStorage
 
 
 def snapshot(node: Mapping[str, Any]) -> guards.NodeSnapshot:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from minerguard import API_GROUP, API_VERSION
-from minerguard.detection import Evidence
+from minerguard.domain.detection import Evidence
 
 MAX_PODS = 100
 MAX_ACTIONS = 200

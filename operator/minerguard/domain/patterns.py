@@ -10,7 +10,7 @@ Both are compiled to RE2 (the ``re2`` module), never to Python's ``re``: RE2 run
 linear in the input whatever the pattern, so a policy written as ``(a+)+$``, ``(a|aa)*b``
 or ``(.*a){20}`` cannot stall the operator. What RE2 cannot do in linear time it refuses,
 and so does :func:`compile_pattern`, with a :class:`PatternError` naming the pattern and
-the problem (which :func:`~minerguard.models.parse_policy` turns into ``InvalidRegex``):
+the problem (which :func:`~minerguard.domain.policy.parse_policy` turns into ``InvalidRegex``):
 
 * backreferences (``(a)\\1``) and lookaround (``(?=``, ``(?<=``, ``(?!``);
 * a counted repetition above 1000 (``x{1001}``), or nested ones that multiply past it;

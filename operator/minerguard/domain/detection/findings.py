@@ -1,0 +1,433 @@
+"""The spec findings of one policy in one workload (rule 2 of :mod:`minerguard.domain.detection`).
+
+The policy-independent work on a workload (tokens, programs, endpoints, addresses) is done
+once by :func:`prepare` and shared by every policy evaluated on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+from minerguard.domain.detection.evidence import Evidence
+from minerguard.domain.detection.shell import argument_tokens, argv_of, programs_of
+from minerguard.domain.detection.tokens import (
+    MAX_TOKENS,
+    MONERO_RUNS,
+    WEB_SCHEMES,
+    digests_in,
+    is_local,
+    monero_addresses,
+    parse_endpoint,
+    pool_tokens,
+    short_wallet,
+    with_words,
+    words,
+)
+from minerguard.domain.kinds import STRONG, WEAK
+from minerguard.domain.patterns import PatternSet
+from minerguard.domain.policy import Indicator, Policy
+from minerguard.domain.text import shorten
+from minerguard.domain.workload import ContainerView, Workload
+
+MAX_EVIDENCE_PER_KIND = 50
+"""Findings kept per signal kind in one verdict: the first ones, and the first Strong one."""
+
+
+class _Collector:
+    """Evidence in first-seen order, one per (signal, container, key), Strong winning over Weak.
+
+    At most :data:`MAX_EVIDENCE_PER_KIND` findings of a kind are kept, and past that only
+    the first Strong one of the kind when none was kept yet: the verdict does not change
+    (it depends on whether a Strong finding exists and on which kinds were found).
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[str, str, str], Evidence] = {}
+        self._counts: dict[str, int] = {}
+        self._strong: set[str] = set()
+        self.changes = 0
+        """How many times a finding was kept or made Strong."""
+
+    def saturated(self, signal: str, strength: str) -> bool:
+        """Whether a new finding of this kind and strength would be dropped."""
+        return self._counts.get(signal, 0) >= MAX_EVIDENCE_PER_KIND and (strength != STRONG or signal in self._strong)
+
+    def full(self, signal: str, strong_possible: bool = True) -> bool:
+        """Whether every further finding of this kind would be dropped (``strong_possible``:
+        whether a Strong finding of the kind can still come)."""
+        return self.saturated(signal, STRONG if strong_possible else WEAK)
+
+    def add(self, evidence: Evidence, key: str) -> None:
+        signal = evidence.signal
+        slot = (signal, evidence.container, key)
+        existing = self._items.get(slot)
+        if existing is not None:
+            if existing.strength == WEAK and evidence.strength == STRONG:
+                self._items[slot] = evidence
+                self._strong.add(signal)
+                self.changes += 1
+            return
+        if self.saturated(signal, evidence.strength):
+            return
+        self._items[slot] = evidence
+        self._counts[signal] = self._counts.get(signal, 0) + 1
+        self.changes += 1
+        if evidence.strength == STRONG:
+            self._strong.add(signal)
+
+    def result(self) -> tuple[Evidence, ...]:
+        return tuple(self._items.values())
+
+
+def _with_note(detail: str, indicator_note: str) -> str:
+    return f"{detail} ({indicator_note})" if indicator_note else detail
+
+
+def _sources(container: ContainerView) -> list[tuple[str, str]]:
+    """(where, text) of every command item, args item and literal env value."""
+    env = [(f"env {name}" if name else "env", value) for name, value in container.env]
+    return argv_of(container) + env
+
+
+def _distinct(pairs: Iterable[tuple[str, str]], limit: int = MAX_TOKENS) -> list[tuple[str, str]]:
+    """(where, value) pairs with each value once, where it is first seen; at most ``limit`` values."""
+    seen: dict[str, str] = {}
+    for where, value in pairs:
+        if value not in seen:
+            seen[value] = where
+            if len(seen) >= limit:
+                break
+    return [(where, value) for value, where in seen.items()]
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    """A URL or host:port token of a container: where it is, its scheme, host and port."""
+
+    where: str
+    token: str
+    scheme: str
+    host: str
+    port: int | None
+
+
+class _Text:
+    """The work on one container that does not depend on the policy (tokens, programs,
+    endpoints, addresses), each done on first use and then shared by every policy."""
+
+    def __init__(self, container: ContainerView) -> None:
+        self.container = container
+        self._lines: dict[str, str] = {}
+
+    @cached_property
+    def sources(self) -> list[tuple[str, str]]:
+        return _sources(self.container)
+
+    @cached_property
+    def images(self) -> list[str]:
+        """The image reference and its part after the last ``/``."""
+        image = self.container.image
+        tail = image.rsplit("/", 1)[-1]
+        return [] if not image else [image] if tail == image else [image, tail]
+
+    @cached_property
+    def digests(self) -> list[tuple[str, str]]:
+        found = [(d, "image") for d in digests_in(self.container.image.partition("@")[2])]
+        return found + [(d, "imageID") for d in digests_in(self.container.image_id)]
+
+    @cached_property
+    def endpoints(self) -> list[_Endpoint]:
+        sources = ((where, text) for where, text in self.sources if ":" in text)
+        tokens = ((where, t) for where, text in sources for t in pool_tokens(text) if ":" in t)
+        found = []
+        for where, token in _distinct(tokens):
+            parsed = parse_endpoint(token)
+            if parsed is not None:
+                found.append(_Endpoint(where, token, *parsed))
+        return found
+
+    @cached_property
+    def programs(self) -> list[tuple[str, str]]:
+        return _distinct(programs_of(self.container))
+
+    @cached_property
+    def argument_tokens(self) -> list[tuple[str, str]]:
+        return _distinct(argument_tokens(self.container))
+
+    @cached_property
+    def command_line(self) -> str:
+        return " ".join(self.container.command + self.container.args)
+
+    @cached_property
+    def addresses(self) -> list[list[str]]:
+        """The Monero addresses in each source."""
+        if not MONERO_RUNS.may_match_lines(self.lines("sources")):
+            return [[] for _ in self.sources]
+        return [monero_addresses(text) if len(text) >= 95 else [] for _, text in self.sources]
+
+    @cached_property
+    def source_words(self) -> list[list[str]]:
+        return [words(text)[:MAX_TOKENS] for _, text in self.sources]
+
+    def lines(self, family: str) -> str:
+        """The values of a family joined by newlines, for :meth:`PatternSet.may_match_lines`."""
+        joined = self._lines.get(family)
+        if joined is None:
+            joined = self._lines[family] = "\n".join(_FAMILIES[family](self))
+        return joined
+
+
+_FAMILIES: dict[str, Callable[[_Text], Iterable[str]]] = {
+    "images": lambda t: t.images,
+    "hosts": lambda t: (e.host for e in t.endpoints if e.host),
+    "programs": lambda t: (name for _, name in t.programs),
+    "arguments": lambda t: with_words("\n".join(t.container.command + t.container.args)),
+    "command_line": lambda t: (t.command_line,),
+    "sources": lambda t: (text for _, text in t.sources),
+    "words": lambda t: with_words(t.lines("sources"))[1:],
+}
+"""Per family, the values that a pattern set is pre-checked on. The word families give
+the values themselves and then their words, one per line (see :func:`with_words`)."""
+
+
+class Prepared:
+    """The policy-independent work on a workload: one :class:`_Text` per container."""
+
+    def __init__(self, workload: Workload) -> None:
+        self.workload = workload
+        self.texts = [_Text(container) for container in workload.containers]
+        self._lines: dict[str, str] = {}
+
+    def lines(self, family: str) -> str:
+        """The values of a family in every container, joined by newlines."""
+        joined = self._lines.get(family)
+        if joined is None:
+            joined = self._lines[family] = "\n".join(text.lines(family) for text in self.texts)
+        return joined
+
+
+def prepare(workload: Workload) -> Prepared:
+    """The policy-independent work on a workload; pass it to every policy evaluated on it."""
+    return Prepared(workload)
+
+
+_CHUNK = 32
+"""Values pre-checked together by :func:`_may_match_each`."""
+
+
+def _may_match_each(patterns: PatternSet, values: Sequence[str]) -> Iterator[bool]:
+    """``patterns.may_match(value)`` for each value in turn, with one RE2 pass for every
+    :data:`_CHUNK` values, and one pass per value only in the chunks where that finds something."""
+    for start in range(0, len(values), _CHUNK):
+        chunk = values[start : start + _CHUNK]
+        if len(chunk) > 1 and not patterns.may_match_lines("\n".join(chunk)):
+            yield from (False for _ in chunk)
+        else:
+            yield from (patterns.may_match(value) for value in chunk)
+
+
+class _Scan:
+    """The findings of one policy in one workload.
+
+    Each family of signals is first checked with one RE2 pass over all the values of the
+    pod, then of each container, then of each run of :data:`_CHUNK` values
+    (:meth:`PatternSet.may_match_lines`), and the values are tried one by one only where
+    that finds something; the result is the same as trying every value.
+    """
+
+    def __init__(self, policy: Policy, prepared: Prepared, out: _Collector) -> None:
+        self.signals = signals = policy.signals
+        self.prepared = prepared
+        self.out = out
+        self.single = len(prepared.texts) == 1
+        self.text: _Text  # the container being read, set by run()
+        strengths = {
+            "poolHost": [i.strength for i in signals.pool_hosts],
+            "poolPort": [i.strength for i in signals.pool_ports],
+            "process": [i.strength for i in signals.processes],
+            "argument": [i.strength for i in signals.arguments],
+            "wallet": [i.strength for i in signals.wallet_patterns] + ([STRONG] if signals.monero else []),
+        }
+        self.strong_possible = {kind: STRONG in found for kind, found in strengths.items()}
+        globs = signals.argument_glob_set
+        regexes = signals.argument_regex_set
+        wallet_globs, wallet_regexes = signals.wallet_glob_set, signals.wallet_regex_set
+        self.on = {
+            "images": self.pod_hit(signals.image_set, "images"),
+            "hosts": self.pod_hit(signals.host_set, "hosts"),
+            "programs": self.pod_hit(signals.process_set, "programs"),
+            "arguments": self.pod_hit(globs, "arguments"),
+            "command_line": self.pod_hit(regexes, "command_line"),
+            "sources": self.pod_hit(wallet_regexes, "sources"),
+            "words": self.pod_hit(wallet_globs, "words"),
+        }
+
+    def done(self, signal: str) -> bool:
+        """Whether nothing more can be added for this signal kind (see :class:`_Collector`)."""
+        return self.out.full(signal, self.strong_possible.get(signal, True))
+
+    def pod_hit(self, patterns: PatternSet, family: str) -> bool:
+        return bool(patterns.patterns) and patterns.may_match_lines(self.prepared.lines(family))
+
+    def hit(self, patterns: PatternSet, family: str) -> bool:
+        """Whether some value of the family in the current container may match."""
+        if not self.on[family]:
+            return False
+        return self.single or patterns.may_match_lines(self.text.lines(family))
+
+    def run(self) -> None:
+        for text in self.prepared.texts:
+            self.text = text
+            self.images()
+            self.digests()
+            self.pools()
+            self.processes()
+            self.arguments()
+            self.wallets()
+
+    def emit(self, signal: str, strength: str, detail: str, value: str, key: str | None = None) -> None:
+        if self.out.saturated(signal, strength):
+            return
+        container = self.text.container.name
+        evidence = Evidence(signal=signal, strength=strength, container=container, detail=detail, value=value)
+        self.out.add(evidence, value if key is None else key)
+
+    def images(self) -> None:
+        if not self.hit(self.signals.image_set, "images"):
+            return
+        image = self.text.container.image
+        for indicator in self.signals.images:
+            if any(indicator.pattern.matches(value) for value in self.text.images):
+                self.emit("image", indicator.strength, _with_note(f"image {image}", indicator.note), image)
+
+    def digests(self) -> None:
+        if not self.signals.image_digests:
+            return
+        for digest, where in self.text.digests:
+            for indicator in self.signals.image_digests:
+                if indicator.digest == digest:
+                    detail = _with_note(f"image digest {digest} in {where}", indicator.note)
+                    self.emit("imageDigest", STRONG, detail, digest)
+
+    def pools(self) -> None:
+        signals = self.signals
+        hosts = self.hit(signals.host_set, "hosts")
+        if not (signals.pool_schemes or signals.pool_ports or hosts):
+            return
+        endpoints = self.text.endpoints
+        host_hits = _may_match_each(signals.host_set, [e.host for e in endpoints]) if hosts else None
+        changes, schemes = -1, False
+        for endpoint in endpoints:
+            host_hit = next(host_hits, False) if host_hits is not None else False
+            if changes != self.out.changes:  # something was kept: is there still anything to look for?
+                changes = self.out.changes
+                schemes = bool(signals.pool_schemes) and not self.done("poolEndpoint")
+                hosts = hosts and not self.done("poolHost")
+                if not (schemes or hosts or (signals.pool_ports and not self.done("poolPort"))):
+                    return
+            self.endpoint(endpoint, schemes, hosts and host_hit)
+
+    def endpoint(self, endpoint: _Endpoint, schemes: bool, host_hit: bool) -> None:
+        signals = self.signals
+        where, token, scheme, host = endpoint.where, endpoint.token, endpoint.scheme, endpoint.host
+        if schemes and scheme in signals.pool_schemes:
+            self.emit("poolEndpoint", STRONG, f"pool URL {token} in {where}", token)
+        if host_hit and host:
+            for indicator in signals.pool_hosts:
+                if indicator.pattern.matches(host):
+                    detail = _with_note(f"pool host {host} in {where}", indicator.note)
+                    self.emit("poolHost", indicator.strength, detail, host)
+        port = endpoint.port
+        if port is None or scheme in WEB_SCHEMES or is_local(host):
+            return
+        for port_indicator in signals.pool_ports:
+            if port_indicator.port == port:
+                detail = _with_note(f"pool port {port} in {token} in {where}", port_indicator.note)
+                self.emit("poolPort", port_indicator.strength, detail, str(port), key=f"{host}:{port}")
+
+    def processes(self) -> None:
+        patterns = self.signals.process_set
+        if not self.hit(patterns, "programs"):
+            return
+        programs = self.text.programs
+        for (where, name), hit in zip(programs, _may_match_each(patterns, [n for _, n in programs]), strict=True):
+            if not hit:
+                continue
+            if self.done("process"):
+                return
+            for indicator in self.signals.processes:
+                if indicator.pattern.matches(name):
+                    detail = _with_note(f'process "{name}" in {where}', indicator.note)
+                    self.emit("process", indicator.strength, detail, name)
+
+    def arguments(self) -> None:
+        signals = self.signals
+        if self.hit(signals.argument_glob_set, "arguments"):
+            globs = [i for i in signals.arguments if i.pattern.kind == "glob"]
+            tokens = self.text.argument_tokens
+            hits = _may_match_each(signals.argument_glob_set, [t for _, t in tokens])
+            for (where, token), hit in zip(tokens, hits, strict=True):
+                if hit:
+                    if self.done("argument"):
+                        return
+                    self.argument_token(globs, where, token)
+        if not self.hit(signals.argument_regex_set, "command_line"):
+            return
+        for indicator in signals.arguments:
+            found = indicator.pattern.find(self.text.command_line) if indicator.pattern.kind == "regex" else None
+            if found is not None:
+                text = found.strip() or found
+                detail = _with_note(f'argument "{text}" in command line', indicator.note)
+                self.emit("argument", indicator.strength, detail, shorten(text, 120))
+
+    def argument_token(self, globs: Sequence[Indicator], where: str, token: str) -> None:
+        for indicator in globs:
+            if indicator.pattern.matches(token):
+                detail = _with_note(f'argument "{token}" in {where}', indicator.note)
+                self.emit("argument", indicator.strength, detail, shorten(token, 120))
+
+    def wallets(self) -> None:
+        signals, text = self.signals, self.text
+        monero = signals.monero and any(text.addresses)
+        regexes = self.hit(signals.wallet_regex_set, "sources")
+        globs = self.hit(signals.wallet_glob_set, "words")
+        if not (monero or regexes or globs):
+            return
+        sources = text.sources
+        regex_hits = _may_match_each(signals.wallet_regex_set, [value for _, value in sources]) if regexes else None
+        changes = -1
+        for index, (where, value) in enumerate(sources):
+            if changes != self.out.changes:
+                changes = self.out.changes
+                if self.done("wallet"):
+                    return
+            for address in text.addresses[index] if monero else ():
+                short = short_wallet(address)
+                self.emit("wallet", STRONG, f"Monero wallet {short} in {where}", short, key=address)
+            regex_hit = next(regex_hits, False) if regex_hits is not None else False
+            split = text.source_words[index] if globs else []
+            candidates = [
+                w for w, hit in zip(split, _may_match_each(signals.wallet_glob_set, split), strict=True) if hit
+            ]
+            for indicator in signals.wallet_patterns:
+                if indicator.pattern.kind == "regex":
+                    found = [indicator.pattern.find(value, prefer_group=True)] if regex_hit else []
+                else:
+                    found = [w for w in candidates if indicator.pattern.matches(w)]
+                self.wallet_found(indicator, where, found)
+
+    def wallet_found(self, indicator: Indicator, where: str, found: Sequence[str | None]) -> None:
+        for wallet in found:
+            if wallet:
+                short = short_wallet(wallet)
+                detail = _with_note(f"wallet {short} in {where}", indicator.note)
+                self.emit("wallet", indicator.strength, detail, short, wallet)
+
+
+def spec_findings(policy: Policy, workload: Workload, prepared: Prepared | None = None) -> tuple[Evidence, ...]:
+    """Every spec signal of the policy found in the workload, in a deterministic order."""
+    out = _Collector()
+    _Scan(policy, prepared if prepared is not None and prepared.workload is workload else prepare(workload), out).run()
+    return out.result()

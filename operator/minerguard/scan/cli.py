@@ -1,0 +1,53 @@
+"""The ``minerguard scan`` command line: arguments, the run, the exit status."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from minerguard.domain.text import printable
+from minerguard.scan.output import write_json, write_text
+from minerguard.scan.reading import Run
+from minerguard.scan.scanning import load_policies, scan
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minerguard scan",
+        description="Evaluate Kubernetes manifests against MinerPolicies, offline. "
+        "Exit status: 0 no match, 1 a match, 2 bad input.",
+    )
+    parser.add_argument(
+        "--policies",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="MinerPolicy file or folder (repeatable)",
+    )
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format (default text)")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="manifest file or folder, or - for standard input")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Run ``minerguard scan`` with ``argv`` (the arguments after ``scan``); the exit status."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    run = Run()
+    policies = load_policies(args.policies, run)
+    results: list[dict[str, Any]] = []
+    workloads = 0
+    if policies:
+        results, workloads = scan(args.paths, policies, run)
+    if args.output == "json":
+        write_json(sys.stdout, results, policies, run)
+    else:
+        write_text(sys.stdout, results, policies, workloads, run)
+    for error in run.errors:
+        print(printable(f"minerguard scan: {error}"), file=sys.stderr)
+    if run.errors:
+        return 2
+    return 1 if results else 0
