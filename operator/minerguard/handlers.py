@@ -45,7 +45,7 @@ def probe_policies(memo: kopf.Memo, **_: Any) -> int:
 async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     # Inline: evaluation is bounded CPU work (models/detection cap what they read), and a thread hop
     # would queue every pod of a 10,000-pod initial listing in memory at once.
-    app_of(memo).containment.observe_pod(event.get("type"), dict(event["object"]))
+    app_of(memo).detector.observe_pod(event.get("type"), dict(event["object"]))
 
 
 @kopf.on.event("v1", "namespaces")
@@ -61,7 +61,7 @@ async def namespace_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> No
     if app.state.namespace_labels(name) != labels:
         with app.state.lock:
             app.state.namespaces[name] = labels
-        await asyncio.to_thread(app.containment.reevaluate, name)
+        await asyncio.to_thread(app.detector.reevaluate, name)
 
 
 @kopf.on.event("v1", "nodes")
@@ -75,22 +75,21 @@ async def policy_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     body: dict[str, Any] = dict(event["object"])
     if event.get("type") == "DELETED":
         app.policies.forget(str(body["metadata"]["name"]))
-        await asyncio.to_thread(app.containment.reevaluate)
+        await asyncio.to_thread(app.detector.reevaluate)
         return
     observed: tuple[object, bool] = await asyncio.to_thread(app.policies.observe, body)
     changed = observed[1]
     if changed:
-        await asyncio.to_thread(app.containment.reevaluate)
+        await asyncio.to_thread(app.detector.reevaluate)
 
 
 @kopf.on.event("minerguard.io", "v1alpha1", "minerincidents")
 async def incident_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    await asyncio.to_thread(app_of(memo).containment.observe_incident, event.get("type"), dict(event["object"]))
+    await asyncio.to_thread(app_of(memo).detector.observe_incident, event.get("type"), dict(event["object"]))
 
 
 @kopf.on.event("networking.k8s.io", "v1", "networkpolicies")
 async def networkpolicy_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     app = app_of(memo)
     namespace = str(event["object"]["metadata"].get("namespace", ""))
-    for key in app.containment.quarantined_in(namespace):
-        app.containment.queue.add(key)
+    app.detector.network_policy_changed(namespace)

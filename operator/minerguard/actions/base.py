@@ -1,27 +1,51 @@
 """The common interface of containment actions.
 
 Each action is one self-describing unit, in its own module: its name (what policies
-reference), what it does, its parameters, the RBAC rules it needs (the Helm chart's
-ClusterRole is checked against them), a precondition, a dry-run plan, and
-``apply``/``verify``/``revert``. Every ``apply`` and ``revert`` is idempotent: running it
-twice, or after an operator restart, changes nothing the first run did not.
+reference), its scope (what it acts on: the pod, its node, or its owner), what it does,
+its parameters, the RBAC rules it needs (the operator's ClusterRole is derived from them),
+the Events it causes, a precondition, a dry-run plan, and ``apply``/``verify``/``revert``.
+Every ``apply`` and ``revert`` is idempotent: running it twice, or after an operator
+restart, changes nothing the first run did not. Outcomes are typed (:class:`Outcome`),
+never told apart by message text.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import enum
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from minerguard.domain.kinds import ActionScope
 
 if TYPE_CHECKING:
     from minerguard.actions.guard import NodeGuard
     from minerguard.config import Settings
+    from minerguard.domain.incidents import WorkloadRef
     from minerguard.domain.workload import Workload
     from minerguard.storage.kubernetes import KubeStorage
 
-SUCCEEDED = "Succeeded"
-FAILED = "Failed"
-SUPPRESSED = "Suppressed"
-DRY_RUN = "DryRun"
+
+class Outcome(enum.StrEnum):
+    """What became of one action; the value is what the incident records."""
+
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SUPPRESSED = "Suppressed"
+    DRY_RUN = "DryRun"
+
+
+SUCCEEDED = Outcome.SUCCEEDED
+FAILED = Outcome.FAILED
+SUPPRESSED = Outcome.SUPPRESSED
+DRY_RUN = Outcome.DRY_RUN
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Why an action cannot apply; ``not_containable`` when nothing of its kind can contain the subject."""
+
+    message: str
+    not_containable: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,7 +71,10 @@ class ActionContext:
     dry_run: bool = False
     node: str = ""
     incident_namespace: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    owner: WorkloadRef | None = None
+    """The workload the incident is about (owner actions act on it)."""
+    previously_contained: bool = False
+    """Whether this pod was contained before, so a fix found necessary now is tampering."""
 
     @property
     def pod_ref(self) -> str:
@@ -72,17 +99,18 @@ class ActionResult:
 
     action: str
     target: str
-    result: str
+    result: Outcome
     message: str
     changed: bool = False
     guard: str = ""
     tampered: str = ""  # what was found undone since minerguard applied it, if anything
+    not_containable: bool = False  # the precondition says nothing of this kind can contain the subject
 
     def to_record(self, time: str) -> dict[str, str]:
         return {
             "action": self.action,
             "target": self.target,
-            "result": self.result,
+            "result": str(self.result),
             "message": self.message,
             "time": time,
         }
@@ -92,15 +120,18 @@ class Action:
     """Base class: subclasses set the class attributes and implement the methods."""
 
     name: ClassVar[str]
+    scope: ClassVar[ActionScope]
     description: ClassVar[str]
     parameters: ClassVar[dict[str, str]] = {}
     rbac: ClassVar[tuple[RbacRule, ...]] = ()
+    events: ClassVar[tuple[str, ...]] = ()
+    """The reasons of the Events its outcomes are told with (apply, then revert)."""
 
     def target(self, ctx: ActionContext) -> str:
         return ctx.pod_ref
 
-    def precondition(self, ctx: ActionContext) -> str | None:
-        """Why the action cannot apply to this pod, or None when it can."""
+    def precondition(self, ctx: ActionContext) -> Blocked | None:
+        """Why the action cannot apply to this subject, or None when it can."""
         return None
 
     def plan(self, ctx: ActionContext) -> str:
@@ -124,8 +155,10 @@ class Action:
     def run(self, ctx: ActionContext) -> ActionResult:
         """Precondition, dry-run or apply: the one entry point the containment service calls."""
         blocked = self.precondition(ctx)
-        if blocked:
-            return ActionResult(self.name, self.target(ctx), FAILED, blocked)
+        if blocked is not None:
+            return ActionResult(
+                self.name, self.target(ctx), FAILED, blocked.message, not_containable=blocked.not_containable
+            )
         if ctx.dry_run:
             return ActionResult(self.name, self.target(ctx), DRY_RUN, f"would {self.plan(ctx)}")
         return self.apply(ctx)

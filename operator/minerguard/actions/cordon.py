@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 from minerguard.actions.base import FAILED, SUCCEEDED, ActionContext, ActionResult
-from minerguard.actions.nodes import NodeAction, acted_annotations, guarded, node_ref, one_node_action_at_a_time
+from minerguard.actions.nodes import NodeAction, acted_annotations, guarded, one_node_action_at_a_time
 from minerguard.domain import guards
 from minerguard.errors import NotFound
 
 
 class Cordon(NodeAction):
     name: ClassVar[str] = "cordon"
+    events: ClassVar[tuple[str, ...]] = ("NodeCordoned", "NodeUncordoned")
     description: ClassVar[str] = (
         "Set spec.unschedulable on the node (kubectl cordon) and record the incident on it. "
         "Obeys the blast-radius guards; never claims a node that was already cordoned."
@@ -56,7 +57,6 @@ class Cordon(NodeAction):
                 },
             )
         message = f"Cordoned Node {ctx.node_name} (policy {ctx.policy}, incident {ctx.incident_ref})"
-        ctx.storage.emit_event(node_ref(ctx), "NodeCordoned", message, action=self.name)
         return ActionResult(self.name, target, SUCCEEDED, message, changed=True)
 
     def applied_to(self, ctx: ActionContext) -> bool:
@@ -79,5 +79,4 @@ class Cordon(NodeAction):
             },
         )
         message = f"Uncordoned Node {ctx.node_name} (incident {ctx.incident_ref} released)"
-        ctx.storage.emit_event(node_ref(ctx), "NodeUncordoned", message, warning=False, action="release")
         return ActionResult("release", target, SUCCEEDED, message, changed=True)

@@ -12,8 +12,9 @@ import contextlib
 from collections.abc import Iterator
 from typing import ClassVar
 
-from minerguard.actions.base import SUPPRESSED, Action, ActionContext, ActionResult, RbacRule
+from minerguard.actions.base import SUPPRESSED, Action, ActionContext, ActionResult, Blocked, RbacRule
 from minerguard.domain import guards
+from minerguard.domain.kinds import ActionScope
 from minerguard.storage.kubernetes import now_iso
 
 
@@ -25,8 +26,10 @@ class NodeAction(Action):
     def target(self, ctx: ActionContext) -> str:
         return f"Node {ctx.node_name}"
 
-    def precondition(self, ctx: ActionContext) -> str | None:
-        return None if ctx.node_name else "the pod is not scheduled on a node yet"
+    scope: ClassVar[ActionScope] = ActionScope.NODE
+
+    def precondition(self, ctx: ActionContext) -> Blocked | None:
+        return None if ctx.node_name else Blocked("the pod is not scheduled on a node yet")
 
 
 @contextlib.contextmanager
@@ -37,10 +40,6 @@ def one_node_action_at_a_time(ctx: ActionContext) -> Iterator[None]:
         return
     with ctx.guard.lock:
         yield
-
-
-def node_ref(ctx: ActionContext) -> dict[str, str]:
-    return {"apiVersion": "v1", "kind": "Node", "name": ctx.node_name}
 
 
 def guarded(ctx: ActionContext, action: str) -> ActionResult | None:

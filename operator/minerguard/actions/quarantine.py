@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from minerguard.actions.base import FAILED, SUCCEEDED, Action, ActionContext, ActionResult, RbacRule
+from minerguard.actions.base import FAILED, SUCCEEDED, Action, ActionContext, ActionResult, Blocked, RbacRule
 from minerguard.domain import netpol
+from minerguard.domain.kinds import ActionScope
 from minerguard.errors import AlreadyExists, Conflict, NotFound
 from minerguard.storage.kubernetes import KubeStorage, retrying
 
@@ -21,6 +22,8 @@ POLICY_ANNOTATION = "minerguard.io/policy"
 
 class Quarantine(Action):
     name: ClassVar[str] = "quarantine"
+    scope: ClassVar[ActionScope] = ActionScope.POD
+    events: ClassVar[tuple[str, ...]] = ("PodQuarantined", "QuarantineRestored", "Released")
     description: ClassVar[str] = (
         "Label the pod minerguard.io/quarantined=true, make sure the namespace's deny-all policy "
         "minerguard-quarantine exists, and take the pod out of every other NetworkPolicy that would allow it "
@@ -32,13 +35,14 @@ class Quarantine(Action):
         RbacRule(("networking.k8s.io",), ("networkpolicies",), ("get", "list", "watch", "create", "update", "delete")),
     )
 
-    def precondition(self, ctx: ActionContext) -> str | None:
+    def precondition(self, ctx: ActionContext) -> Blocked | None:
         if ctx.workload is None:
-            return "quarantine acts on pods; this incident has none"
+            return Blocked("quarantine acts on pods; this incident has none")
         if ctx.workload.host_network:
-            return (
+            return Blocked(
                 "NotContainable: the pod uses the host network, which NetworkPolicy does not govern; "
-                "node actions (cordon, taint) are the containment for it"
+                "node actions (cordon, taint) are the containment for it",
+                not_containable=True,
             )
         return None
 
@@ -78,7 +82,7 @@ class Quarantine(Action):
                     what=f"label {ctx.pod_ref}",
                 )
         changed = bool(undone) or annotations.get(INCIDENT_ANNOTATION) != ctx.incident
-        tampered = "; ".join(undone) if ctx.extra.get("previously_contained") and undone else ""
+        tampered = "; ".join(undone) if ctx.previously_contained and undone else ""
         problems = self.verify(ctx)
         if problems:
             return ActionResult(self.name, ctx.pod_ref, FAILED, "; ".join(problems), changed, tampered=tampered)

@@ -15,7 +15,17 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
-from minerguard.actions.base import FAILED, SUCCEEDED, SUPPRESSED, Action, ActionContext, ActionResult, RbacRule
+from minerguard.actions.base import (
+    FAILED,
+    SUCCEEDED,
+    SUPPRESSED,
+    Action,
+    ActionContext,
+    ActionResult,
+    Blocked,
+    RbacRule,
+)
+from minerguard.domain.kinds import ActionScope
 from minerguard.errors import Invalid, NotFound
 
 REPLICAS_BEFORE = "minerguard.io/replicas-before"
@@ -31,6 +41,8 @@ def _max_replicas() -> int:
 
 class ScaleOwner(Action):
     name: ClassVar[str] = "scaleOwner"
+    scope: ClassVar[ActionScope] = ActionScope.OWNER
+    events: ClassVar[tuple[str, ...]] = ("OwnerScaled", "OwnerRestored")
     description: ClassVar[str] = (
         "Scale the owning Deployment/StatefulSet/ReplicaSet to 0 or suspend the owning CronJob/Job, recording "
         "the previous state on the owner for release. Held back for owners above the replica guard."
@@ -43,10 +55,7 @@ class ScaleOwner(Action):
     )
 
     def _owner(self, ctx: ActionContext) -> tuple[str, str]:
-        owner = ctx.extra.get("owner")
-        kind = str(getattr(owner, "kind", ""))
-        name = str(getattr(owner, "name", ""))
-        return kind, name
+        return (ctx.owner.kind, ctx.owner.name) if ctx.owner is not None else ("", "")
 
     @staticmethod
     def _namespace(ctx: ActionContext) -> str:
@@ -56,12 +65,12 @@ class ScaleOwner(Action):
         kind, name = self._owner(ctx)
         return f"{kind} {self._namespace(ctx)}/{name}"
 
-    def precondition(self, ctx: ActionContext) -> str | None:
+    def precondition(self, ctx: ActionContext) -> Blocked | None:
         kind, _ = self._owner(ctx)
         if kind in ("", "Pod"):
-            return "NotApplicable: the pod has no owning controller to scale"
+            return Blocked("NotApplicable: the pod has no owning controller to scale")
         if kind not in SCALABLE + SUSPENDABLE:
-            return f"NotApplicable: a {kind} cannot be scaled to zero or suspended"
+            return Blocked(f"NotApplicable: a {kind} cannot be scaled to zero or suspended")
         return None
 
     def plan(self, ctx: ActionContext) -> str:

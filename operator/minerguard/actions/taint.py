@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from minerguard.actions.base import FAILED, SUCCEEDED, ActionContext, ActionResult
-from minerguard.actions.nodes import NodeAction, acted_annotations, guarded, node_ref, one_node_action_at_a_time
+from minerguard.actions.nodes import NodeAction, acted_annotations, guarded, one_node_action_at_a_time
 from minerguard.domain import guards
 from minerguard.errors import NotFound
 from minerguard.storage.kubernetes import retrying
@@ -25,6 +25,7 @@ def _taint_value(incident_ref: str) -> str:
 
 class Taint(NodeAction):
     name: ClassVar[str] = "taint"
+    events: ClassVar[tuple[str, ...]] = ("NodeTainted", "NodeUntainted")
     description: ClassVar[str] = (
         "Add the taint minerguard.io/suspect=<incident>:NoSchedule to the node. Obeys the blast-radius guards."
     )
@@ -55,7 +56,6 @@ class Taint(NodeAction):
             f"Tainted Node {ctx.node_name} {guards.TAINT_KEY}:NoSchedule "
             f"(policy {ctx.policy}, incident {ctx.incident_ref})"
         )
-        ctx.storage.emit_event(node_ref(ctx), "NodeTainted", message, action=self.name)
         return ActionResult(self.name, target, SUCCEEDED, message, changed=True)
 
     def _patch_taints(self, ctx: ActionContext, change: Any, annotations: dict[str, str | None]) -> None:
@@ -92,5 +92,4 @@ class Taint(NodeAction):
             return ActionResult("release", target, SUCCEEDED, f"Node {ctx.node_name} was not tainted by this incident")
         self._patch_taints(ctx, lambda ts: [t for t in ts if t.get("key") != guards.TAINT_KEY], {})
         message = f"Removed taint {guards.TAINT_KEY} from Node {ctx.node_name} (incident {ctx.incident_ref} released)"
-        ctx.storage.emit_event(node_ref(ctx), "NodeUntainted", message, warning=False, action="release")
         return ActionResult("release", target, SUCCEEDED, message, changed=True)

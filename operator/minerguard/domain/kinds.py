@@ -6,6 +6,7 @@ them from here.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -37,3 +38,26 @@ DEFAULT_STRENGTH: Mapping[str, str] = MappingProxyType(
 ENFORCE = "Enforce"
 AUDIT = "Audit"
 MODES = (ENFORCE, AUDIT)
+
+
+class ActionScope(enum.StrEnum):
+    """What an action acts on: the matched pod, the node it runs on, or the workload that owns it."""
+
+    POD = "Pod"
+    NODE = "Node"
+    OWNER = "Owner"
+
+
+ACTION_SCOPES: Mapping[str, ActionScope] = MappingProxyType(
+    {
+        "quarantine": ActionScope.POD,
+        "cordon": ActionScope.NODE,
+        "taint": ActionScope.NODE,
+        "scaleOwner": ActionScope.OWNER,
+    }
+)
+"""The actions a MinerPolicy may name, and their scopes: part of the MinerPolicy contract (the CRD
+enum). The action registry (:mod:`minerguard.actions`) implements exactly these and checks so at
+import; the domain cannot import the registry, so the names live here and the behaviour there."""
+ACTION_NAMES = tuple(ACTION_SCOPES)
+NODE_ACTIONS = frozenset(name for name, scope in ACTION_SCOPES.items() if scope is ActionScope.NODE)

@@ -20,7 +20,15 @@ from typing import Any
 
 from minerguard import API_GROUP, API_VERSION
 from minerguard.domain import selectors
-from minerguard.domain.kinds import DEFAULT_STRENGTH, METRIC_SIGNAL_KINDS, MODES, SIGNAL_KINDS, STRENGTHS, WEAK
+from minerguard.domain.kinds import (
+    ACTION_NAMES,
+    DEFAULT_STRENGTH,
+    METRIC_SIGNAL_KINDS,
+    MODES,
+    SIGNAL_KINDS,
+    STRENGTHS,
+    WEAK,
+)
 from minerguard.domain.patterns import MAX_PATTERN_LEN, Pattern, PatternError, PatternSet, compile_pattern
 from minerguard.domain.selectors import show
 
@@ -42,7 +50,6 @@ __all__ = [
     "parse_policy",
 ]
 
-ACTION_NAMES = ("quarantine", "cordon", "taint", "scaleOwner")
 WHEN_VALUES = ("Always", "HostAccess")
 RELATIVE_TO = ("Limit", "Request", "Cores")
 POLICY_KIND = "MinerPolicy"

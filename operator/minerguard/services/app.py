@@ -13,9 +13,13 @@ from minerguard.config import Settings
 from minerguard.domain import netpol
 from minerguard.domain.workload import parse_quantity
 from minerguard.services.containment import Containment
+from minerguard.services.detector import Detector, Evaluator
+from minerguard.services.events import Events
 from minerguard.services.gate import ActivityGate
 from minerguard.services.metrics import MetricsEngine
 from minerguard.services.policies import PolicyRegistry
+from minerguard.services.recorder import Recorder
+from minerguard.services.release import Releaser
 from minerguard.services.state import ClusterState, NodeEntry
 from minerguard.storage.kubernetes import KubeStorage, load_api_client
 
@@ -28,6 +32,7 @@ class App:
     storage: KubeStorage
     state: ClusterState
     policies: PolicyRegistry
+    detector: Detector
     containment: Containment
     metrics: MetricsEngine
     gate: ActivityGate
@@ -38,19 +43,24 @@ class App:
     def build(cls, settings: Settings, identity: str, kubeconfig: str | None = None) -> App:
         storage = KubeStorage(load_api_client(kubeconfig), instance=settings.instance)
         state = ClusterState()
-        policies = PolicyRegistry(storage)
+        events = Events(storage)
+        policies = PolicyRegistry(storage, events)
         guard = NodeGuard(storage, settings.guards)
-        containment = Containment(storage, settings, state, policies, guard=guard)
+        recorder = Recorder(storage, state, events)
+        releaser = Releaser(storage, settings, guard, recorder, events)
+        evaluator = Evaluator(state, policies)
+        containment = Containment(storage, settings, state, evaluator, recorder, releaser, guard=guard)
+        detector = Detector(evaluator, state, containment.queue)
         metrics = MetricsEngine(
-            settings.prometheus, state, policies, storage, containment.reevaluate_keys, containment.contain_node
+            settings.prometheus, state, policies, storage, events, detector.reevaluate_keys, containment.contain_node
         )
-        containment.metric_findings = metrics.findings
+        evaluator.metric_findings = metrics.findings
         gate = ActivityGate(storage, settings.peering, identity, settings.priority)
-        return cls(settings, storage, state, policies, containment, metrics, gate)
+        return cls(settings, storage, state, policies, detector, containment, metrics, gate)
 
     def start(self) -> None:
         self.containment.start()
-        self._loop("resync", self.settings.resync_interval, self.containment.resync)
+        self._loop("resync", self.settings.resync_interval, self.detector.resync)
         self._loop("policy-status", self.settings.status_interval, self.report_policy_counts)
         self._loop("metrics", self.settings.prometheus.interval, self.metrics.cycle)
 

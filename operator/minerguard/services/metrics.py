@@ -29,7 +29,8 @@ from minerguard.domain.detection import Evidence
 from minerguard.domain.policy import PodCpuSpec, Policy
 from minerguard.domain.workload import Workload
 from minerguard.errors import KubeError, MetricsError
-from minerguard.services.policies import PolicyRegistry, condition, merge_conditions, policy_ref
+from minerguard.services.events import Events
+from minerguard.services.policies import PolicyRegistry, condition, merge_conditions
 from minerguard.services.state import ClusterState, PodKey
 from minerguard.storage.kubernetes import KubeStorage
 from minerguard.storage.prometheus import PrometheusStorage
@@ -55,6 +56,7 @@ class MetricsEngine:
         state: ClusterState,
         policies: PolicyRegistry,
         storage: KubeStorage,
+        events: Events,
         on_pods_changed: Callable[[set[PodKey]], None],
         on_node_findings: Callable[[Policy, str, list[Evidence]], None],
     ) -> None:
@@ -62,6 +64,7 @@ class MetricsEngine:
         self.state = state
         self.policies = policies
         self.storage = storage
+        self.events = events
         self.on_pods_changed = on_pods_changed
         self.on_node_findings = on_node_findings
         self._pod: dict[str, dict[PodKey, Evidence]] = {}
@@ -236,19 +239,8 @@ class MetricsEngine:
             )
             self.storage.patch_policy_status(p.name, {"conditions": conditions})
             if event:
-                note = (
-                    f"CPU signals of MinerPolicy {p.name} are evaluated again"
-                    if available
-                    else f"CPU signals of MinerPolicy {p.name} cannot be evaluated: {message}; "
-                    "spec signals keep working"
-                )
-                self.storage.emit_event(
-                    policy_ref(body),
-                    "MetricsAvailable" if available else "MetricsUnavailable",
-                    note,
-                    warning=not available,
-                    action="Evaluate",
-                )
+                uid = str((body.get("metadata") or {}).get("uid", ""))
+                self.events.metrics_availability(p.name, uid, available, message)
         except KubeError as exc:
             log.warning("Could not report MetricsAvailable on MinerPolicy %s: %s", p.name, exc)
 

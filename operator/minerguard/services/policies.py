@@ -14,6 +14,7 @@ from typing import Any
 from minerguard import observability
 from minerguard.domain.policy import Policy, PolicyInvalid, parse_policy
 from minerguard.errors import KubeError, NotFound
+from minerguard.services.events import Events
 from minerguard.storage.kubernetes import KubeStorage, now_iso
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,9 @@ def merge_conditions(existing: list[dict[str, Any]], new: list[dict[str, Any]]) 
 
 
 class PolicyRegistry:
-    def __init__(self, storage: KubeStorage) -> None:
+    def __init__(self, storage: KubeStorage, events: Events) -> None:
         self.storage = storage
+        self.events = events
         self._ready: dict[str, Policy] = {}
         self._snapshot: tuple[Policy, ...] = ()  # sorted by name; rebuilt on change, read on every pod event
         self._invalid: dict[str, str] = {}
@@ -122,12 +124,7 @@ class PolicyRegistry:
             self.storage.patch_policy_status(
                 name, {"observedGeneration": generation, "conditions": conditions, "matchedPods": 0, "containedPods": 0}
             )
-            self.storage.emit_event(
-                policy_ref(body),
-                "InvalidPolicy",
-                f"MinerPolicy {name} is invalid and ignored: {exc.message}",
-                action="Validate",
-            )
+            self.events.policy_invalid(str(name), str(meta.get("uid", "")), exc.message)
         except NotFound:
             pass
         except KubeError as err:
@@ -152,13 +149,3 @@ class PolicyRegistry:
 
 def _is_ready(status: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-
-
-def policy_ref(body: Mapping[str, Any]) -> dict[str, str]:
-    meta = body.get("metadata") or {}
-    return {
-        "apiVersion": "minerguard.io/v1alpha1",
-        "kind": "MinerPolicy",
-        "name": str(meta.get("name", "")),
-        "uid": str(meta.get("uid", "")),
-    }

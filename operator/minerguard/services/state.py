@@ -87,6 +87,10 @@ class ClusterState:
         with self.lock:
             self.incidents[(namespace, name)] = entry
 
+    def drop_incident(self, namespace: str, name: str) -> None:
+        with self.lock:
+            self.incidents.pop((namespace, name), None)
+
     def incident(self, namespace: str, name: str) -> IncidentEntry | None:
         with self.lock:
             return self.incidents.get((namespace, name))

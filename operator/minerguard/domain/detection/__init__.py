@@ -81,7 +81,8 @@ from minerguard.domain.detection.evidence import MAX_DETAIL, Evidence, Verdict
 from minerguard.domain.detection.findings import MAX_EVIDENCE_PER_KIND, Prepared, prepare, spec_findings
 from minerguard.domain.detection.shell import shell_programs
 from minerguard.domain.detection.tokens import MAX_TOKENS, words
-from minerguard.domain.detection.verdict import NODE_ACTIONS, evaluate, evaluate_node, in_scope
+from minerguard.domain.detection.verdict import evaluate, evaluate_node, in_scope
+from minerguard.domain.kinds import NODE_ACTIONS
 
 __all__ = [
     "MAX_DETAIL",

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from minerguard.domain.detection.evidence import Evidence, Verdict
 from minerguard.domain.detection.findings import Prepared, spec_findings
-from minerguard.domain.kinds import NODE_SIGNAL_KINDS, SPEC_SIGNAL_KINDS, STRONG, WEAK
+from minerguard.domain.kinds import NODE_ACTIONS, NODE_SIGNAL_KINDS, SPEC_SIGNAL_KINDS, STRONG, WEAK
 from minerguard.domain.policy import Policy
 from minerguard.domain.text import plural, printable, shorten
 from minerguard.domain.workload import Workload
@@ -74,9 +74,6 @@ def _actions(policy: Policy, workload: Workload) -> tuple[str, ...]:
     if not policy.enforce:
         return ()
     return tuple(a.name for a in policy.actions if a.when != "HostAccess" or workload.host_access)
-
-
-NODE_ACTIONS = frozenset({"cordon", "taint"})
 
 
 def _judges_nodes(policy: Policy) -> bool:

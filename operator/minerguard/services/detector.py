@@ -1,0 +1,133 @@
+"""The watch side: evaluate each pod event in memory and queue only what matched.
+
+Watch handlers call :meth:`Detector.observe_pod` for every pod event. It parses the pod and
+evaluates it against every ready policy (the pure :mod:`minerguard.domain.detection`); a pod
+that matches nothing costs no API call at all and is never written to. A matched pod goes on
+the containment queue as a :class:`~minerguard.services.work.ContainPod`. Policy, namespace,
+NetworkPolicy and incident events decide which cached pods to evaluate or verify again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from minerguard import observability
+from minerguard.domain import incidents as inc
+from minerguard.domain import netpol
+from minerguard.domain.detection import Evidence, Verdict, evaluate, prepare
+from minerguard.domain.policy import Policy
+from minerguard.domain.workload import Workload, workload_from_pod
+from minerguard.services.policies import PolicyRegistry
+from minerguard.services.state import ClusterState, PodEntry, PodKey
+from minerguard.services.work import ContainPod, PodGone, ReleaseIncident, WorkItem
+from minerguard.workqueue import WorkQueue
+
+MetricFindings = Callable[[Policy, Workload], Sequence[Evidence]]
+
+
+def _no_metrics(_: Policy, __: Workload) -> Sequence[Evidence]:
+    return ()
+
+
+class Evaluator:
+    """Every ready policy's verdict on a workload, with its namespace's labels and its CPU findings."""
+
+    def __init__(self, state: ClusterState, policies: PolicyRegistry, metric_findings: MetricFindings = _no_metrics):
+        self.state = state
+        self.policies = policies
+        self.metric_findings = metric_findings
+
+    def matches(self, wl: Workload) -> list[Verdict]:
+        """The verdicts that matched, in policy order."""
+        labels = self.state.namespace_labels(wl.namespace)
+        started = time.perf_counter()
+        prepared = prepare(wl)
+        verdicts = [evaluate(p, wl, labels, self.metric_findings(p, wl), prepared) for p in self.policies.ready()]
+        observability.EVALUATION_SECONDS.observe(time.perf_counter() - started)
+        return [v for v in verdicts if v.matched]
+
+
+class Detector:
+    """Turns watch events into containment work."""
+
+    def __init__(self, evaluator: Evaluator, state: ClusterState, queue: WorkQueue) -> None:
+        self.evaluator = evaluator
+        self.state = state
+        self.queue = queue
+
+    def _add(self, item: WorkItem, low: bool = False) -> None:
+        if low:
+            self.queue.add_low(item)
+        else:
+            self.queue.add(item)
+
+    def observe_pod(self, event_type: str | None, pod: dict[str, Any]) -> None:
+        """Take in one pod watch event. Never writes unless the pod matches a policy."""
+        meta = pod.get("metadata") or {}
+        key: PodKey = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        if event_type == "DELETED":
+            old = self.state.drop_pod(key)
+            if old is not None and old.matched:
+                wl = old.workload
+                self._add(PodGone(key[0], key[1], wl.uid, wl.owner))
+            return
+        wl = workload_from_pod(pod)
+        matched = self.evaluator.matches(wl)
+        self.state.put_pod(key, PodEntry(wl, tuple(v.policy for v in matched)))
+        if matched and not wl.deleting:
+            self._add(ContainPod(*key))
+
+    def reevaluate(self, namespace: str | None = None) -> int:
+        """Evaluate cached pods again (after a policy or namespace change); queue the matches."""
+        queued = 0
+        for key, entry in self.state.pod_items():
+            if namespace is not None and key[0] != namespace:
+                continue
+            matched = self.evaluator.matches(entry.workload)
+            names = tuple(v.policy for v in matched)
+            if names != entry.matched:
+                self.state.put_pod(key, PodEntry(entry.workload, names))
+            if matched and not entry.workload.deleting:
+                self._add(ContainPod(*key))
+                queued += 1
+        return queued
+
+    def reevaluate_keys(self, keys: set[PodKey]) -> None:
+        """Evaluate these cached pods again (their metric findings changed)."""
+        for key in keys:
+            entry = self.state.pod(key)
+            if entry is None:
+                continue
+            matched = self.evaluator.matches(entry.workload)
+            self.state.put_pod(key, PodEntry(entry.workload, tuple(v.policy for v in matched)))
+            if matched and not entry.workload.deleting:
+                self._add(ContainPod(*key))
+
+    def resync(self) -> None:
+        """Queue every matched pod again, behind new events: verifies containment and repairs what was undone."""
+        for key, entry in self.state.pod_items():
+            if entry.matched and not entry.workload.deleting:
+                self._add(ContainPod(*key), low=True)
+
+    def network_policy_changed(self, namespace: str) -> None:
+        """A NetworkPolicy changed: verify every quarantined pod of its namespace."""
+        for key, entry in self.state.pods_in(namespace):
+            if entry.matched and entry.workload.labels.get(netpol.QUARANTINE_LABEL) == "true":
+                self._add(ContainPod(*key))
+
+    def observe_incident(self, event_type: str | None, body: dict[str, Any]) -> None:
+        """Keep the incident cache current; queue a release a person asked for; contain again when re-armed."""
+        meta = body.get("metadata") or {}
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        if event_type == "DELETED":
+            self.state.drop_incident(namespace, name)
+            return
+        previous = self.state.incident(namespace, name)
+        self.state.put_incident(namespace, name, body)
+        spec, status = body.get("spec") or {}, body.get("status") or {}
+        if spec.get("release") and status.get("state") != inc.RELEASED:
+            self._add(ReleaseIncident(namespace, name))
+        elif not spec.get("release") and status.get("state") == inc.RELEASED and previous is not None:
+            self.reevaluate(namespace)  # re-armed by a person: contain the workload's pods again

@@ -1,0 +1,169 @@
+"""MinerIncident records: open one per workload, record what was found and done, note pods gone.
+
+The incident's status write is the commit point of a containment pass: the Events of a change
+are told before the status that records it is written, so a crash in between repeats them after
+a restart rather than losing them (at least once). Writes to one incident are serialised in this
+process; across replicas the resourceVersion of the status replace guards them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from minerguard import observability
+from minerguard.actions.base import ActionResult, Outcome
+from minerguard.domain import incidents as inc
+from minerguard.domain.detection import Verdict
+from minerguard.domain.text import shorten
+from minerguard.errors import AlreadyExists, NotFound
+from minerguard.services.events import Events, Subject, Telling
+from minerguard.services.state import ClusterState
+from minerguard.storage.kubernetes import KubeStorage, now_iso, retrying
+
+log = logging.getLogger(__name__)
+
+
+class Recorder:
+    """Creates and updates MinerIncidents and keeps the watch cache of them current."""
+
+    def __init__(self, storage: KubeStorage, state: ClusterState, events: Events) -> None:
+        self.storage = storage
+        self.state = state
+        self.events = events
+        self._locks = [threading.Lock() for _ in range(64)]
+
+    def lock(self, namespace: str, name: str) -> threading.Lock:
+        """The lock serialising this process's writes to one incident."""
+        return self._locks[hash((namespace, name)) % len(self._locks)]
+
+    def ensure(self, namespace: str, ref: inc.WorkloadRef, verdict: Verdict) -> dict[str, Any]:
+        """The workload's incident, created if missing; an Audit incident is raised to Enforce by an Enforce match."""
+        name = inc.incident_name(ref)
+
+        def attempt() -> dict[str, Any]:
+            try:
+                return self.storage.get_incident(namespace, name)
+            except NotFound:
+                pass
+            body = inc.new_incident(namespace, ref, verdict.policy, verdict.mode)
+            try:
+                created = self.storage.create_incident(namespace, body)
+            except AlreadyExists:
+                return self.storage.get_incident(namespace, name)
+            observability.DETECTIONS.labels(verdict.policy, verdict.mode).inc()
+            return created
+
+        incident = retrying(attempt, what=f"open MinerIncident {namespace}/{name}")
+        spec = incident.get("spec") or {}
+        if verdict.mode == "Enforce" and spec.get("mode") != "Enforce" and not spec.get("release"):
+            incident = self.storage.patch_incident_spec(namespace, name, {"mode": "Enforce", "policy": verdict.policy})
+        return incident
+
+    def record(
+        self,
+        subject: Subject,
+        incident: dict[str, Any],
+        matched: Sequence[Verdict],
+        primary: Verdict,
+        results: list[ActionResult],
+        pod_state: str,
+    ) -> None:
+        """Write the subject, evidence and actions into the incident status, telling each change in Events."""
+        name = incident["metadata"]["name"]
+        now = now_iso()
+        record = {"name": subject.name, "uid": subject.uid, "node": subject.node, "state": pod_state, "since": now}
+        evidence = [e for v in matched for e in inc.evidence_records(v.evidence, v.policy)]
+        telling = Telling(subject, primary, name)
+        first = True
+
+        def attempt() -> dict[str, Any]:
+            nonlocal first
+            live = incident if first else self.storage.get_incident(subject.namespace, name)
+            first = False
+            status = dict(live.get("status") or {})
+            before = next((p for p in status.get("pods") or [] if p.get("uid") == subject.uid), None)
+            previous_actions = list(status.get("actions") or [])
+            pods, _ = inc.upsert_pod(status.get("pods") or [], record)
+            status["pods"] = pods
+            status["podCount"] = len(pods)
+            status["evidence"] = inc.merge_evidence(status.get("evidence") or [], evidence)
+            status["actions"] = inc.append_actions(previous_actions, [r.to_record(now) for r in results])
+            status.setdefault("firstSeen", now)
+            spec = live.get("spec") or {}
+            status["state"] = inc.overall_state(pods, str(spec.get("mode", primary.mode)), bool(spec.get("release")))
+            status["message"] = _message(status["state"], subject, results)
+            fresh = [r for r in results if not inc.is_repeat(previous_actions, r.to_record(now))]
+            entered = before is None or before.get("state") != pod_state
+            entered_contained = entered and pod_state in (inc.POD_CONTAINED, inc.POD_PARTIAL)
+            self.events.containment(telling, results, fresh, before is None, entered_contained)
+            if status != (live.get("status") or {}):
+                status["lastUpdated"] = now
+                live = self.storage.replace_incident_status(subject.namespace, inc.with_status(live, status))
+            return live
+
+        updated = retrying(attempt, what=f"record MinerIncident {subject.namespace}/{name}")
+        self.state.put_incident(subject.namespace, name, updated)
+
+    def pod_gone(self, namespace: str, incident_name: str, pod: str, uid: str) -> None:
+        """A matched pod was deleted: mark it Deleted in its incident, end the incident when none is left."""
+
+        def attempt() -> dict[str, Any]:
+            live = self.storage.get_incident(namespace, incident_name)
+            status = dict(live.get("status") or {})
+            pods = [dict(p) for p in status.get("pods") or []]
+            for p in pods:
+                if p.get("uid") == uid and p.get("state") != inc.POD_DELETED:
+                    p["state"], p["since"] = inc.POD_DELETED, now_iso()
+            status["pods"] = pods
+            spec = live.get("spec") or {}
+            status["state"] = inc.overall_state(pods, str(spec.get("mode")), bool(spec.get("release")))
+            if status["state"] == inc.ENDED:
+                status["message"] = "Every pod of this workload is gone"
+            if status != (live.get("status") or {}):
+                status["lastUpdated"] = now_iso()
+                live = self.storage.replace_incident_status(namespace, inc.with_status(live, status))
+            return live
+
+        with self.lock(namespace, incident_name):
+            try:
+                updated = retrying(attempt, what=f"record deletion in MinerIncident {namespace}/{incident_name}")
+            except NotFound:
+                return
+        self.state.put_incident(namespace, incident_name, updated)
+        log.info(
+            "Pod %s/%s was deleted; recorded in incident %s/%s",
+            namespace,
+            pod,
+            namespace,
+            incident_name,
+            extra={"object": f"Pod {namespace}/{pod}", "incident": f"{namespace}/{incident_name}"},
+        )
+
+    def released(self, namespace: str, name: str, pods: list[dict[str, Any]], results: list[ActionResult]) -> None:
+        """Record a finished release: the pods' final states and the reverts; the incident is Released."""
+        now = now_iso()
+
+        def attempt() -> dict[str, Any]:
+            live = self.storage.get_incident(namespace, name)
+            st = dict(live.get("status") or {})
+            st["pods"] = pods
+            st["podCount"] = len(pods)
+            st["actions"] = inc.append_actions(st.get("actions") or [], [r.to_record(now) for r in results])
+            st["state"] = inc.RELEASED
+            released_by = (live.get("spec") or {}).get("releasedBy")
+            st["message"] = f"Released{' by ' + str(released_by) if released_by else ''}"
+            st["lastUpdated"] = now
+            return self.storage.replace_incident_status(namespace, inc.with_status(live, st))
+
+        updated = retrying(attempt, what=f"record release of MinerIncident {namespace}/{name}")
+        self.state.put_incident(namespace, name, updated)
+
+
+def _message(state: str, subject: Subject, results: list[ActionResult]) -> str:
+    failed = [r for r in results if r.result in (Outcome.FAILED, Outcome.SUPPRESSED)]
+    if failed:
+        return shorten(f"{state}: {failed[0].action} {failed[0].result}: {failed[0].message}", 300)
+    return f"{state}: last seen {subject.title}"

@@ -1,0 +1,114 @@
+"""Release: lift every containment an incident applied, keep the record, marked Released.
+
+A person sets ``spec.release: true`` on a MinerIncident; the worker then reverts, for each pod
+still there, the pod and node actions that incident applied (each action knows whether it did:
+``applied_to``), then the owner actions, and records the release. Reverting is idempotent, so a
+release interrupted by a restart finishes on the next pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from minerguard.actions import ACTIONS, Action, of_scope
+from minerguard.actions.base import ActionContext, ActionResult
+from minerguard.actions.guard import NodeGuard
+from minerguard.config import Settings
+from minerguard.domain import incidents as inc
+from minerguard.domain.kinds import ActionScope
+from minerguard.domain.workload import workload_from_pod
+from minerguard.errors import NotFound
+from minerguard.services.events import Events
+from minerguard.services.recorder import Recorder
+from minerguard.storage.kubernetes import KubeStorage, now_iso
+
+log = logging.getLogger(__name__)
+
+
+class Releaser:
+    """Reverts an incident's actions and records the release."""
+
+    def __init__(
+        self, storage: KubeStorage, settings: Settings, guard: NodeGuard | None, recorder: Recorder, events: Events
+    ) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.guard = guard
+        self.recorder = recorder
+        self.events = events
+
+    def release_if_asked(self, namespace: str, name: str) -> None:
+        """Release the incident if it still asks for it and is not released yet (read fresh)."""
+        try:
+            incident = self.storage.get_incident(namespace, name)
+        except NotFound:
+            return
+        spec, status = incident.get("spec") or {}, incident.get("status") or {}
+        if spec.get("release") and status.get("state") != inc.RELEASED:
+            self.release(incident)
+
+    def release(self, incident: dict[str, Any]) -> None:
+        """Lift every containment this incident applied; keep the record, marked Released."""
+        meta = incident["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        spec = incident.get("spec") or {}
+        policy = str(spec.get("policy", ""))
+        workload = spec.get("workload") or {}
+        node_incident = str(workload.get("kind")) == "Node"
+        pods = [dict(p) for p in (incident.get("status") or {}).get("pods") or []]
+        results: list[ActionResult] = []
+        for p in pods:
+            if p.get("state") in (inc.POD_DELETED, inc.POD_RELEASED):
+                continue
+            if node_incident:
+                results += self._release_node(str(p.get("name")), name, namespace, policy)
+            else:
+                released = self._release_pod(namespace, str(p.get("name")), name, policy)
+                if released is None:
+                    p["state"], p["since"] = inc.POD_DELETED, now_iso()
+                    continue
+                results += released
+            p["state"], p["since"] = inc.POD_RELEASED, now_iso()
+        owner = inc.WorkloadRef(
+            str(workload.get("apiVersion", "")),
+            str(workload.get("kind", "")),
+            str(workload.get("name", "")),
+            str(workload.get("uid", "")),
+        )
+        ctx = self._ctx(name, policy, incident_namespace=namespace, owner=owner)
+        results += self._revert(of_scope(ActionScope.OWNER), ctx)
+        self.recorder.released(namespace, name, pods, results)
+        log.info(
+            "Released incident %s/%s", namespace, name, extra={"incident": f"{namespace}/{name}", "policy": policy}
+        )
+
+    def _release_node(self, node: str, incident: str, namespace: str, policy: str) -> list[ActionResult]:
+        ctx = self._ctx(incident, policy, node=node, incident_namespace=namespace)
+        return self._revert(of_scope(ActionScope.NODE), ctx)
+
+    def _release_pod(self, namespace: str, pod_name: str, incident: str, policy: str) -> list[ActionResult] | None:
+        """Revert the pod's and its node's actions; None when the pod is gone."""
+        try:
+            pod = self.storage.get_pod(namespace, pod_name)
+        except NotFound:
+            return None
+        wl = workload_from_pod(pod)
+        ctx = ActionContext(self.storage, self.settings, wl, pod, incident, policy, guard=self.guard)
+        actions = [a for a in ACTIONS.values() if a.scope is not ActionScope.OWNER]
+        results = self._revert(actions, ctx)
+        self.events.pod_released(wl, incident)
+        return results
+
+    def _ctx(self, incident: str, policy: str, **kw: Any) -> ActionContext:
+        return ActionContext(self.storage, self.settings, None, {}, incident, policy, guard=self.guard, **kw)
+
+    def _revert(self, actions: Iterable[Action], ctx: ActionContext) -> list[ActionResult]:
+        results = []
+        for action in actions:
+            if action.applied_to(ctx):
+                result = action.revert(ctx)
+                self.events.reverted(action, result)
+                results.append(result)
+        return results
