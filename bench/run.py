@@ -482,14 +482,31 @@ class Bench:
     def idle(self) -> None:
         t = time.monotonic()
         log(f"idle: {self.size.idle_miners} miners, one at a time, each in its own namespace")
+        before = self.op().metrics()
+        ours = 0
         for i in range(self.size.idle_miners):
             s = self.add_miner("ours", "idle", self.ns_idle[i], f"miner-idle-{i:02d}")
+            ours += 1
             if not self.wait_contained([s], 30):
                 log(f"  ours: {s.pod} not contained within 30s")
             if self.competitor.kind != "none":
                 c = self.add_miner(self.competitor.kind, "idle", self.ns_cmp_idle[i], f"miner-idle-{i:02d}")
                 if not self.wait_contained([c], 30):
                     log(f"  {c.contender}: {c.pod} not contained within 30s")
+        procs.wait_quiet(self.eval_count, settle=3.0, timeout=20.0)  # the echoes of its own writes are handled
+        contained = self.op().metrics()
+        time.sleep(API_QUIET_S)
+        after = self.op().metrics()
+        during, quiet = api_calls(before, contained), api_calls(contained, after)
+        if during is not None and quiet is not None and ours:
+            self.result["api_calls"] = {
+                "containments": ours,
+                "per_containment": round(during[1] / ours, 2),
+                "by_call": during[0],
+                "after_window_s": API_QUIET_S,
+                "after_containment_calls": quiet[1],
+                "after_by_call": quiet[0],
+            }
         self.result["footprint_after_idle"] = self.op().footprint().as_dict()
         self.phase("idle", t)
 
@@ -903,6 +920,15 @@ class Bench:
             )
         if sbs.get("why"):
             out.append(f"  competitor: {sbs['competitor']} ({sbs['why'][:300]})")
+        a = r.get("api_calls", {})
+        if a:
+            out += [
+                "",
+                f"API calls per containment (idle, {a['containments']} miners, from minerguard_api_calls_total): "
+                f"{a['per_containment']} (target <= 7); in the {a['after_window_s']:.0f} s after: "
+                f"{a['after_containment_calls']:g} (target 0)",
+                "  " + ", ".join(f"{k} {v:g}" for k, v in sorted(a["by_call"].items())),
+            ]
         w = r.get("writes", {})
         if w:
             out += [
@@ -1021,6 +1047,27 @@ class Bench:
         if not self.args.keep_cluster:
             log("cluster: tearing down")
             self.cluster.down()
+
+
+API_QUIET_S = 10.0
+"""Seconds of quiet after the idle miners are contained in which API calls are counted (target: none)."""
+NOT_CONTAINMENT = ("MinerPolicy", "ClusterKopfPeering")
+"""Resources of the periodic loops (policy status counts, peering), not of containing a pod."""
+
+
+def api_calls(m0: procs.Metrics, m1: procs.Metrics) -> tuple[dict[str, float], float] | None:
+    """The operator's own ``minerguard_api_calls_total`` between two scrapes: by "verb resource", and the sum
+    of those that belong to containment (not the periodic loops'); None when the operator does not count."""
+    name = "minerguard_api_calls_total"
+    if name not in m1.samples:
+        return None
+    start = {(lb.get("verb", ""), lb.get("resource", "")): v for lb, v in m0.samples.get(name, [])}
+    delta: dict[str, float] = {}
+    for lb, v in m1.samples[name]:
+        key = (lb.get("verb", ""), lb.get("resource", ""))
+        if v > start.get(key, 0.0):
+            delta[f"{key[0]} {key[1]}"] = v - start.get(key, 0.0)
+    return delta, sum(v for k, v in delta.items() if k.split(" ", 1)[1] not in NOT_CONTAINMENT)
 
 
 def list_all(lister: Any, **kwargs: Any) -> list[dict[str, Any]]:

@@ -186,6 +186,11 @@ link_all() {
 
 case "${1:-build}" in
   build)
+    # One build at a time per cache: a second run (another checkout, a test session) waits for the
+    # first and then finds everything built, instead of compiling the same binaries beside it.
+    mkdir -p "$CACHE"
+    exec 9>"$CACHE/.build.lock"
+    flock 9
     check_prometheus
     build_etcd
     build_kwok

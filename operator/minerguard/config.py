@@ -76,6 +76,8 @@ class GuardSettings:
     min_schedulable_nodes: int = 2
     excluded_node_selector: str = "node-role.kubernetes.io/control-plane"
     max_actions_per_hour: int = 10
+    max_scale_replicas: int = 10
+    """scaleOwner holds back (Suppressed) owners running more replicas than this."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ class Settings:
             min_schedulable_nodes=_int(env, "MINERGUARD_GUARD_MIN_SCHEDULABLE", 2),
             excluded_node_selector=env.get("MINERGUARD_GUARD_EXCLUDED_NODES", "node-role.kubernetes.io/control-plane"),
             max_actions_per_hour=_int(env, "MINERGUARD_GUARD_MAX_ACTIONS_PER_HOUR", 10),
+            max_scale_replicas=_int(env, "MINERGUARD_GUARD_MAX_SCALE_REPLICAS", 10),
         )
         return cls(
             namespace=env.get("MINERGUARD_NAMESPACE", "minerguard-system"),

@@ -37,7 +37,14 @@ class Invalid(KubeError):
 
 
 class Transient(KubeError):
-    """The apiserver is unreachable, overloaded or answered 5xx/429: try again."""
+    """The apiserver is unreachable, overloaded or answered 5xx/429: try again.
+
+    ``retry_after``: the seconds the server asked to wait (its ``Retry-After`` header), if it did.
+    """
+
+    def __init__(self, message: str, status: int = 0, reason: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message, status, reason)
+        self.retry_after = retry_after
 
 
 class MetricsError(MinerguardError):

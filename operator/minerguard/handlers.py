@@ -90,6 +90,4 @@ async def incident_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> Non
 
 @kopf.on.event("networking.k8s.io", "v1", "networkpolicies")
 async def networkpolicy_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    app = app_of(memo)
-    namespace = str(event["object"]["metadata"].get("namespace", ""))
-    app.detector.network_policy_changed(namespace)
+    app_of(memo).detector.observe_network_policy(event.get("type"), dict(event["object"]))

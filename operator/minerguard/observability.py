@@ -29,5 +29,11 @@ PROMQL_CYCLE_SECONDS = Histogram(
     "Time all PromQL queries of one evaluation cycle took.",
     buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+API_CALLS = Counter(
+    "minerguard_api_calls_total",
+    "Kubernetes API calls made by the operator, by verb and resource.",
+    ["verb", "resource"],
+)
 API_WRITES = Counter("minerguard_api_writes_total", "Kubernetes API write calls made by the operator.", ["kind"])
 PODS_WATCHED = Gauge("minerguard_pods_watched", "Pods in the operator's watch cache.")
+WORK_QUEUE_DEPTH = Gauge("minerguard_work_queue_depth", "Work items queued, running or waiting for a retry.")

@@ -8,9 +8,9 @@ import logging
 import os
 import random
 import uuid
+from typing import Any, cast
 
 import kopf
-from kopf._core.engines.peering import Identity  # kopf.run() takes it; it is not re-exported
 from prometheus_client import start_http_server
 
 from minerguard import handlers  # noqa: F401 - registers the kopf handlers
@@ -64,9 +64,9 @@ def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
     ks.networking.request_timeout = 30
     # One short-lived worker per object, unbounded: a limit here queues a new miner's event behind
     # every idle worker of the last burst of pods (each lingers idle_timeout seconds).
-    ks.batching.worker_limit = None
-    ks.batching.idle_timeout = 5.0
-    ks.batching.batch_window = 0.01
+    ks.queueing.worker_limit = None
+    ks.queueing.idle_timeout = 5.0
+    ks.queueing.batch_window = 0.01
     ks.peering.lifetime = settings.peering_lifetime
     ks.peering.priority = settings.priority
     return ks
@@ -99,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
         peering_name=settings.peering or None,
         priority=settings.priority,
         settings=kopf_settings(settings),
-        identity=Identity(identity),
+        # The ActivityGate looks for this identity in the peering object. kopf types it as its Identity,
+        # a NewType of str that it does not export: the str is what it is.
+        identity=cast(Any, identity),
         liveness_endpoint=args.liveness,
         memo=kopf.Memo(app=app),
     )

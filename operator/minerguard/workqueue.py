@@ -86,13 +86,8 @@ class WorkQueue:
             self._low.append(key)
             self._cond.notify()
 
-    def add_after(self, key: Hashable, delay: float) -> None:
-        with self._cond:
-            self._seq += 1
-            heapq.heappush(self._delayed, (time.monotonic() + delay, self._seq, key))
-            self._cond.notify()
-
     def pending(self) -> int:
+        """Keys queued, running or waiting for a retry (the operator reports it as a gauge)."""
         with self._cond:
             return len(self._ready) + len(self._low) + len(self._active) + len(self._delayed)
 

@@ -64,6 +64,7 @@ def test_guard_defaults() -> None:
     assert g.min_schedulable_nodes == 2
     assert g.excluded_node_selector == "node-role.kubernetes.io/control-plane"
     assert g.max_actions_per_hour == 10
+    assert g.max_scale_replicas == 10
 
 
 def test_settings_are_frozen() -> None:
@@ -103,6 +104,7 @@ FULL_ENV = {
     "MINERGUARD_GUARD_MIN_SCHEDULABLE": "4",
     "MINERGUARD_GUARD_EXCLUDED_NODES": "pool=infra,gpu",
     "MINERGUARD_GUARD_MAX_ACTIONS_PER_HOUR": "7",
+    "MINERGUARD_GUARD_MAX_SCALE_REPLICAS": "4",
 }
 
 
@@ -140,6 +142,7 @@ def test_every_variable_is_read() -> None:
             min_schedulable_nodes=4,
             excluded_node_selector="pool=infra,gpu",
             max_actions_per_hour=7,
+            max_scale_replicas=4,
         ),
     )
 

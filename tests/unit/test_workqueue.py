@@ -23,7 +23,7 @@ from collections.abc import Callable, Hashable, Iterator
 import pytest
 
 from minerguard import workqueue as wq_module
-from minerguard.errors import MinerguardError, Transient
+from minerguard.errors import Transient
 from minerguard.workqueue import WorkQueue
 
 pytestmark = pytest.mark.unit
@@ -331,44 +331,6 @@ def test_backoff_doubles_up_to_max_delay_and_never_runs_early(
     assert rec.calls["k"] == 5
 
 
-def test_add_after_runs_the_key_once_due(
-    make_queue: Callable[..., tuple[WorkQueue, Recorder]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    clock = FakeClock()
-    monkeypatch.setattr(wq_module, "time", clock)
-    q, rec = make_queue(workers=1)
-    q.start()
-    q.add_after("later", 60.0)
-    assert q.pending() == 1
-    q.add("p1")
-    rec.wait_for(lambda: rec.calls["p1"] == 1, "p1")
-    assert rec.calls["later"] == 0
-    with rec.cond:
-        clock.now += 60.0
-    q.add("p2")
-    rec.wait_for(lambda: rec.calls["later"] == 1 and quiescent(q), "later")
-    assert rec.calls["later"] == 1
-
-
-def test_add_after_of_a_queued_key_runs_once(
-    make_queue: Callable[..., tuple[WorkQueue, Recorder]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    clock = FakeClock()
-    monkeypatch.setattr(wq_module, "time", clock)
-    q, rec = make_queue(workers=1)
-    started, release = rec.hold("busy")
-    q.start()
-    q.add("busy")
-    assert started.wait(DEADLINE)
-    q.add("k")
-    q.add_after("k", 0.0)  # due at once, but "k" is already queued
-    release.set()
-    rec.wait_for(lambda: rec.calls["k"] >= 1 and quiescent(q), "k")
-    q.add("end")
-    rec.wait_for(lambda: rec.calls["end"] == 1, "end")
-    assert rec.calls["k"] == 1
-
-
 # --------------------------------------------------------------------------- stop
 
 
@@ -405,15 +367,11 @@ def test_stop_before_start_and_twice_is_harmless(make_queue: Callable[..., tuple
     q.stop()
 
 
-def test_pending_counts_ready_and_delayed() -> None:
+def test_pending_counts_every_queued_key_once() -> None:
     q = WorkQueue(lambda key: None, workers=1)  # never started
     assert q.pending() == 0
     q.add("a")
     q.add("a")
     q.add("b")
-    q.add_after("c", 3600)
+    q.add_low("c")
     assert q.pending() == 3
-
-
-def test_minerguard_error_is_an_exception() -> None:
-    assert issubclass(Transient, MinerguardError)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from minerguard.domain.kinds import ActionScope
 
@@ -57,6 +57,27 @@ class RbacRule:
     verbs: tuple[str, ...]
 
 
+class NetworkPolicyView(Protocol):
+    """Where an action reads a namespace's NetworkPolicies, and tells what it wrote."""
+
+    def list(self, namespace: str) -> list[dict[str, Any]]: ...
+
+    def wrote(self, body: dict[str, Any]) -> None: ...
+
+
+class LiveNetworkPolicies:
+    """The NetworkPolicies as the API lists them now (release and tools use it; the operator reads its watch)."""
+
+    def __init__(self, storage: KubeStorage) -> None:
+        self.storage = storage
+
+    def list(self, namespace: str) -> list[dict[str, Any]]:
+        return self.storage.list_network_policies(namespace)
+
+    def wrote(self, body: dict[str, Any]) -> None:
+        return None
+
+
 @dataclass
 class ActionContext:
     """What an action acts on and with."""
@@ -75,6 +96,12 @@ class ActionContext:
     """The workload the incident is about (owner actions act on it)."""
     previously_contained: bool = False
     """Whether this pod was contained before, so a fix found necessary now is tampering."""
+    network_policies: NetworkPolicyView | None = None
+    """Where NetworkPolicies are read; the live API when not given."""
+
+    @property
+    def policies(self) -> NetworkPolicyView:
+        return self.network_policies if self.network_policies is not None else LiveNetworkPolicies(self.storage)
 
     @property
     def pod_ref(self) -> str:

@@ -8,9 +8,19 @@ API, nothing else allows it traffic.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from minerguard.actions.base import FAILED, SUCCEEDED, Action, ActionContext, ActionResult, Blocked, RbacRule
+from minerguard.actions.base import (
+    FAILED,
+    SUCCEEDED,
+    Action,
+    ActionContext,
+    ActionResult,
+    Blocked,
+    NetworkPolicyView,
+    RbacRule,
+)
 from minerguard.domain import netpol
 from minerguard.domain.kinds import ActionScope
 from minerguard.errors import AlreadyExists, Conflict, NotFound
@@ -55,13 +65,14 @@ class Quarantine(Action):
         assert ctx.workload is not None
         ns, name = ctx.workload.namespace, ctx.workload.name
         undone: list[str] = []
-        policy_change = ensure_quarantine_policy(ctx.storage, ns)
+        known = ctx.policies.list(ns)
+        policy_change = ensure_quarantine_policy(ctx.storage, ctx.policies, ns, known)
         if policy_change == "restored":
             undone.append(f"NetworkPolicy {netpol.QUARANTINE_POLICY} was edited")
         elif policy_change == "created":
             undone.append(f"NetworkPolicy {netpol.QUARANTINE_POLICY} was missing")
         labels = dict((ctx.pod.get("metadata") or {}).get("labels") or {})
-        reopened = exclude_from_other_policies(ctx.storage, ns, labels)
+        reopened = exclude_from_other_policies(ctx.storage, ctx.policies, ns, labels, known)
         undone += [f"NetworkPolicy {n} allowed it traffic" for n in reopened]
         annotations = (ctx.pod.get("metadata") or {}).get("annotations") or {}
         if labels.get(netpol.QUARANTINE_LABEL) != "true":
@@ -97,12 +108,12 @@ class Quarantine(Action):
         )
 
     def verify(self, ctx: ActionContext) -> list[str]:
+        """Checked on the pod as last written or seen and the namespace's NetworkPolicies as the view knows them
+        (the operator's watch plus its own writes: a NetworkPolicy change queues the pod for another check)."""
         if ctx.workload is None:
             return []
-        ns = ctx.workload.namespace
-        pod = ctx.storage.get_pod(ns, ctx.workload.name)
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        policies = ctx.storage.list_network_policies(ns)
+        labels = (ctx.pod.get("metadata") or {}).get("labels") or {}
+        policies = ctx.policies.list(ctx.workload.namespace)
         return netpol.isolation_problems(policies, labels, host_network=ctx.workload.host_network)
 
     # ------------------------------------------------------------------ revert
@@ -132,47 +143,75 @@ class Quarantine(Action):
         return ActionResult("release", ctx.pod_ref, SUCCEEDED, f"Released {ctx.pod_ref} from quarantine", True)
 
 
-def ensure_quarantine_policy(storage: KubeStorage, namespace: str) -> str:
-    """Create the namespace's deny-all policy, or restore it if it was edited: "created", "restored" or ""."""
+def ensure_quarantine_policy(
+    storage: KubeStorage, view: NetworkPolicyView, namespace: str, known: list[dict[str, Any]]
+) -> str:
+    """Create the namespace's deny-all policy, or restore it if it was edited: "created", "restored" or "".
+
+    ``known`` are the namespace's policies as last seen; a stale view costs a 409 and a read, never a wrong result.
+    """
+    desired = netpol.quarantine_policy(namespace)
+    live = next((p for p in known if (p.get("metadata") or {}).get("name") == netpol.QUARANTINE_POLICY), None)
 
     def attempt() -> str:
-        desired = netpol.quarantine_policy(namespace)
-        try:
-            live = storage.get_network_policy(namespace, netpol.QUARANTINE_POLICY)
-        except NotFound:
+        nonlocal live
+        if live is None:
             try:
-                storage.create_network_policy(namespace, desired)
+                view.wrote(storage.create_network_policy(namespace, desired))
                 return "created"
             except AlreadyExists:  # another worker or replica created it meanwhile
                 live = storage.get_network_policy(namespace, netpol.QUARANTINE_POLICY)
         if netpol.quarantine_policy_intact(live):
             return ""
-        restored: dict[str, Any] = {**live, "spec": desired["spec"]}
-        storage.replace_network_policy(namespace, restored)
+        try:
+            view.wrote(storage.replace_network_policy(namespace, {**live, "spec": desired["spec"]}))
+        except (Conflict, NotFound):
+            live = None  # changed or deleted meanwhile: create it, or read it on AlreadyExists, and retry
+            raise Conflict(f"NetworkPolicy {namespace}/{netpol.QUARANTINE_POLICY} changed meanwhile") from None
         return "restored"
 
     return retrying(attempt, what=f"ensure NetworkPolicy {namespace}/{netpol.QUARANTINE_POLICY}")
 
 
-def exclude_from_other_policies(storage: KubeStorage, namespace: str, pod_labels: dict[str, str]) -> list[str]:
+def exclude_from_other_policies(
+    storage: KubeStorage,
+    view: NetworkPolicyView,
+    namespace: str,
+    pod_labels: dict[str, str],
+    known: list[dict[str, Any]],
+) -> list[str]:
     """Add the quarantine exclusion to every policy that would re-open a quarantined pod; the names it changed."""
-    changed: list[str] = []
-    for np in netpol.reopening(storage.list_network_policies(namespace), pod_labels):
-        np_name = np["metadata"]["name"]
+    return [
+        np["metadata"]["name"]
+        for np in netpol.reopening(known, pod_labels)
+        if _exclude(storage, view, namespace, pod_labels, np)
+    ]
 
-        def attempt(np_name: str = np_name) -> bool:
-            live = storage.get_network_policy(namespace, np_name)
-            if not netpol.reopening([live], pod_labels):
-                return False
-            storage.replace_network_policy(namespace, netpol.with_exclusion(live))
-            return True
 
+def _exclude(
+    storage: KubeStorage, view: NetworkPolicyView, namespace: str, pod_labels: dict[str, str], np: Mapping[str, Any]
+) -> bool:
+    """Add the exclusion to one policy, starting from the version last seen; False when it is gone or needs none."""
+    name = np["metadata"]["name"]
+    current: Mapping[str, Any] | None = np
+
+    def attempt() -> bool:
+        nonlocal current
+        if current is None:
+            current = storage.get_network_policy(namespace, name)
+        if not netpol.reopening([current], pod_labels):
+            return False
         try:
-            if retrying(attempt, what=f"exclude quarantined pods from NetworkPolicy {namespace}/{np_name}"):
-                changed.append(np_name)
-        except NotFound:
-            continue
-    return changed
+            view.wrote(storage.replace_network_policy(namespace, netpol.with_exclusion(current)))
+        except Conflict:
+            current = None  # read it again and retry
+            raise
+        return True
+
+    try:
+        return retrying(attempt, what=f"exclude quarantined pods from NetworkPolicy {namespace}/{name}")
+    except NotFound:
+        return False
 
 
 def release_namespace(storage: KubeStorage, namespace: str) -> None:

@@ -5,14 +5,13 @@ further and scales a Deployment, StatefulSet or ReplicaSet to zero, or suspends 
 The replica count before is recorded on the owner (``minerguard.io/replicas-before``) and in the
 incident, and release puts it back. DaemonSets cannot be scaled: the action says so.
 
-Guarded: an owner running more than ``MINERGUARD_GUARD_MAX_SCALE_REPLICAS`` replicas (default 10)
-is held back (Suppressed): taking a large service to zero is an outage, and a large service with a
-miner signal deserves a person's look first.
+Guarded: an owner running more than ``guards.maxScaleReplicas`` replicas (default 10; in the
+environment ``MINERGUARD_GUARD_MAX_SCALE_REPLICAS``) is held back (Suppressed): taking a large
+service to zero is an outage, and a large service with a miner signal deserves a person's look first.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar
 
 from minerguard.actions.base import (
@@ -34,11 +33,6 @@ SCALABLE = ("Deployment", "StatefulSet", "ReplicaSet")
 SUSPENDABLE = ("CronJob", "Job")
 
 
-def _max_replicas() -> int:
-    raw = os.environ.get("MINERGUARD_GUARD_MAX_SCALE_REPLICAS", "")
-    return int(raw) if raw.strip() else 10
-
-
 class ScaleOwner(Action):
     name: ClassVar[str] = "scaleOwner"
     scope: ClassVar[ActionScope] = ActionScope.OWNER
@@ -47,7 +41,7 @@ class ScaleOwner(Action):
         "Scale the owning Deployment/StatefulSet/ReplicaSet to 0 or suspend the owning CronJob/Job, recording "
         "the previous state on the owner for release. Held back for owners above the replica guard."
     )
-    parameters: ClassVar[dict[str, str]] = {"MINERGUARD_GUARD_MAX_SCALE_REPLICAS": "largest owner scaled (10)"}
+    parameters: ClassVar[dict[str, str]] = {"guards.maxScaleReplicas": "largest owner scaled (10)"}
     rbac: ClassVar[tuple[RbacRule, ...]] = (
         RbacRule(("apps",), ("deployments/scale", "statefulsets/scale", "replicasets/scale"), ("patch",)),
         RbacRule(("apps",), ("deployments", "statefulsets", "replicasets"), ("patch",)),
@@ -99,13 +93,13 @@ class ScaleOwner(Action):
         replicas = raw_replicas if isinstance(raw_replicas, int) else 1
         if replicas == 0:
             return ActionResult(self.name, target, SUCCEEDED, f"{target} was already at 0 replicas; left as is")
-        if replicas > _max_replicas():
+        if replicas > ctx.settings.guards.max_scale_replicas:
             return ActionResult(
                 self.name,
                 target,
                 SUPPRESSED,
                 f"scaleOwner of {target} held back by guard MaxScaleReplicas: it runs {replicas} replicas, "
-                f"more than {_max_replicas()}",
+                f"more than {ctx.settings.guards.max_scale_replicas}",
                 guard="MaxScaleReplicas",
             )
         try:

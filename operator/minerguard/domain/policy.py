@@ -13,20 +13,38 @@ This module has no kopf and no Kubernetes client imports: it is pure data.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from minerguard import API_GROUP, API_VERSION
 from minerguard.domain import selectors
+from minerguard.domain.fields import (
+    PolicyInvalid,
+    enum,
+    integer,
+    invalid,
+    known_fields,
+    list_of,
+    mapping,
+    number,
+    opt_mapping,
+    opt_string,
+    string,
+    type_name,
+)
+from minerguard.domain.fields import (
+    strength as read_strength,
+)
+from minerguard.domain.fields import (
+    window as read_window,
+)
 from minerguard.domain.kinds import (
     ACTION_NAMES,
     DEFAULT_STRENGTH,
     METRIC_SIGNAL_KINDS,
     MODES,
     SIGNAL_KINDS,
-    STRENGTHS,
     WEAK,
 )
 from minerguard.domain.patterns import MAX_PATTERN_LEN, Pattern, PatternError, PatternSet, compile_pattern
@@ -58,15 +76,6 @@ POLICY_API_VERSION = f"{API_GROUP}/{API_VERSION}"
 
 # ---------------------------------------------------------------------------------------
 # Policy
-
-
-class PolicyInvalid(Exception):
-    """A MinerPolicy that cannot be used, with a CamelCase ``reason`` and a human ``message``."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -227,127 +236,27 @@ class Policy:
         return self.cpu.kinds() if self.cpu is not None else ()
 
 
-def _invalid(path: str, problem: str, reason: str = "InvalidSpec") -> PolicyInvalid:
-    return PolicyInvalid(reason, f"{path}: {problem}")
-
-
-def _type_name(value: object) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _mapping(value: object, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise _invalid(path, f"must be an object, got {_type_name(value)}")
-    return value
-
-
-def _opt_mapping(parent: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any] | None:
-    value = parent.get(key)
-    return None if value is None else _mapping(value, f"{path}.{key}")
-
-
-def _field(key: object) -> str:
-    """A field name as it is written in a path: itself when it is a short printable string."""
-    return key if isinstance(key, str) and len(key) <= 64 and key.isprintable() else show(key, 64)
-
-
-def _known_fields(value: Mapping[str, Any], allowed: Sequence[str], path: str) -> None:
-    for key in value:
-        if key not in allowed:
-            raise _invalid(f"{path}.{_field(key)}", "unknown field")
-
-
-def _list(value: object, path: str, max_items: int) -> Sequence[Any]:
-    if value is None:
-        return ()
-    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
-        raise _invalid(path, f"must be a list, got {_type_name(value)}")
-    if len(value) > max_items:
-        raise _invalid(path, f"has {len(value)} items, more than the maximum {max_items}")
-    return value
-
-
-def _string(value: object, path: str, max_len: int, min_len: int = 0) -> str:
-    if not isinstance(value, str):
-        raise _invalid(path, f"must be a string, got {_type_name(value)}")
-    if len(value) > max_len:
-        raise _invalid(path, f"is longer than {max_len} characters")
-    if len(value) < min_len:
-        raise _invalid(path, f"must have at least {min_len} character(s)")
-    return value
-
-
-def _opt_string(parent: Mapping[str, Any], key: str, path: str, max_len: int, default: str = "") -> str:
-    value = parent.get(key)
-    return default if value is None else _string(value, f"{path}.{key}", max_len)
-
-
-def _enum(value: object, path: str, allowed: Sequence[str], reason: str = "InvalidSpec") -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise _invalid(path, f"must be one of {', '.join(allowed)}, got {show(value)}", reason)
-    return value
-
-
-def _number(value: object, path: str, minimum: float, maximum: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _invalid(path, f"must be a number, got {_type_name(value)}")
-    try:
-        number = float(value)
-    except OverflowError:  # an int beyond the float range
-        number = math.inf
-    if not math.isfinite(number):
-        raise _invalid(path, f"must be a finite number, got {show(value)}")
-    if number < minimum or (maximum is not None and number > maximum):
-        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise _invalid(path, f"must be {bounds}, got {show(value)}")
-    return number
-
-
-def _integer(value: object, path: str, minimum: int, maximum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _invalid(path, f"must be an integer, got {_type_name(value)}")
-    if not minimum <= value <= maximum:
-        raise _invalid(path, f"must be between {minimum} and {maximum}, got {show(value)}")
-    return value
-
-
-def _window(parent: Mapping[str, Any], path: str) -> str:
-    value = parent.get("window")
-    if value is None:
-        return "5m"
-    text = _string(value, f"{path}.window", 32)
-    digits, unit = text[:-1], text[-1:]
-    if unit not in ("s", "m", "h") or not digits or not (digits.isascii() and digits.isdigit()):
-        raise _invalid(f"{path}.window", f"must be a duration like 30s, 5m or 1h, got {show(text)}")
-    return text
-
-
-def _strength(parent: Mapping[str, Any], path: str, default: str) -> str:
-    value = parent.get("strength")
-    return default if value is None else _enum(value, f"{path}.strength", STRENGTHS)
-
-
 _PATTERN_FIELDS = ("glob", "regex", "strength", "note")
 
 
 def _indicator(raw: object, path: str, kind: str) -> Indicator:
-    entry = _mapping(raw, path)
-    _known_fields(entry, _PATTERN_FIELDS, path)
+    entry = mapping(raw, path)
+    known_fields(entry, _PATTERN_FIELDS, path)
     glob, regex = entry.get("glob"), entry.get("regex")
     if (glob is None) == (regex is None):
-        raise _invalid(path, "give exactly one of glob or regex")
+        raise invalid(path, "give exactly one of glob or regex")
     key = "glob" if glob is not None else "regex"
-    text = _string(entry[key], f"{path}.{key}", MAX_PATTERN_LEN, min_len=1)
+    text = string(entry[key], f"{path}.{key}", MAX_PATTERN_LEN, min_len=1)
     try:
         pattern = compile_pattern(text if key == "glob" else None, text if key == "regex" else None)
     except PatternError as exc:
-        raise _invalid(f"{path}.{key}", str(exc), "InvalidRegex" if key == "regex" else "InvalidSpec") from None
-    strength = _strength(entry, path, DEFAULT_STRENGTH[kind])
-    return Indicator(pattern=pattern, strength=strength, note=_opt_string(entry, "note", path, 512), path=path)
+        raise invalid(f"{path}.{key}", str(exc), "InvalidRegex" if key == "regex" else "InvalidSpec") from None
+    strength = read_strength(entry, path, DEFAULT_STRENGTH[kind])
+    return Indicator(pattern=pattern, strength=strength, note=opt_string(entry, "note", path, 512), path=path)
 
 
 def _indicators(parent: Mapping[str, Any], key: str, path: str, max_items: int, kind: str) -> tuple[Indicator, ...]:
-    items = _list(parent.get(key), f"{path}.{key}", max_items)
+    items = list_of(parent.get(key), f"{path}.{key}", max_items)
     return tuple(_indicator(item, f"{path}.{key}[{i}]", kind) for i, item in enumerate(items))
 
 
@@ -355,37 +264,37 @@ _HEX = frozenset("0123456789abcdef")
 
 
 def _digest(raw: object, path: str) -> DigestIndicator:
-    entry = _mapping(raw, path)
-    _known_fields(entry, ("digest", "note"), path)
+    entry = mapping(raw, path)
+    known_fields(entry, ("digest", "note"), path)
     if "digest" not in entry:
-        raise _invalid(f"{path}.digest", "is required")
-    digest = _string(entry["digest"], f"{path}.digest", 71)
+        raise invalid(f"{path}.digest", "is required")
+    digest = string(entry["digest"], f"{path}.digest", 71)
     hex_part = digest.removeprefix("sha256:")
     if not digest.startswith("sha256:") or len(hex_part) != 64 or not set(hex_part) <= _HEX:
-        raise _invalid(f"{path}.digest", f"must be 'sha256:' and 64 lowercase hex digits, got {show(digest)}")
-    return DigestIndicator(digest=digest, note=_opt_string(entry, "note", path, 512))
+        raise invalid(f"{path}.digest", f"must be 'sha256:' and 64 lowercase hex digits, got {show(digest)}")
+    return DigestIndicator(digest=digest, note=opt_string(entry, "note", path, 512))
 
 
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789+.-")
 
 
 def _scheme(raw: object, path: str) -> str:
-    scheme = _string(raw, path, 32, min_len=1)
+    scheme = string(raw, path, 32, min_len=1)
     if not set(scheme) <= _SCHEME_CHARS:
-        raise _invalid(path, f"must be a lowercase URL scheme such as stratum+tcp, got {show(scheme)}")
+        raise invalid(path, f"must be a lowercase URL scheme such as stratum+tcp, got {show(scheme)}")
     return scheme
 
 
 def _port(raw: object, path: str) -> PortIndicator:
-    entry = _mapping(raw, path)
-    _known_fields(entry, ("port", "strength", "note"), path)
+    entry = mapping(raw, path)
+    known_fields(entry, ("port", "strength", "note"), path)
     if "port" not in entry:
-        raise _invalid(f"{path}.port", "is required")
-    port = _integer(entry["port"], f"{path}.port", 1, 65535)
+        raise invalid(f"{path}.port", "is required")
+    port = integer(entry["port"], f"{path}.port", 1, 65535)
     return PortIndicator(
         port=port,
-        strength=_strength(entry, path, DEFAULT_STRENGTH["poolPort"]),
-        note=_opt_string(entry, "note", path, 512),
+        strength=read_strength(entry, path, DEFAULT_STRENGTH["poolPort"]),
+        note=opt_string(entry, "note", path, 512),
     )
 
 
@@ -394,9 +303,9 @@ def _pools(
 ) -> tuple[tuple[str, ...], tuple[Indicator, ...], tuple[PortIndicator, ...]]:
     if raw is None:
         return (), (), ()
-    _known_fields(raw, ("schemes", "hosts", "ports"), path)
-    schemes = _list(raw.get("schemes"), f"{path}.schemes", 32)
-    ports = _list(raw.get("ports"), f"{path}.ports", 256)
+    known_fields(raw, ("schemes", "hosts", "ports"), path)
+    schemes = list_of(raw.get("schemes"), f"{path}.schemes", 32)
+    ports = list_of(raw.get("ports"), f"{path}.ports", 256)
     return (
         tuple(dict.fromkeys(_scheme(s, f"{path}.schemes[{i}]") for i, s in enumerate(schemes))),
         _indicators(raw, "hosts", path, 1024, "poolHost"),
@@ -407,55 +316,55 @@ def _pools(
 def _wallets(raw: Mapping[str, Any] | None, path: str) -> tuple[bool, tuple[Indicator, ...]]:
     if raw is None:
         return False, ()
-    _known_fields(raw, ("monero", "patterns"), path)
+    known_fields(raw, ("monero", "patterns"), path)
     monero = raw.get("monero", False)
     if not isinstance(monero, bool):
-        raise _invalid(f"{path}.monero", f"must be true or false, got {_type_name(monero)}")
+        raise invalid(f"{path}.monero", f"must be true or false, got {type_name(monero)}")
     return monero, _indicators(raw, "patterns", path, 64, "wallet")
 
 
 def _pod_cpu(raw: Mapping[str, Any], path: str) -> PodCpuSpec:
-    _known_fields(raw, ("threshold", "window", "relativeTo", "cores", "strength"), path)
+    known_fields(raw, ("threshold", "window", "relativeTo", "cores", "strength"), path)
     if "threshold" not in raw:
-        raise _invalid(f"{path}.threshold", "is required")
+        raise invalid(f"{path}.threshold", "is required")
     relative_to = raw.get("relativeTo")
     cores = raw.get("cores")
     return PodCpuSpec(
-        threshold=_number(raw["threshold"], f"{path}.threshold", 0.05, 10),
-        window=_window(raw, path),
-        relative_to="Limit" if relative_to is None else _enum(relative_to, f"{path}.relativeTo", RELATIVE_TO),
-        cores=1.0 if cores is None else _number(cores, f"{path}.cores", 0.01),
-        strength=_strength(raw, path, DEFAULT_STRENGTH["podCpu"]),
+        threshold=number(raw["threshold"], f"{path}.threshold", 0.05, 10),
+        window=read_window(raw, path),
+        relative_to="Limit" if relative_to is None else enum(relative_to, f"{path}.relativeTo", RELATIVE_TO),
+        cores=1.0 if cores is None else number(cores, f"{path}.cores", 0.01),
+        strength=read_strength(raw, path, DEFAULT_STRENGTH["podCpu"]),
     )
 
 
 def _node_cpu(raw: Mapping[str, Any], path: str) -> NodeCpuSpec:
-    _known_fields(raw, ("threshold", "window", "strength"), path)
+    known_fields(raw, ("threshold", "window", "strength"), path)
     if "threshold" not in raw:
-        raise _invalid(f"{path}.threshold", "is required")
+        raise invalid(f"{path}.threshold", "is required")
     return NodeCpuSpec(
-        threshold=_number(raw["threshold"], f"{path}.threshold", 0.05, 1),
-        window=_window(raw, path),
-        strength=_strength(raw, path, DEFAULT_STRENGTH["nodeCpu"]),
+        threshold=number(raw["threshold"], f"{path}.threshold", 0.05, 1),
+        window=read_window(raw, path),
+        strength=read_strength(raw, path, DEFAULT_STRENGTH["nodeCpu"]),
     )
 
 
 def _unaccounted_cpu(raw: Mapping[str, Any], path: str) -> UnaccountedCpuSpec:
-    _known_fields(raw, ("cores", "window", "strength"), path)
+    known_fields(raw, ("cores", "window", "strength"), path)
     if "cores" not in raw:
-        raise _invalid(f"{path}.cores", "is required")
+        raise invalid(f"{path}.cores", "is required")
     return UnaccountedCpuSpec(
-        cores=_number(raw["cores"], f"{path}.cores", 0.05),
-        window=_window(raw, path),
-        strength=_strength(raw, path, DEFAULT_STRENGTH["nodeUnaccountedCpu"]),
+        cores=number(raw["cores"], f"{path}.cores", 0.05),
+        window=read_window(raw, path),
+        strength=read_strength(raw, path, DEFAULT_STRENGTH["nodeUnaccountedCpu"]),
     )
 
 
 def _cpu(raw: Mapping[str, Any] | None, path: str) -> CpuSignals | None:
     if raw is None:
         return None
-    _known_fields(raw, ("pod", "node", "unaccounted"), path)
-    pod, node, unaccounted = (_opt_mapping(raw, key, path) for key in ("pod", "node", "unaccounted"))
+    known_fields(raw, ("pod", "node", "unaccounted"), path)
+    pod, node, unaccounted = (opt_mapping(raw, key, path) for key in ("pod", "node", "unaccounted"))
     return CpuSignals(
         pod=None if pod is None else _pod_cpu(pod, f"{path}.pod"),
         node=None if node is None else _node_cpu(node, f"{path}.node"),
@@ -467,12 +376,12 @@ _SIGNAL_FIELDS = ("images", "imageDigests", "pools", "processes", "arguments", "
 
 
 def _signals(raw: Mapping[str, Any], path: str) -> tuple[Signals, CpuSignals | None]:
-    _known_fields(raw, _SIGNAL_FIELDS, path)
+    known_fields(raw, _SIGNAL_FIELDS, path)
     if not raw:
-        raise _invalid(path, "must have at least one signal")
-    digests = _list(raw.get("imageDigests"), f"{path}.imageDigests", 4096)
-    schemes, hosts, ports = _pools(_opt_mapping(raw, "pools", path), f"{path}.pools")
-    monero, wallet_patterns = _wallets(_opt_mapping(raw, "wallets", path), f"{path}.wallets")
+        raise invalid(path, "must have at least one signal")
+    digests = list_of(raw.get("imageDigests"), f"{path}.imageDigests", 4096)
+    schemes, hosts, ports = _pools(opt_mapping(raw, "pools", path), f"{path}.pools")
+    monero, wallet_patterns = _wallets(opt_mapping(raw, "wallets", path), f"{path}.wallets")
     signals = Signals(
         images=_indicators(raw, "images", path, 512, "image"),
         image_digests=tuple(_digest(d, f"{path}.imageDigests[{i}]") for i, d in enumerate(digests)),
@@ -484,37 +393,37 @@ def _signals(raw: Mapping[str, Any], path: str) -> tuple[Signals, CpuSignals | N
         monero=monero,
         wallet_patterns=wallet_patterns,
     )
-    return signals, _cpu(_opt_mapping(raw, "cpu", path), f"{path}.cpu")
+    return signals, _cpu(opt_mapping(raw, "cpu", path), f"{path}.cpu")
 
 
 def _match(raw: Mapping[str, Any] | None, path: str) -> MatchSpec:
     if raw is None:
         return MatchSpec()
-    _known_fields(raw, ("weakSignalsRequired", "requireSignals"), path)
+    known_fields(raw, ("weakSignalsRequired", "requireSignals"), path)
     weak = raw.get("weakSignalsRequired")
-    required = _list(raw.get("requireSignals"), f"{path}.requireSignals", 10)
+    required = list_of(raw.get("requireSignals"), f"{path}.requireSignals", 10)
     return MatchSpec(
-        weak_required=2 if weak is None else _integer(weak, f"{path}.weakSignalsRequired", 2, 10),
-        require=frozenset(_enum(k, f"{path}.requireSignals[{i}]", SIGNAL_KINDS) for i, k in enumerate(required)),
+        weak_required=2 if weak is None else integer(weak, f"{path}.weakSignalsRequired", 2, 10),
+        require=frozenset(enum(k, f"{path}.requireSignals[{i}]", SIGNAL_KINDS) for i, k in enumerate(required)),
     )
 
 
 def _action(raw: object, path: str) -> ActionSpec:
-    entry = _mapping(raw, path)
-    _known_fields(entry, ("name", "when"), path)
+    entry = mapping(raw, path)
+    known_fields(entry, ("name", "when"), path)
     if "name" not in entry:
-        raise _invalid(f"{path}.name", "is required")
-    name = _enum(entry["name"], f"{path}.name", ACTION_NAMES, "UnknownAction")
+        raise invalid(f"{path}.name", "is required")
+    name = enum(entry["name"], f"{path}.name", ACTION_NAMES, "UnknownAction")
     when = entry.get("when")
-    return ActionSpec(name=name, when="Always" if when is None else _enum(when, f"{path}.when", WHEN_VALUES))
+    return ActionSpec(name=name, when="Always" if when is None else enum(when, f"{path}.when", WHEN_VALUES))
 
 
 def _actions(raw: object, path: str) -> tuple[ActionSpec, ...]:
-    actions = tuple(_action(a, f"{path}[{i}]") for i, a in enumerate(_list(raw, path, 8)))
+    actions = tuple(_action(a, f"{path}[{i}]") for i, a in enumerate(list_of(raw, path, 8)))
     seen: set[str] = set()
     for i, action in enumerate(actions):
         if action.name in seen:
-            raise _invalid(f"{path}[{i}].name", f"duplicate action {action.name!r}")
+            raise invalid(f"{path}[{i}].name", f"duplicate action {action.name!r}")
         seen.add(action.name)
     return actions
 
@@ -529,32 +438,30 @@ def _selector(parent: Mapping[str, Any], key: str, path: str) -> selectors.Label
 def _scope(raw: Mapping[str, Any] | None, path: str) -> Scope:
     if raw is None:
         return Scope()
-    _known_fields(raw, ("namespaceSelector", "podSelector", "excludedNamespaces", "excludedPodSelector"), path)
-    excluded = _list(raw.get("excludedNamespaces"), f"{path}.excludedNamespaces", 256)
+    known_fields(raw, ("namespaceSelector", "podSelector", "excludedNamespaces", "excludedPodSelector"), path)
+    excluded = list_of(raw.get("excludedNamespaces"), f"{path}.excludedNamespaces", 256)
     return Scope(
         namespace_selector=_selector(raw, "namespaceSelector", path),
         pod_selector=_selector(raw, "podSelector", path),
-        excluded_namespaces=frozenset(
-            _string(n, f"{path}.excludedNamespaces[{i}]", 63) for i, n in enumerate(excluded)
-        ),
+        excluded_namespaces=frozenset(string(n, f"{path}.excludedNamespaces[{i}]", 63) for i, n in enumerate(excluded)),
         excluded_pod_selector=_selector(raw, "excludedPodSelector", path),
     )
 
 
 def _header(obj: Mapping[str, Any]) -> tuple[str, int, str]:
-    _known_fields(obj, ("apiVersion", "kind", "metadata", "spec", "status"), "object")
+    known_fields(obj, ("apiVersion", "kind", "metadata", "spec", "status"), "object")
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
     if kind is not None and kind != POLICY_KIND:
-        raise _invalid("kind", f"must be {POLICY_KIND}, got {show(kind)}")
+        raise invalid("kind", f"must be {POLICY_KIND}, got {show(kind)}")
     if api_version is not None and api_version != POLICY_API_VERSION:
-        raise _invalid("apiVersion", f"must be {POLICY_API_VERSION}, got {show(api_version)}")
-    metadata = _mapping(obj.get("metadata", {}), "metadata")
+        raise invalid("apiVersion", f"must be {POLICY_API_VERSION}, got {show(api_version)}")
+    metadata = mapping(obj.get("metadata", {}), "metadata")
     name = metadata.get("name")
     if not isinstance(name, str) or not name:
-        raise _invalid("metadata.name", "is required")
+        raise invalid("metadata.name", "is required")
     generation = metadata.get("generation", 0)
     if isinstance(generation, bool) or not isinstance(generation, int):
-        raise _invalid("metadata.generation", f"must be an integer, got {_type_name(generation)}")
+        raise invalid("metadata.generation", f"must be an integer, got {type_name(generation)}")
     uid = metadata.get("uid", "")
     return name, generation, uid if isinstance(uid, str) else ""
 
@@ -562,30 +469,30 @@ def _header(obj: Mapping[str, Any]) -> tuple[str, int, str]:
 def parse_policy(obj: Mapping[str, Any]) -> Policy:
     """Validate and compile a whole MinerPolicy object. Raises :class:`PolicyInvalid`."""
     if not isinstance(obj, Mapping):
-        raise _invalid("object", f"must be an object, got {_type_name(obj)}")
+        raise invalid("object", f"must be an object, got {type_name(obj)}")
     name, generation, uid = _header(obj)
     if obj.get("spec") is None:
-        raise _invalid("spec", "is required")
-    spec = _mapping(obj["spec"], "spec")
-    _known_fields(spec, ("mode", "description", "scope", "signals", "match", "actions"), "spec")
+        raise invalid("spec", "is required")
+    spec = mapping(obj["spec"], "spec")
+    known_fields(spec, ("mode", "description", "scope", "signals", "match", "actions"), "spec")
     if "mode" not in spec:
-        raise _invalid("spec.mode", "is required")
-    mode = _enum(spec["mode"], "spec.mode", MODES)
+        raise invalid("spec.mode", "is required")
+    mode = enum(spec["mode"], "spec.mode", MODES)
     if spec.get("signals") is None:
-        raise _invalid("spec.signals", "is required")
-    signals, cpu = _signals(_mapping(spec["signals"], "spec.signals"), "spec.signals")
+        raise invalid("spec.signals", "is required")
+    signals, cpu = _signals(mapping(spec["signals"], "spec.signals"), "spec.signals")
     actions = _actions(spec.get("actions"), "spec.actions")
     if mode == "Enforce" and not actions:
-        raise _invalid("spec.actions", "mode Enforce needs at least one action; use mode Audit to only report")
+        raise invalid("spec.actions", "mode Enforce needs at least one action; use mode Audit to only report")
     return Policy(
         name=name,
         generation=generation,
         uid=uid,
         mode=mode,
-        description=_opt_string(spec, "description", "spec", 1024),
+        description=opt_string(spec, "description", "spec", 1024),
         actions=actions,
-        scope=_scope(_opt_mapping(spec, "scope", "spec"), "spec.scope"),
+        scope=_scope(opt_mapping(spec, "scope", "spec"), "spec.scope"),
         signals=signals,
-        match=_match(_opt_mapping(spec, "match", "spec"), "spec.match"),
+        match=_match(opt_mapping(spec, "match", "spec"), "spec.match"),
         cpu=cpu,
     )

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from minerguard import observability
 from minerguard.actions.guard import NodeGuard
 from minerguard.config import Settings
 from minerguard.domain import netpol
@@ -94,7 +95,8 @@ class App:
             self.state.nodes[name] = NodeEntry(dict(meta.get("labels") or {}), cpu, str(meta.get("uid", "")))
 
     def report_policy_counts(self) -> None:
-        """Patch matchedPods/containedPods on each policy whose counts changed."""
+        """Patch matchedPods/containedPods on each policy whose counts changed; report the queue's depth."""
+        observability.WORK_QUEUE_DEPTH.set(self.containment.queue.pending())
         counts: dict[str, list[int]] = {p.name: [0, 0] for p in self.policies.ready()}
         for _, entry in self.state.pod_items():
             is_contained = int(entry.workload.labels.get(netpol.QUARANTINE_LABEL) == "true")

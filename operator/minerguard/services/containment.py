@@ -27,7 +27,7 @@ from minerguard.services.detector import Evaluator
 from minerguard.services.events import Subject
 from minerguard.services.recorder import Recorder
 from minerguard.services.release import Releaser
-from minerguard.services.state import ClusterState
+from minerguard.services.state import ClusterState, WatchedNetworkPolicies
 from minerguard.services.work import ContainPod, PodGone, ReleaseIncident, WorkItem
 from minerguard.storage.kubernetes import KubeStorage
 from minerguard.workqueue import WorkQueue
@@ -80,11 +80,16 @@ class Containment:
                 self.releaser.release_if_asked(namespace, name)
 
     def _contain_pod(self, namespace: str, name: str) -> None:
-        try:
-            pod = self.storage.get_pod(namespace, name)
-        except NotFound:
-            return
-        wl = workload_from_pod(pod)
+        """Contain (or verify) a matched pod as the watch last delivered it; read it only when not cached."""
+        entry = self.state.pod((namespace, name))
+        if entry is not None and entry.body is not None:
+            wl, pod = entry.workload, entry.body
+        else:
+            try:
+                pod = self.storage.get_pod(namespace, name)
+            except NotFound:
+                return
+            wl = workload_from_pod(pod)
         matched = self.evaluator.matches(wl)
         if matched and not wl.deleting:
             self.contain(wl, pod, matched)
@@ -112,6 +117,8 @@ class Containment:
                 try:
                     results = self._run_actions(primary, ctx)
                     pod_state = pod_state_of(results)
+                    if ctx.pod is not pod:  # written: its watch echo is nothing new
+                        self.state.wrote_pod((wl.namespace, wl.name), ctx.pod, workload_from_pod(ctx.pod))
                 except NotFound:
                     gone = ActionResult(
                         "quarantine",
@@ -162,6 +169,7 @@ class Containment:
             policy=policy,
             guard=self.guard,
             dry_run=self.settings.dry_run,
+            network_policies=WatchedNetworkPolicies(self.state),
         )
 
     def _run_actions(self, verdict: Verdict, ctx: ActionContext) -> list[ActionResult]:

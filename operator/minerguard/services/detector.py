@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from minerguard import observability
@@ -20,7 +21,7 @@ from minerguard.domain.detection import Evidence, Verdict, evaluate, prepare
 from minerguard.domain.policy import Policy
 from minerguard.domain.workload import Workload, workload_from_pod
 from minerguard.services.policies import PolicyRegistry
-from minerguard.services.state import ClusterState, PodEntry, PodKey
+from minerguard.services.state import ClusterState, PodEntry, PodKey, resource_version, seen
 from minerguard.services.work import ContainPod, PodGone, ReleaseIncident, WorkItem
 from minerguard.workqueue import WorkQueue
 
@@ -73,9 +74,13 @@ class Detector:
                 wl = old.workload
                 self._add(PodGone(key[0], key[1], wl.uid, wl.owner))
             return
+        rv = resource_version(pod)
+        known = self.state.pod(key)
+        if known is not None and seen(rv, known.resource_version):
+            return  # nothing new: the echo of the operator's own write, a repeated or an older event
         wl = workload_from_pod(pod)
         matched = self.evaluator.matches(wl)
-        self.state.put_pod(key, PodEntry(wl, tuple(v.policy for v in matched)))
+        self.state.put_pod(key, PodEntry(wl, tuple(v.policy for v in matched), pod if matched else None, rv))
         if matched and not wl.deleting:
             self._add(ContainPod(*key))
 
@@ -88,7 +93,7 @@ class Detector:
             matched = self.evaluator.matches(entry.workload)
             names = tuple(v.policy for v in matched)
             if names != entry.matched:
-                self.state.put_pod(key, PodEntry(entry.workload, names))
+                self.state.put_pod(key, replace(entry, matched=names))
             if matched and not entry.workload.deleting:
                 self._add(ContainPod(*key))
                 queued += 1
@@ -101,7 +106,7 @@ class Detector:
             if entry is None:
                 continue
             matched = self.evaluator.matches(entry.workload)
-            self.state.put_pod(key, PodEntry(entry.workload, tuple(v.policy for v in matched)))
+            self.state.put_pod(key, replace(entry, matched=tuple(v.policy for v in matched)))
             if matched and not entry.workload.deleting:
                 self._add(ContainPod(*key))
 
@@ -111,8 +116,14 @@ class Detector:
             if entry.matched and not entry.workload.deleting:
                 self._add(ContainPod(*key), low=True)
 
-    def network_policy_changed(self, namespace: str) -> None:
-        """A NetworkPolicy changed: verify every quarantined pod of its namespace."""
+    def observe_network_policy(self, event_type: str | None, body: dict[str, Any]) -> None:
+        """Keep the NetworkPolicy cache current; a change the operator did not write re-checks its quarantined pods."""
+        meta = body.get("metadata") or {}
+        namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+        if event_type == "DELETED":
+            self.state.drop_network_policy(namespace, name)
+        elif not self.state.put_network_policy(body):
+            return  # nothing new: the echo of the operator's own write, or a repeated event
         for key, entry in self.state.pods_in(namespace):
             if entry.matched and entry.workload.labels.get(netpol.QUARANTINE_LABEL) == "true":
                 self._add(ContainPod(*key))
@@ -125,7 +136,8 @@ class Detector:
             self.state.drop_incident(namespace, name)
             return
         previous = self.state.incident(namespace, name)
-        self.state.put_incident(namespace, name, body)
+        if not self.state.put_incident(namespace, name, body):
+            return  # nothing new: the echo of the operator's own write, or a repeated event
         spec, status = body.get("spec") or {}, body.get("status") or {}
         if spec.get("release") and status.get("state") != inc.RELEASED:
             self._add(ReleaseIncident(namespace, name))

@@ -42,16 +42,15 @@ class Recorder:
     def ensure(self, namespace: str, ref: inc.WorkloadRef, verdict: Verdict) -> dict[str, Any]:
         """The workload's incident, created if missing; an Audit incident is raised to Enforce by an Enforce match."""
         name = inc.incident_name(ref)
+        cached = self.state.incident(namespace, name)
 
         def attempt() -> dict[str, Any]:
-            try:
-                return self.storage.get_incident(namespace, name)
-            except NotFound:
-                pass
+            if cached is not None:
+                return cached.body
             body = inc.new_incident(namespace, ref, verdict.policy, verdict.mode)
             try:
                 created = self.storage.create_incident(namespace, body)
-            except AlreadyExists:
+            except AlreadyExists:  # created before the watch told this process (another replica, or a restart)
                 return self.storage.get_incident(namespace, name)
             observability.DETECTIONS.labels(verdict.policy, verdict.mode).inc()
             return created
@@ -60,6 +59,7 @@ class Recorder:
         spec = incident.get("spec") or {}
         if verdict.mode == "Enforce" and spec.get("mode") != "Enforce" and not spec.get("release"):
             incident = self.storage.patch_incident_spec(namespace, name, {"mode": "Enforce", "policy": verdict.policy})
+        self.state.put_incident(namespace, name, incident)
         return incident
 
     def record(

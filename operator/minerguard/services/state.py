@@ -1,14 +1,17 @@
-"""The operator's in-memory view of the cluster, fed by watch events.
+"""The operator's in-memory view of the cluster, fed by watch events and by its own writes.
 
 Pods are kept as parsed :class:`~minerguard.domain.workload.Workload` views with the names of
-the policies they match; namespaces as their labels; incidents as the few fields
-the hot path needs (is it released?). Nothing here calls the API.
+the policies they match, and, for matched pods only, their last known body (so the worker does
+not read them again); namespaces as their labels; incidents and NetworkPolicies as their
+bodies. The operator's own writes are put in as soon as the API answers them, so the watch
+event that echoes a write carries a resourceVersion already known and is recognised as nothing
+new. Nothing here calls the API.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,18 +21,43 @@ from minerguard.domain.workload import Workload
 PodKey = tuple[str, str]
 
 
+def resource_version(body: Mapping[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def seen(incoming: str, known: str) -> bool:
+    """Whether a body at resourceVersion ``incoming`` is one already known: the same version, or an older one.
+
+    resourceVersions are opaque, but every apiserver backed by etcd gives integers that grow; when either is
+    not one, only equality counts as seen.
+    """
+    if not incoming or not known:
+        return False
+    if incoming.isdigit() and known.isdigit():
+        return int(incoming) <= int(known)
+    return incoming == known
+
+
 @dataclass
 class PodEntry:
     workload: Workload
     matched: tuple[str, ...] = ()
+    body: dict[str, Any] | None = None
+    """The pod as last seen, kept for matched pods only."""
+    resource_version: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class IncidentEntry:
-    release: bool
-    state: str
-    pod_uids: frozenset[str]
-    policy: str
+    body: dict[str, Any]
+
+    @property
+    def release(self) -> bool:
+        return bool((self.body.get("spec") or {}).get("release"))
+
+    @property
+    def resource_version(self) -> str:
+        return resource_version(self.body)
 
 
 @dataclass(frozen=True)
@@ -45,7 +73,10 @@ class ClusterState:
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
     incidents: dict[tuple[str, str], IncidentEntry] = field(default_factory=dict)
     nodes: dict[str, NodeEntry] = field(default_factory=dict)
+    network_policies: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+
+    # ------------------------------------------------------------------ pods
 
     def put_pod(self, key: PodKey, entry: PodEntry) -> None:
         with self.lock:
@@ -71,29 +102,18 @@ class ClusterState:
             if key[0] == namespace:
                 yield key, entry
 
+    def wrote_pod(self, key: PodKey, body: dict[str, Any], workload: Workload) -> None:
+        """The operator wrote this pod and the API answered ``body``: its echo is nothing new."""
+        with self.lock:
+            entry = self.pods.get(key)
+            if entry is not None and not seen(resource_version(body), entry.resource_version):
+                self.pods[key] = PodEntry(workload, entry.matched, body, resource_version(body))
+
+    # ------------------------------------------------------------------ namespaces and nodes
+
     def namespace_labels(self, name: str) -> dict[str, str] | None:
         with self.lock:
             return self.namespaces.get(name)
-
-    def put_incident(self, namespace: str, name: str, body: dict[str, Any]) -> None:
-        spec = body.get("spec") or {}
-        status = body.get("status") or {}
-        entry = IncidentEntry(
-            release=bool(spec.get("release")),
-            state=str(status.get("state") or ""),
-            pod_uids=frozenset(str(p.get("uid")) for p in status.get("pods") or [] if isinstance(p, dict)),
-            policy=str(spec.get("policy") or ""),
-        )
-        with self.lock:
-            self.incidents[(namespace, name)] = entry
-
-    def drop_incident(self, namespace: str, name: str) -> None:
-        with self.lock:
-            self.incidents.pop((namespace, name), None)
-
-    def incident(self, namespace: str, name: str) -> IncidentEntry | None:
-        with self.lock:
-            return self.incidents.get((namespace, name))
 
     def node_cpu(self, name: str) -> float:
         with self.lock:
@@ -103,3 +123,56 @@ class ClusterState:
     def node(self, name: str) -> NodeEntry | None:
         with self.lock:
             return self.nodes.get(name)
+
+    # ------------------------------------------------------------------ incidents
+
+    def put_incident(self, namespace: str, name: str, body: dict[str, Any]) -> bool:
+        """Keep the incident's body; False when this version (or a newer one) was known already."""
+        with self.lock:
+            known = self.incidents.get((namespace, name))
+            if known is not None and seen(resource_version(body), known.resource_version):
+                return False
+            self.incidents[(namespace, name)] = IncidentEntry(body)
+            return True
+
+    def drop_incident(self, namespace: str, name: str) -> None:
+        with self.lock:
+            self.incidents.pop((namespace, name), None)
+
+    def incident(self, namespace: str, name: str) -> IncidentEntry | None:
+        with self.lock:
+            return self.incidents.get((namespace, name))
+
+    # ------------------------------------------------------------------ NetworkPolicies
+
+    def put_network_policy(self, body: dict[str, Any]) -> bool:
+        """Keep the policy's body; False when this version (or a newer one) was known already."""
+        meta = body.get("metadata") or {}
+        namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+        with self.lock:
+            known = self.network_policies.setdefault(namespace, {}).get(name)
+            if known is not None and seen(resource_version(body), resource_version(known)):
+                return False
+            self.network_policies[namespace][name] = body
+            return True
+
+    def drop_network_policy(self, namespace: str, name: str) -> None:
+        with self.lock:
+            self.network_policies.get(namespace, {}).pop(name, None)
+
+    def network_policies_in(self, namespace: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.network_policies.get(namespace, {}).values())
+
+
+class WatchedNetworkPolicies:
+    """The NetworkPolicy view the worker's actions read: the watch cache, plus the operator's own writes."""
+
+    def __init__(self, state: ClusterState) -> None:
+        self.state = state
+
+    def list(self, namespace: str) -> list[dict[str, Any]]:
+        return self.state.network_policies_in(namespace)
+
+    def wrote(self, body: dict[str, Any]) -> None:
+        self.state.put_network_policy(body)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import datetime
 import logging
-import threading
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+import tenacity
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
@@ -50,9 +50,29 @@ def _translate(exc: Exception, what: str) -> KubeError:
         if status == 422:
             return Invalid(message, status, reason)
         if status == 429 or status >= 500 or status == 0:
-            return Transient(message, status, reason)
+            return Transient(message, status, reason, retry_after=_retry_after(exc))
         return KubeError(message, status, reason)
     return Transient(f"{what}: {exc}", 0, type(exc).__name__)
+
+
+def _retry_after(exc: ApiException) -> float | None:
+    """The seconds a 429/503 answer's ``Retry-After`` header asks for, if it has one (capped at a minute)."""
+    headers = exc.headers or {}
+    raw = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return min(60.0, max(0.0, float(raw))) if raw is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+_PLURALS = {"Pods": "Pod", "Nodes": "Node", "NetworkPolicies": "NetworkPolicy"}
+
+
+def _verb_and_resource(what: str) -> tuple[str, str]:
+    """``("get", "Pod")`` from ``"get Pod ns/name"``: every call's description starts with its verb and kind."""
+    words = what.split(" ", 2)
+    resource = words[1] if len(words) > 1 else ""
+    return words[0], _PLURALS.get(resource, resource)
 
 
 def now_iso() -> str:
@@ -92,8 +112,10 @@ class KubeStorage:
     # ------------------------------------------------------------------ plumbing
 
     def _call(self, what: str, fn: Callable[..., T], *args: Any, write: bool = False, **kwargs: Any) -> T:
+        verb, resource = _verb_and_resource(what)
+        observability.API_CALLS.labels(verb, resource).inc()
         if write:
-            observability.API_WRITES.labels(what.split(" ", 2)[1] if " " in what else what).inc()
+            observability.API_WRITES.labels(resource).inc()
         try:
             result = fn(*args, _request_timeout=self.timeout, **kwargs)
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
@@ -383,18 +405,27 @@ class KubeStorage:
 def retrying(
     fn: Callable[[], T], *, attempts: int = 6, base_delay: float = 0.2, max_delay: float = 5.0, what: str = ""
 ) -> T:
-    """Run ``fn``, retrying Transient and Conflict errors with exponential backoff.
+    """Run ``fn``, retrying Transient and Conflict errors with jittered exponential back-off.
 
-    ``fn`` must be safe to repeat (re-read before it writes, or write idempotently).
+    A server that says how long to wait (``Retry-After`` on a 429 or 503) is waited for at least
+    that long. ``fn`` must be safe to repeat (re-read before it writes, or write idempotently).
     """
-    delay = base_delay
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except (Transient, Conflict) as exc:
-            if attempt == attempts:
-                raise
-            log.info("Retrying %s after %s (attempt %d/%d)", what or "call", exc, attempt, attempts)
-            threading.Event().wait(delay)
-            delay = min(delay * 2, max_delay)
-    raise AssertionError("unreachable")
+    jitter = tenacity.wait_random_exponential(multiplier=base_delay, max=max_delay)
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        asked = exc.retry_after if isinstance(exc, Transient) and exc.retry_after is not None else 0.0
+        return max(asked, jitter(state))
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        log.info("Retrying %s after %s (attempt %d/%d)", what or "call", exc, state.attempt_number, attempts)
+
+    retryer = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=wait,
+        retry=tenacity.retry_if_exception_type((Transient, Conflict)),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    return retryer(fn)

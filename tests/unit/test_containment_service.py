@@ -1,0 +1,359 @@
+"""Unit tests for the containment services (detector, worker, recorder, release, events) over FakeStorage.
+
+The services run as the operator runs them, on an in-memory storage that answers like the
+apiserver (resourceVersions, 404, 409) and counts every call; watch events are delivered by hand
+from what the storage holds, so the echo of the operator's own writes is part of each test.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pytest
+
+from minerguard.actions.guard import NodeGuard
+from minerguard.config import GuardSettings, Settings
+from minerguard.domain import incidents as inc
+from minerguard.domain import netpol
+from minerguard.errors import Conflict, NotFound
+from minerguard.services.containment import Containment
+from minerguard.services.detector import Detector, Evaluator
+from minerguard.services.events import Events
+from minerguard.services.policies import PolicyRegistry
+from minerguard.services.recorder import Recorder
+from minerguard.services.release import Releaser
+from minerguard.services.state import ClusterState
+from tests.fakes import FakeStorage
+
+pytestmark = pytest.mark.unit
+
+NS = "payments"
+
+
+class ListQueue:
+    """The work queue's add/add_low, kept in a list that the test drains in order."""
+
+    def __init__(self) -> None:
+        self.items: list[Hashable] = []
+
+    def add(self, item: Hashable) -> None:
+        if item not in self.items:
+            self.items.append(item)
+
+    def add_low(self, item: Hashable) -> None:
+        self.add(item)
+
+
+@dataclass
+class Operator:
+    storage: FakeStorage
+    state: ClusterState
+    detector: Detector
+    containment: Containment
+    queue: ListQueue
+    seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
+
+    def drain(self) -> None:
+        while self.queue.items:
+            self.containment._process(self.queue.items.pop(0))
+
+    def deliver(self) -> None:
+        """Send the watch events for every object whose resourceVersion changed since the last delivery."""
+        for key, body in list(self.storage.objects.items()):
+            rv = body["metadata"]["resourceVersion"]
+            if self.seen.get(key) == rv:
+                continue
+            event = "ADDED" if key not in self.seen else "MODIFIED"
+            self.seen[key] = rv
+            body = copy.deepcopy(body)
+            if key[0] == "Pod":
+                self.detector.observe_pod(event, body)
+            elif key[0] == "NetworkPolicy":
+                self.detector.observe_network_policy(event, body)
+            elif key[0] == "MinerIncident":
+                self.detector.observe_incident(event, body)
+
+    def settle(self) -> None:
+        """Deliver events and drain the queue until nothing changes."""
+        for _ in range(10):
+            self.deliver()
+            if not self.queue.items:
+                return
+            self.drain()
+        raise AssertionError("the operator did not settle")
+
+    def incident(self, name: str) -> dict[str, Any]:
+        return self.storage.objects[("MinerIncident", NS, name)]
+
+
+def policy_body(mode: str = "Enforce", actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "minerguard.io/v1alpha1",
+        "kind": "MinerPolicy",
+        "metadata": {"name": "miners", "generation": 1, "uid": "policy-uid"},
+        "spec": {
+            "mode": mode,
+            "actions": actions if actions is not None else [{"name": "quarantine"}],
+            "signals": {"processes": [{"glob": "xmrig*"}]},
+        },
+    }
+
+
+def pod_body(name: str = "worker-6b7f", command: str = "/opt/xmrig", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}", "labels": {"app": name}},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "busybox", "command": [command]}], **spec},
+    }
+
+
+def build(settings: Settings | None = None, policy: dict[str, Any] | None = None) -> Operator:
+    storage = FakeStorage()
+    settings = settings or Settings()
+    body = policy or policy_body()
+    storage.put("MinerPolicy", body)
+    state = ClusterState()
+    events = Events(storage)  # type: ignore[arg-type]
+    policies = PolicyRegistry(storage, events)  # type: ignore[arg-type]
+    policies.observe(storage.objects[("MinerPolicy", "", "miners")])
+    guard = NodeGuard(storage, settings.guards)  # type: ignore[arg-type]
+    recorder = Recorder(storage, state, events)  # type: ignore[arg-type]
+    releaser = Releaser(storage, settings, guard, recorder, events)  # type: ignore[arg-type]
+    evaluator = Evaluator(state, policies)
+    containment = Containment(storage, settings, state, evaluator, recorder, releaser, guard=guard)  # type: ignore[arg-type]
+    queue = ListQueue()
+    detector = Detector(evaluator, state, queue)  # type: ignore[arg-type]
+    storage.calls.clear()
+    return Operator(storage, state, detector, containment, queue)
+
+
+@pytest.fixture
+def op() -> Iterator[Operator]:
+    yield build()
+
+
+def calls(op: Operator) -> dict[tuple[str, str], int]:
+    return dict(op.storage.calls)
+
+
+# ------------------------------------------------------------------ the hot path
+
+
+def test_an_unmatched_pod_costs_no_call_at_all(op: Operator) -> None:
+    op.storage.put("Pod", pod_body("web", command="nginx"))
+    op.settle()
+    assert op.storage.total_calls() == 0
+    assert op.storage.events == []
+
+
+def test_a_new_miner_costs_at_most_seven_calls_and_its_echo_none(op: Operator) -> None:
+    op.storage.put("Pod", pod_body())
+    op.deliver()
+    op.drain()
+    assert calls(op) == {
+        ("create", "MinerIncident"): 1,
+        ("create", "NetworkPolicy"): 1,
+        ("patch", "Pod"): 1,
+        ("create", "Event"): 3,
+        ("update", "MinerIncident"): 1,
+    }
+    assert op.storage.reasons() == ["MinerDetected", "MinerDetected", "PodQuarantined"]
+    before = op.storage.total_calls()
+    op.settle()  # the watch echoes of the pod patch, the NetworkPolicy and the incident writes
+    assert op.storage.total_calls() == before
+    pod = op.storage.objects[("Pod", NS, "worker-6b7f")]
+    assert pod["metadata"]["labels"][netpol.QUARANTINE_LABEL] == "true"
+    assert op.incident("pod-worker-6b7f")["status"]["state"] == inc.CONTAINED
+
+
+def test_a_resync_of_a_contained_pod_makes_no_call(op: Operator) -> None:
+    op.storage.put("Pod", pod_body())
+    op.settle()
+    before = op.storage.total_calls()
+    op.detector.resync()
+    op.settle()
+    assert op.storage.total_calls() == before
+
+
+# ------------------------------------------------------------------ the tenant fights back
+
+
+def test_a_removed_label_is_restored_and_told_as_tampering(op: Operator) -> None:
+    op.storage.put("Pod", pod_body())
+    op.settle()
+    op.storage.patch_pod_metadata(NS, "worker-6b7f", {netpol.QUARANTINE_LABEL: None}, {})  # the tenant
+    op.storage.calls.clear()
+    op.settle()
+    pod = op.storage.objects[("Pod", NS, "worker-6b7f")]
+    assert pod["metadata"]["labels"][netpol.QUARANTINE_LABEL] == "true"
+    assert op.storage.calls[("patch", "Pod")] == 1
+    assert "QuarantineRestored" in op.storage.reasons()
+
+
+def test_a_tenant_allow_all_policy_gets_the_exclusion(op: Operator) -> None:
+    op.storage.put("Pod", pod_body())
+    op.settle()
+    allow = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "allow-all", "namespace": NS},
+        "spec": {"podSelector": {}, "ingress": [{}], "egress": [{}], "policyTypes": ["Ingress", "Egress"]},
+    }
+    op.storage.put("NetworkPolicy", allow)  # the tenant
+    op.settle()
+    live = op.storage.objects[("NetworkPolicy", NS, "allow-all")]
+    assert netpol.has_exclusion(live)
+    assert not netpol.reopening([live], {"app": "worker-6b7f"})
+    assert "QuarantineRestored" in op.storage.reasons()
+    assert op.incident("pod-worker-6b7f")["status"]["state"] == inc.CONTAINED
+
+
+def test_an_edited_deny_all_is_restored(op: Operator) -> None:
+    op.storage.put("Pod", pod_body())
+    op.settle()
+    live = copy.deepcopy(op.storage.objects[("NetworkPolicy", NS, netpol.QUARANTINE_POLICY)])
+    live["spec"]["podSelector"] = {"matchLabels": {"nothing": "here"}}
+    op.storage.replace_network_policy(NS, live)  # the tenant
+    op.settle()
+    assert netpol.quarantine_policy_intact(op.storage.objects[("NetworkPolicy", NS, netpol.QUARANTINE_POLICY)])
+
+
+def test_a_stale_deny_all_view_costs_a_conflict_and_a_read_not_a_wrong_result(op: Operator) -> None:
+    op.storage.put("Pod", pod_body())
+    op.settle()
+    live = copy.deepcopy(op.storage.objects[("NetworkPolicy", NS, netpol.QUARANTINE_POLICY)])
+    live["spec"]["podSelector"] = {"matchLabels": {"nothing": "here"}}
+    op.storage.replace_network_policy(NS, live)  # edited, and this process has not seen it yet
+    edited = op.storage.objects[("NetworkPolicy", NS, netpol.QUARANTINE_POLICY)]
+    op.detector.observe_network_policy("MODIFIED", copy.deepcopy(edited))
+    op.storage.replace_network_policy(NS, copy.deepcopy(edited))  # and once more, unseen: the cache is stale now
+    op.drain()
+    assert netpol.quarantine_policy_intact(op.storage.objects[("NetworkPolicy", NS, netpol.QUARANTINE_POLICY)])
+
+
+# ------------------------------------------------------------------ outcomes
+
+
+def test_a_host_network_pod_is_recorded_not_containable(op: Operator) -> None:
+    op.storage.put("Pod", pod_body(hostNetwork=True))
+    op.settle()
+    record = op.incident("pod-worker-6b7f")["status"]["pods"][0]
+    assert record["state"] == inc.POD_NOT_CONTAINABLE
+    assert ("patch", "Pod") not in op.storage.calls
+
+
+def test_audit_mode_records_and_writes_nothing_to_the_pod() -> None:
+    op = build(policy=policy_body(mode="Audit", actions=[]))
+    op.storage.put("Pod", pod_body())
+    op.settle()
+    assert op.incident("pod-worker-6b7f")["status"]["state"] == inc.DETECTED
+    assert ("patch", "Pod") not in op.storage.calls
+    assert ("create", "NetworkPolicy") not in op.storage.calls
+
+
+def test_dry_run_plans_and_writes_nothing_to_the_pod() -> None:
+    op = build(settings=replace(Settings(), dry_run=True))
+    op.storage.put("Pod", pod_body())
+    op.settle()
+    assert "DryRun" in op.storage.reasons()
+    assert ("patch", "Pod") not in op.storage.calls
+    assert ("create", "NetworkPolicy") not in op.storage.calls
+
+
+# ------------------------------------------------------------------ faults
+
+
+def test_a_conflict_on_the_status_write_is_retried_from_a_fresh_read(op: Operator) -> None:
+    op.storage.put("Pod", pod_body())
+    op.storage.fail_next[("update", "MinerIncident")] = Conflict("update MinerIncident: 409", 409, "Conflict")
+    op.deliver()
+    op.drain()
+    assert op.storage.calls[("get", "MinerIncident")] == 1
+    assert op.incident("pod-worker-6b7f")["status"]["state"] == inc.CONTAINED
+
+
+def test_a_pod_deleted_during_containment_is_recorded_deleted(op: Operator) -> None:
+    op.storage.put("Pod", pod_body())
+    op.storage.fail_next[("patch", "Pod")] = NotFound("patch Pod: 404", 404, "NotFound")
+    op.deliver()
+    op.drain()
+    assert op.incident("pod-worker-6b7f")["status"]["pods"][0]["state"] == inc.POD_DELETED
+
+
+def test_an_incident_created_elsewhere_is_read_not_duplicated(op: Operator) -> None:
+    op.storage.put("Pod", pod_body())
+    op.storage.put(
+        "MinerIncident",
+        inc.new_incident(NS, inc.WorkloadRef("v1", "Pod", "worker-6b7f", "uid-worker-6b7f"), "miners", "Enforce"),
+    )
+    op.detector.observe_pod("ADDED", copy.deepcopy(op.storage.objects[("Pod", NS, "worker-6b7f")]))
+    op.drain()
+    assert op.storage.calls[("create", "MinerIncident")] == 1  # answered AlreadyExists
+    assert op.storage.calls[("get", "MinerIncident")] == 1
+    assert op.incident("pod-worker-6b7f")["status"]["state"] == inc.CONTAINED
+
+
+def test_a_deleted_pod_is_marked_and_the_incident_ends(op: Operator) -> None:
+    op.storage.put("Pod", pod_body())
+    op.settle()
+    body = op.storage.objects.pop(("Pod", NS, "worker-6b7f"))
+    op.detector.observe_pod("DELETED", body)
+    op.drain()
+    status = op.incident("pod-worker-6b7f")["status"]
+    assert status["pods"][0]["state"] == inc.POD_DELETED
+    assert status["state"] == inc.ENDED
+
+
+# ------------------------------------------------------------------ release
+
+
+def test_release_reverts_everything_and_keeps_the_record(op: Operator) -> None:
+    op.storage.put("Pod", pod_body())
+    op.settle()
+    op.storage.patch_incident_spec(NS, "pod-worker-6b7f", {"release": True, "releasedBy": "alice"})  # a person
+    op.settle()
+    pod = op.storage.objects[("Pod", NS, "worker-6b7f")]
+    assert netpol.QUARANTINE_LABEL not in (pod["metadata"].get("labels") or {})
+    assert ("NetworkPolicy", NS, netpol.QUARANTINE_POLICY) not in op.storage.objects
+    status = op.incident("pod-worker-6b7f")["status"]
+    assert status["state"] == inc.RELEASED
+    assert status["message"] == "Released by alice"
+    assert "Released" in op.storage.reasons()
+    before = op.storage.total_calls()
+    op.detector.resync()
+    op.settle()
+    assert op.storage.total_calls() == before  # a released incident is not contained again
+
+
+# ------------------------------------------------------------------ node actions
+
+
+def node(name: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {}}, "spec": spec}
+
+
+def test_cordon_is_guarded_and_told_on_the_node() -> None:
+    actions = [{"name": "quarantine"}, {"name": "cordon"}]
+    settings = replace(Settings(), guards=GuardSettings(max_nodes=1, max_percent=100.0, min_schedulable_nodes=1))
+    op = build(settings=settings, policy=policy_body(actions=actions))
+    for n in ("node-1", "node-2", "node-3"):
+        op.storage.put("Node", node(n))
+    op.storage.put("Pod", pod_body())
+    second = pod_body("second")
+    second["spec"]["nodeName"] = "node-2"
+    op.storage.put("Pod", second)
+    op.settle()
+    cordoned = [n for n in ("node-1", "node-2") if op.storage.objects[("Node", "", n)]["spec"].get("unschedulable")]
+    assert len(cordoned) == 1  # the guard held back the second
+    node_events = [e for e in op.storage.events if e["regarding"].get("kind") == "Node"]
+    assert [e["reason"] for e in node_events].count("NodeCordoned") == 1
+    assert "ContainmentSuppressed" in [e["reason"] for e in node_events]
+    op.storage.patch_incident_spec(NS, "pod-worker-6b7f", {"release": True})
+    op.storage.patch_incident_spec(NS, "pod-second", {"release": True})
+    op.settle()
+    assert not any(op.storage.objects[("Node", "", n)]["spec"].get("unschedulable") for n in ("node-1", "node-2"))
+    assert "NodeUncordoned" in op.storage.reasons()
