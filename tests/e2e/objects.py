@@ -82,3 +82,24 @@ def isolation_problems(
 def network_policy(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     """A NetworkPolicy object of the given spec, as a namespace owner would write it."""
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name}, "spec": spec}
+
+
+def allow_all(name: str = "allow-all", pod_selector: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A tenant's NetworkPolicy allowing every ingress and egress of the pods it selects (all, by default)."""
+    spec = {"podSelector": pod_selector or {}, "policyTypes": ["Ingress", "Egress"], "ingress": [{}], "egress": [{}]}
+    return network_policy(name, spec)
+
+
+def deployment(name: str, replicas: int, pod_spec: client.V1PodSpec | None = None) -> client.V1Deployment:
+    """A Deployment of ``replicas`` pods labelled app=<name>; its pods run the miner unless a spec is given."""
+    labels = {"app": name}
+    return client.V1Deployment(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1DeploymentSpec(
+            replicas=replicas,
+            selector=client.V1LabelSelector(match_labels=labels),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=labels), spec=pod_spec or miner_pod("x").spec
+            ),
+        ),
+    )

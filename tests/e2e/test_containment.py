@@ -16,6 +16,8 @@ from tests.e2e.helpers import consistently, eventually, kubectl
 from tests.e2e.objects import (
     GROUP,
     VERSION,
+    allow_all,
+    deployment,
     incident_in_state,
     incidents,
     isolation_problems,
@@ -73,32 +75,8 @@ def test_deployment_miner_behind_allow_all_policy_is_isolated_without_replica_st
     make_policy: Any,
 ) -> None:
     make_policy(namespace)
-    networking.create_namespaced_network_policy(
-        namespace,
-        network_policy(
-            "allow-all",
-            {
-                "podSelector": {"matchLabels": {"app": "miner"}},
-                "policyTypes": ["Ingress", "Egress"],
-                "ingress": [{}],
-                "egress": [{}],
-            },
-        ),
-    )
-    labels = {"app": "miner"}
-    apps.create_namespaced_deployment(
-        namespace,
-        client.V1Deployment(
-            metadata=client.V1ObjectMeta(name="miner"),
-            spec=client.V1DeploymentSpec(
-                replicas=2,
-                selector=client.V1LabelSelector(match_labels=labels),
-                template=client.V1PodTemplateSpec(
-                    metadata=client.V1ObjectMeta(labels=labels), spec=miner_pod("x").spec
-                ),
-            ),
-        ),
-    )
+    networking.create_namespaced_network_policy(namespace, allow_all(pod_selector={"matchLabels": {"app": "miner"}}))
+    apps.create_namespaced_deployment(namespace, deployment("miner", 2))
 
     def both_contained() -> list[str]:
         pods = core.list_namespaced_pod(namespace, label_selector="app=miner").items

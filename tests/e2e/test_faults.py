@@ -28,7 +28,15 @@ from kubernetes.client.rest import ApiException
 
 from minerguard.domain import netpol
 from tests.e2e.helpers import CLUSTER_DIR, cluster_component, consistently, eventually, kubectl, record
-from tests.e2e.objects import GROUP, VERSION, incidents, isolation_problems, miner_pod, network_policy, quarantined
+from tests.e2e.objects import (
+    GROUP,
+    VERSION,
+    allow_all,
+    incidents,
+    isolation_problems,
+    miner_pod,
+    quarantined,
+)
 from tests.e2e.operator_proc import OperatorProcess
 
 
@@ -166,12 +174,7 @@ def test_conflicting_writes_are_retried(
 ) -> None:
     """A namespace admin keeps editing the allow policy while the operator must add its exclusion to it."""
     make_policy(namespace)
-    networking.create_namespaced_network_policy(
-        namespace,
-        network_policy(
-            "allow-all", {"podSelector": {}, "ingress": [{}], "egress": [{}], "policyTypes": ["Ingress", "Egress"]}
-        ),
-    )
+    networking.create_namespaced_network_policy(namespace, allow_all())
     conflicts_before = operator.metric("minerguard_api_errors_total") or 0.0
     stop = threading.Event()
     edits = 0

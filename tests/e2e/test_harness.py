@@ -8,26 +8,14 @@ from kubernetes import client
 from prometheus_api_client import PrometheusConnect
 
 from tests.e2e.helpers import eventually, kubectl
+from tests.e2e.objects import deployment
 
 
 def test_deployment_gets_running_pods_on_kwok_nodes(
     apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str
 ) -> None:
-    labels = {"app": "web"}
-    apps.create_namespaced_deployment(
-        namespace,
-        client.V1Deployment(
-            metadata=client.V1ObjectMeta(name="web"),
-            spec=client.V1DeploymentSpec(
-                replicas=2,
-                selector=client.V1LabelSelector(match_labels=labels),
-                template=client.V1PodTemplateSpec(
-                    metadata=client.V1ObjectMeta(labels=labels),
-                    spec=client.V1PodSpec(containers=[client.V1Container(name="web", image="nginx:1.27")]),
-                ),
-            ),
-        ),
-    )
+    web = client.V1PodSpec(containers=[client.V1Container(name="web", image="nginx:1.27")])
+    apps.create_namespaced_deployment(namespace, deployment("web", 2, web))
 
     def running_pods() -> list[client.V1Pod]:
         pods = core.list_namespaced_pod(namespace, label_selector="app=web").items

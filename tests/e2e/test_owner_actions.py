@@ -7,7 +7,7 @@ from typing import Any
 from kubernetes import client
 
 from tests.e2e.helpers import eventually, kubectl
-from tests.e2e.objects import incident_in_state, miner_pod
+from tests.e2e.objects import deployment, incident_in_state
 from tests.e2e.operator_proc import OperatorProcess
 
 
@@ -18,18 +18,6 @@ def scale_policy_spec(namespace: str) -> dict[str, Any]:
         "signals": {"processes": [{"glob": "xmrig"}]},
         "actions": [{"name": "quarantine"}, {"name": "scaleOwner"}],
     }
-
-
-def miner_deployment(name: str, replicas: int) -> client.V1Deployment:
-    labels = {"app": name}
-    return client.V1Deployment(
-        metadata=client.V1ObjectMeta(name=name),
-        spec=client.V1DeploymentSpec(
-            replicas=replicas,
-            selector=client.V1LabelSelector(match_labels=labels),
-            template=client.V1PodTemplateSpec(metadata=client.V1ObjectMeta(labels=labels), spec=miner_pod("x").spec),
-        ),
-    )
 
 
 def actions_of(custom: client.CustomObjectsApi, namespace: str, name: str, action: str) -> list[dict[str, Any]]:
@@ -48,7 +36,7 @@ def test_deployment_is_scaled_to_zero_and_release_restores_it(
     make_policy: Any,
 ) -> None:
     make_policy(namespace, spec=scale_policy_spec(namespace))
-    apps.create_namespaced_deployment(namespace, miner_deployment("miner", 2))
+    apps.create_namespaced_deployment(namespace, deployment("miner", 2))
 
     def scaled() -> bool:
         d = apps.read_namespaced_deployment("miner", namespace)
@@ -118,7 +106,7 @@ def test_a_large_owner_is_held_back_by_the_guard(
     make_policy: Any,
 ) -> None:
     make_policy(namespace, spec=scale_policy_spec(namespace))
-    apps.create_namespaced_deployment(namespace, miner_deployment("big", 12))
+    apps.create_namespaced_deployment(namespace, deployment("big", 12))
 
     def held() -> dict[str, Any] | None:
         found = actions_of(custom, namespace, "deployment-big", "scaleOwner")

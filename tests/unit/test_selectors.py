@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minerguard.domain.selectors import LabelSelector, matches, parse, validate
+from minerguard.domain.selectors import LabelSelector, matches, parse
 
 pytestmark = pytest.mark.unit
 
@@ -60,7 +60,7 @@ def test_empty_selector_selects_everything() -> None:
     ],
 )
 def test_kubernetes_semantics(selector: dict[str, Any], expected: bool) -> None:
-    validate(selector)
+    parse(selector)
     assert matches(selector, LABELS) is expected
 
 
@@ -96,16 +96,16 @@ def test_prefixed_keys() -> None:
 )
 def test_malformed_selectors_are_refused_with_a_clear_message(selector: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
-        validate(selector, "spec.scope.podSelector")
+        parse(selector, "spec.scope.podSelector")
     with pytest.raises(ValueError, match=r"spec\.scope\.podSelector"):
-        validate(selector, "spec.scope.podSelector")
+        parse(selector, "spec.scope.podSelector")
     with pytest.raises(ValueError):
         matches(selector, LABELS)
 
 
 def test_the_error_names_the_expression() -> None:
     with pytest.raises(ValueError, match=r"sel\.matchExpressions\[1\]: unknown operator"):
-        validate({"matchExpressions": [expr("a", "Exists"), expr("b", "Nope")]}, "sel")
+        parse({"matchExpressions": [expr("a", "Exists"), expr("b", "Nope")]}, "sel")
 
 
 def test_parsed_selector_is_immutable_and_hashable() -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import re2
 
-__all__ = ["LabelSelector", "Requirement", "matches", "parse", "show", "validate"]
+__all__ = ["LabelSelector", "Requirement", "matches", "parse", "show"]
 
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 2, 4, 4, 80, 80
@@ -174,11 +174,6 @@ def parse(selector: Mapping[str, Any] | None, where: str = "selector") -> LabelS
     requirements = _parse_match_labels(selector.get("matchLabels"), where)
     requirements += _parse_match_expressions(selector.get("matchExpressions"), where)
     return LabelSelector(requirements=tuple(requirements))
-
-
-def validate(selector: Mapping[str, Any] | None, where: str = "selector") -> None:
-    """Raise ValueError with a clear message when the selector is malformed."""
-    parse(selector, where)
 
 
 def matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
