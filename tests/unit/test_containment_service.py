@@ -170,6 +170,25 @@ def test_a_new_miner_costs_at_most_seven_calls_and_its_echo_none(op: Operator) -
     assert op.incident("pod-worker-6b7f")["status"]["state"] == inc.CONTAINED
 
 
+def test_a_pod_contained_before_it_is_scheduled_costs_one_write_to_record_its_node(op: Operator) -> None:
+    """Contained within milliseconds, a pod is often not placed yet; where it ran is evidence (its node may be the
+    compromised host), so the scheduler's binding costs exactly one incident status write, and nothing else."""
+    body = pod_body()
+    del body["spec"]["nodeName"]
+    op.storage.put("Pod", body)
+    op.settle()
+    before = dict(op.storage.calls)
+    op.storage._patch("Pod", NS, "worker-6b7f", {"status": {"phase": "Pending"}})  # a status update: nothing to do
+    op.settle()
+    assert dict(op.storage.calls) == before
+    op.storage.objects[("Pod", NS, "worker-6b7f")]["spec"]["nodeName"] = "node-1"  # the scheduler binds it
+    op.storage.put("Pod", op.storage.objects[("Pod", NS, "worker-6b7f")])
+    op.settle()
+    after = {k: v - before.get(k, 0) for k, v in op.storage.calls.items() if v != before.get(k, 0)}
+    assert after == {("update", "MinerIncident"): 1}
+    assert op.incident("pod-worker-6b7f")["status"]["pods"][0]["node"] == "node-1"
+
+
 def test_a_resync_of_a_contained_pod_makes_no_call(op: Operator) -> None:
     op.storage.put("Pod", pod_body())
     op.settle()
