@@ -137,10 +137,9 @@ class Sample:
 
 @dataclass
 class Competitor:
-    """The contender run side by side: Talon (fed events over HTTP) or the baseline controller."""
+    """A contender run side by side: Talon (fed events over HTTP) or the baseline controller."""
 
-    kind: str  # talon | baseline | none
-    why: str = ""
+    kind: str  # talon | baseline
     talon_build: dict[str, Any] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     talon: talon.TalonProcess | None = None
@@ -255,7 +254,8 @@ class Bench:
         }
         self.observer = Observer()
         self.operator: procs.OperatorProcess | None = None
-        self.competitor = Competitor("none")
+        self.competitors: list[Competitor] = []
+        self.talon_missing: dict[str, Any] | None = None
         self.loader: Loader | None = None
         self.api: client.ApiClient | None = None
 
@@ -293,12 +293,16 @@ class Bench:
             label: str | None = wl.QUARANTINE_LABEL
             netpol: tuple[str, str] | None = (namespace, wl.QUARANTINE_POLICY)
         else:
-            label, netpol = self.competitor.label(), self.competitor.netpol(namespace, pod)
+            competitor = self.competitor(contender)
+            label, netpol = competitor.label(), competitor.netpol(namespace, pod)
         first = netpol is not None and self.observer.contained_at(None, ("", ""), netpol) is None
         start = self.create_pod(namespace, wl.miner_pod(pod))
-        if contender == "talon" and self.competitor.talon is not None:
-            self.competitor.talon.post_event(namespace, pod)
-            start = time.monotonic()
+        if contender == "talon":
+            # Talon's best case: the Falco event arrives as the pod is created (Falco itself would only see
+            # the process start later). Its latency is counted from the pod's creation, like ours.
+            talon_proc = self.competitor("talon").talon
+            assert talon_proc is not None
+            talon_proc.post_event(namespace, pod)
         sample = Sample(contender, phase, namespace, pod, start, label, netpol, first, benign)
         self.samples.append(sample)
         return sample
@@ -335,15 +339,22 @@ class Bench:
         self.api = self.cluster.api_client()
         self.ns_idle = [f"mgb-idle-{i:02d}" for i in range(self.size.idle_miners)]
         self.ns_load = [f"mgb-load-{i:02d}" for i in range(self.size.namespaces)]
-        self.ns_cmp_idle = [f"mgb-cmp-idle-{i:02d}" for i in range(self.size.idle_miners)]
-        self.ns_cmp_load = [f"mgb-cmp-load-{i:02d}" for i in range(min(5, self.size.namespaces))]
+        # Each competitor has namespaces of its own: the baseline watches mgb-cmp-*, Talon acts where told.
+        self.ns_cmp = {
+            kind: {
+                "idle": [f"{prefix}-idle-{i:02d}" for i in range(self.size.idle_miners)],
+                "load": [f"{prefix}-load-{i:02d}" for i in range(min(5, self.size.namespaces))],
+            }
+            for kind, prefix in COMPETITOR_PREFIXES.items()
+        }
         ours = [*self.ns_idle, *self.ns_load, "mgb-restart", "mgb-metric", "mgb-sentinel"]
         for name in ours:
             self.core.create_namespace(wl.namespace(name, "ours"))
-        for name in [*self.ns_cmp_idle, *self.ns_cmp_load]:
+        theirs = [name for phases in self.ns_cmp.values() for names in phases.values() for name in names]
+        for name in theirs:
             self.core.create_namespace(wl.namespace(name, "competitor"))
         self.ours_namespaces = set(ours)
-        self._wait_service_accounts([*ours, *self.ns_cmp_idle, *self.ns_cmp_load])
+        self._wait_service_accounts([*ours, *theirs])
         self.observer.start(self.api, [wl.QUARANTINE_LABEL, BASELINE_LABEL], wl.ROLE_LABEL, wl.GROUP, wl.VERSION)
         for body in (wl.miner_policy(), wl.cpu_policy(window=CPU_WINDOW)):
             self.custom.create_cluster_custom_object(wl.GROUP, wl.VERSION, "minerpolicies", body)
@@ -407,38 +418,45 @@ class Bench:
         conds = (obj.get("status") or {}).get("conditions") or []
         return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
 
-    def start_competitor(self) -> None:
+    def competitor(self, kind: str) -> Competitor:
+        return next(c for c in self.competitors if c.kind == kind)
+
+    def start_competitors(self) -> None:
+        """Talon (when it builds and runs) and the baseline controller, side by side with the operator."""
         mode = self.args.compare
         if mode == "none":
-            self.competitor = Competitor("none", why="--compare none")
             return
         build = talon.build() if mode == "auto" else talon.TalonBuild()
         talon_info = {
             "binary": str(build.binary) if build.binary else None,
-            "module": build.module,
-            "version": build.version,
+            "source": build.source,
             "attempts": build.attempts,
         }
         if build.binary is not None:
             try:
                 proc = talon.TalonProcess(build.binary, self.cluster.kubeconfig, self.logs, procs.free_port())
                 proc.start()
-                self.competitor = Competitor("talon", talon_build=talon_info, talon=proc)
-                log(f"side by side: Falco Talon {build.version}")
-                return
-            except Exception as exc:  # noqa: BLE001 - reported; the baseline takes its place
+                self.competitors.append(Competitor("talon", talon_build=talon_info, talon=proc))
+                log(f"side by side: Falco Talon built from {build.source}")
+            except Exception as exc:  # noqa: BLE001 - reported; the baseline still runs
                 talon_info["run_error"] = str(exc)
-        why = (
-            "--compare baseline"
-            if mode == "baseline"
-            else "Falco Talon could not be " + ("run" if build.binary else "built") + f": {build.reason}"
-        )
-        if "run_error" in talon_info:
-            why += f" ({talon_info['run_error']})"
-        log(f"side by side: bench/baseline.py ({why[:160]})")
+        if not any(c.kind == "talon" for c in self.competitors):
+            why = (
+                "--compare baseline"
+                if mode == "baseline"
+                else "Falco Talon could not be " + ("run" if build.binary else "built") + f": {build.reason}"
+            )
+            if "run_error" in talon_info:
+                why += f" ({talon_info['run_error']})"
+            self.talon_missing = {"why": why, "talon_build": talon_info}
+            log(f"side by side: no Falco Talon ({why[:160]})")
+        self.start_baseline()
+
+    def start_baseline(self) -> None:
+        log("side by side: bench/baseline.py")
         stats_path = self.logs / "baseline-stats.json"
         log_file = open(self.logs / "baseline.log", "ab")
-        proc2 = subprocess.Popen(
+        proc = subprocess.Popen(
             [
                 sys.executable,
                 str(BENCH / "baseline.py"),
@@ -447,7 +465,7 @@ class Bench:
                 "--prometheus",
                 self.cluster.prometheus_url,
                 "--namespace-prefix",
-                "mgb-cmp-",
+                f"{COMPETITOR_PREFIXES['baseline']}-",
                 "--stats",
                 str(stats_path),
             ],
@@ -455,27 +473,25 @@ class Bench:
             stderr=subprocess.STDOUT,
             cwd=str(ROOT),
         )
-        self.competitor = Competitor(
-            "baseline", why=why, talon_build=talon_info, proc=proc2, stats_path=stats_path, log_file=log_file
-        )
+        self.competitors.append(Competitor("baseline", proc=proc, stats_path=stats_path, log_file=log_file))
         deadline = time.monotonic() + 30
         while not stats_path.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
 
-    def stop_competitor(self) -> None:
-        c = self.competitor
-        if c.talon is not None:
-            c.talon.stop()
-        if c.proc is not None and c.proc.poll() is None:
-            c.proc.terminate()
-            try:
-                c.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                c.proc.kill()
-                c.proc.wait()
-        if c.log_file is not None:
-            c.log_file.close()
-            c.log_file = None
+    def stop_competitors(self) -> None:
+        for c in self.competitors:
+            if c.talon is not None:
+                c.talon.stop()
+            if c.proc is not None and c.proc.poll() is None:
+                c.proc.terminate()
+                try:
+                    c.proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    c.proc.kill()
+                    c.proc.wait()
+            if c.log_file is not None:
+                c.log_file.close()
+                c.log_file = None
 
     # ------------------------------------------------------------------ phases
 
@@ -489,8 +505,8 @@ class Bench:
             ours += 1
             if not self.wait_contained([s], 30):
                 log(f"  ours: {s.pod} not contained within 30s")
-            if self.competitor.kind != "none":
-                c = self.add_miner(self.competitor.kind, "idle", self.ns_cmp_idle[i], f"miner-idle-{i:02d}")
+            for comp in self.competitors:
+                c = self.add_miner(comp.kind, "idle", self.ns_cmp[comp.kind]["idle"][i], f"miner-idle-{i:02d}")
                 if not self.wait_contained([c], 30):
                     log(f"  {c.contender}: {c.pod} not contained within 30s")
         procs.wait_quiet(self.eval_count, settle=3.0, timeout=20.0)  # the echoes of its own writes are handled
@@ -554,10 +570,10 @@ class Bench:
                     i = next_miner
                     ns = self.ns_load[i % len(self.ns_load)]
                     load_samples.append(self.add_miner("ours", "load", ns, f"miner-load-{i:03d}", created))
-                    if self.competitor.kind != "none":
-                        ns = self.ns_cmp_load[i % len(self.ns_cmp_load)]
+                    for comp in self.competitors:
+                        names = self.ns_cmp[comp.kind]["load"]
                         load_samples.append(
-                            self.add_miner(self.competitor.kind, "load", ns, f"miner-load-{i:03d}", created)
+                            self.add_miner(comp.kind, "load", names[i % len(names)], f"miner-load-{i:03d}", created)
                         )
                     next_miner += 1
                 if state >= 0:
@@ -602,12 +618,13 @@ class Bench:
             "caught_up": caught_up,
             "sentinel_latency_s": None if sentinel.latency is None else round(sentinel.latency, 3),
         }
-        pid = self.competitor.pid()
-        if pid is not None:
-            try:
-                point["competitor"] = procs.footprint(pid).as_dict()
-            except OSError:
-                pass
+        for comp in self.competitors:
+            pid = comp.pid()
+            if pid is not None:
+                try:
+                    point.setdefault("competitors", {})[comp.kind] = procs.footprint(pid).as_dict()
+                except OSError:
+                    pass
         if begin is not None:
             point["query_cost"] = self.query_cost_end(begin)
         return point
@@ -853,22 +870,23 @@ class Bench:
                     entry["p50_namespace_already_quarantined"] = stats.percentile(others, 50)
                 lat[f"{contender}/{phase}"] = entry
         self.result["containment_latency_s"] = lat
-        cmp = self.competitor.kind
-        ratios: dict[str, Any] = {}
-        for phase in ("idle", "load"):
-            a, b = lat.get(f"ours/{phase}"), lat.get(f"{cmp}/{phase}")
-            if a and b:
-                ratios[phase] = {
-                    q: (round(a[q] / b[q], 3) if a[q] and b[q] else None) for q in ("p50", "p95", "p99", "max")
-                }
+        ratios: dict[str, dict[str, Any]] = {}
+        for comp in self.competitors:
+            for phase in ("idle", "load"):
+                a, b = lat.get(f"ours/{phase}"), lat.get(f"{comp.kind}/{phase}")
+                if a and b:
+                    ratios.setdefault(comp.kind, {})[phase] = {
+                        q: (round(a[q] / b[q], 3) if a[q] and b[q] else None) for q in ("p50", "p95", "p99", "max")
+                    }
         self.result["side_by_side"] = {
-            "competitor": cmp,
-            "why": self.competitor.why,
-            "talon_build": self.competitor.talon_build,
+            "competitors": [c.kind for c in self.competitors],
+            "talon_missing": self.talon_missing,
+            "talon_build": next((c.talon_build for c in self.competitors if c.kind == "talon"), None),
             "ratios_ours_over_theirs": ratios,
         }
-        if self.competitor.stats_path is not None and self.competitor.stats_path.exists():
-            self.result["side_by_side"]["baseline_counts"] = json.loads(self.competitor.stats_path.read_text())
+        for comp in self.competitors:
+            if comp.stats_path is not None and comp.stats_path.exists():
+                self.result["side_by_side"]["baseline_counts"] = json.loads(comp.stats_path.read_text())
         self.result["samples"] = [s.as_dict() for s in self.samples]
         fp = self.result.get("checkpoints") or []
         if len(fp) >= 2:
@@ -910,16 +928,21 @@ class Bench:
             )
         out.append(stats.table(["", "contained", "p50", "p95", "p99", "max", "target"], rows))
         sbs = r.get("side_by_side", {})
-        if sbs.get("ratios_ours_over_theirs"):
+        for kind, by_phase in (sbs.get("ratios_ours_over_theirs") or {}).items():
             out.append(
-                f"  ours/{sbs['competitor']} ratio: "
+                f"  ours/{kind} ratio: "
                 + "; ".join(
                     f"{phase} " + " ".join(f"{q} {v if v is not None else '-'}" for q, v in qs.items())
-                    for phase, qs in sbs["ratios_ours_over_theirs"].items()
+                    for phase, qs in by_phase.items()
                 )
             )
-        if sbs.get("why"):
-            out.append(f"  competitor: {sbs['competitor']} ({sbs['why'][:300]})")
+        if "talon" in (sbs.get("competitors") or []):
+            out.append(
+                "  Falco Talon: fed the Falco event over HTTP as each pod is created (its best case: Falco would "
+                "see the process later); its NetworkPolicy is egress-only, ours isolates both ways"
+            )
+        if sbs.get("talon_missing"):
+            out.append(f"  Falco Talon: not in this run ({sbs['talon_missing']['why'][:300]})")
         a = r.get("api_calls", {})
         if a:
             out += [
@@ -959,10 +982,12 @@ class Bench:
                 row += [
                     f"yes ({stats.fmt_s(c['sentinel_latency_s'])})" if c["caught_up"] else "no: sentinel not contained"
                 ]
-                comp = c.get("competitor")
-                row += [f"{comp['peak_rss_mib']} MiB / {comp['cpu_seconds']} s" if comp else "-"]
+                for kind in sbs.get("competitors") or []:
+                    comp = (c.get("competitors") or {}).get(kind)
+                    row += [f"{comp['peak_rss_mib']} MiB / {comp['cpu_seconds']} s" if comp else "-"]
                 rows.append(row)
-            headers = ["benign pods", "peak RSS", "RSS", "CPU", "caught up", f"{sbs.get('competitor')} peak RSS / CPU"]
+            headers = ["benign pods", "peak RSS", "RSS", "CPU", "caught up"]
+            headers += [f"{kind} peak RSS / CPU" for kind in sbs.get("competitors") or []]
             out.append(stats.table(headers, rows))
             g = r.get("footprint_growth_per_1000_pods")
             if g:
@@ -1017,7 +1042,7 @@ class Bench:
             self.setup()
             self.logs.mkdir(parents=True, exist_ok=True)
             self.start_operator()
-            self.start_competitor()
+            self.start_competitors()
             self.idle()
             self.start_metric_onset()
             self.load()
@@ -1040,7 +1065,7 @@ class Bench:
     def cleanup(self) -> None:
         if self.loader is not None:
             self.loader.quit()
-        self.stop_competitor()
+        self.stop_competitors()
         if self.operator is not None:
             self.operator.stop()
         self.observer.stop()
@@ -1068,6 +1093,10 @@ def api_calls(m0: procs.Metrics, m1: procs.Metrics) -> tuple[dict[str, float], f
         if v > start.get(key, 0.0):
             delta[f"{key[0]} {key[1]}"] = v - start.get(key, 0.0)
     return delta, sum(v for k, v in delta.items() if k.split(" ", 1)[1] not in NOT_CONTAINMENT)
+
+
+COMPETITOR_PREFIXES = {"baseline": "mgb-cmp", "talon": "mgb-tln"}
+"""Namespace prefixes of each competitor's miners (the baseline controller watches its own prefix)."""
 
 
 def list_all(lister: Any, **kwargs: Any) -> list[dict[str, Any]]:

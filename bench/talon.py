@@ -1,16 +1,16 @@
-"""Falco Talon, the Falco response engine, as the side-by-side contender (when it can be built).
+"""Falco Talon, the Falco response engine, as a side-by-side contender.
 
-:func:`build` asks the Go module proxy for Talon's versions under the module paths it has
-had, and builds the newest with ``GOBIN=... go install`` into
-``~/.cache/minerguard/tools/falco-talon-<version>/``. Every attempt (command, exit code,
-the tool's own message) is kept so the report can say exactly why Talon was not used.
+:func:`build` builds Talon from the source snapshot in ``../shared/contenders/`` (the Go module
+proxy does not serve it under its own path; its dependencies come from the proxy as usual) into
+``~/.cache/minerguard/tools/falco-talon-<snapshot>/``, once per snapshot. Every attempt (command,
+exit code, the tool's own message) is kept so the report can say exactly why Talon was not used.
+Talon's code is never copied into this repository; the benchmark builds and runs it as it is.
 
-:class:`TalonProcess` runs it against the benchmark cluster with one rule whose action is
-the ``kubernetes:networkpolicy`` actionner, and :meth:`TalonProcess.post_event` feeds it a
-Falco event for a miner pod through its HTTP input. Talon names the NetworkPolicy after
-the pod's owner (the pod itself for a bare pod). This runner follows Talon's documented
-configuration; it has not been exercised here, because no build was possible (see
-docs/performance.md).
+:class:`TalonProcess` runs it on loopback against the benchmark cluster with one rule whose action
+is the ``kubernetes:networkpolicy`` actionner (leader election, notifiers and telemetry off), and
+:meth:`TalonProcess.post_event` feeds it a Falco event for a miner pod through its HTTP input. Talon
+names the NetworkPolicy after the pod's owner (the pod itself for a bare pod, as the miners here are)
+and makes it egress-only.
 """
 
 from __future__ import annotations
@@ -26,16 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-MODULES = ["github.com/falcosecurity/falco-talon", "github.com/falco-talon/falco-talon", "github.com/Issif/falco-talon"]
-CACHE = Path(os.environ.get("MINERGUARD_CACHE", Path.home() / ".cache" / "minerguard")) / "tools"
+ROOT = Path(__file__).resolve().parent.parent
+CONTENDERS = Path(os.environ.get("MINERGUARD_CONTENDERS", ROOT.parent / "shared" / "contenders"))
+CACHE = Path(os.environ.get("MINERGUARD_CACHE", Path.home() / ".cache" / "minerguard"))
 MINER_RULE = "Detect crypto miners using the Stratum protocol"
 
 
 @dataclass
 class TalonBuild:
     binary: Path | None = None
-    module: str = ""
-    version: str = ""
+    source: str = ""
     attempts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -43,14 +43,17 @@ class TalonBuild:
         """Why there is no binary, in the tools' own words."""
         if self.binary is not None:
             return ""
+        if not self.attempts:
+            return f"no falco-talon-*.tar.gz in {CONTENDERS}"
         return "; ".join(f"`{a['command']}` -> exit {a['exit']}: {a['output']}" for a in self.attempts)
 
 
-def _go(args: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:
+def _run(args: list[str], cwd: Path, timeout: float) -> tuple[int, str]:
+    env = {**os.environ, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"}
     try:
-        res = subprocess.run(["go", *args], env=env, capture_output=True, text=True, timeout=timeout, cwd="/tmp")
+        res = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     except FileNotFoundError:
-        return 127, "go is not installed"
+        return 127, f"{args[0]} is not installed"
     except subprocess.TimeoutExpired:
         return 124, f"timed out after {timeout:.0f}s"
     out = " ".join((res.stdout + res.stderr).split())
@@ -58,28 +61,31 @@ def _go(args: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]
 
 
 def build() -> TalonBuild:
+    """Build Talon from the newest source snapshot in ../shared/contenders, once per snapshot (the first build
+    takes about 20 minutes and fetches its dependencies from the Go module proxy); later calls reuse it."""
     result = TalonBuild()
-    env = {**os.environ, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"}
-    for module in MODULES:
-        code, out = _go(["list", "-m", "-versions", module], env, 90)
-        result.attempts.append({"command": f"go list -m -versions {module}", "exit": code, "output": out})
-        versions = out.split()[1:] if code == 0 else []
-        if not versions:
-            continue
-        version = versions[-1]
-        target = CACHE / f"falco-talon-{version}"
-        binary = target / "falco-talon"
-        if not (target / ".done").exists():
-            target.mkdir(parents=True, exist_ok=True)
-            code, out = _go(["install", "-trimpath", f"{module}@{version}"], {**env, "GOBIN": str(target)}, 1200)
-            result.attempts.append(
-                {"command": f"GOBIN={target} go install {module}@{version}", "exit": code, "output": out}
-            )
-            if code != 0 or not binary.exists():
-                continue
-            (target / ".done").touch()
-        result.binary, result.module, result.version = binary, module, version
-        break
+    archives = sorted(CONTENDERS.glob("falco-talon-*.tar.gz"))
+    if not archives:
+        return result
+    archive = archives[-1]
+    name = archive.name.removesuffix(".tar.gz")
+    target, src = CACHE / "tools" / name, CACHE / "src" / name
+    binary = target / "falco-talon"
+    result.source = archive.name
+    if not (target / ".done").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        src.mkdir(parents=True, exist_ok=True)
+        code, out = _run(["tar", "-xzf", str(archive), "-C", str(src)], src, 120)
+        result.attempts.append({"command": f"tar -xzf {archive.name}", "exit": code, "output": out})
+        if code != 0:
+            return result
+        command = ["go", "build", "-trimpath", "-o", str(binary), "."]
+        code, out = _run(command, src / "falco-talon", 3600)
+        result.attempts.append({"command": " ".join(command), "exit": code, "output": out})
+        if code != 0 or not binary.exists():
+            return result
+        (target / ".done").touch()
+    result.binary = binary
     return result
 
 
@@ -105,7 +111,7 @@ class TalonProcess:
         cfg.write_text(
             f'listen_address: "127.0.0.1"\nlisten_port: "{self.port}"\nrules_files: ["{rules}"]\n'
             f'kubeconfig: "{self.kubeconfig}"\nlog_format: text\nwatch_rules: false\n'
-            "deduplication:\n  enabled: false\ndefault_notifiers: []\n"
+            "deduplication:\n  leader_election: false\nprint_all_events: false\ndefault_notifiers: []\n"
         )
         self._log = open(self.workdir / "talon.log", "ab")
         self.proc = subprocess.Popen(
