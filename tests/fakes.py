@@ -96,6 +96,9 @@ class FakeStorage:
 
     def _patch(self, resource: str, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         live = copy.deepcopy(self._get(resource, namespace, name))
+        wanted = (patch.get("metadata") or {}).get("resourceVersion")
+        if wanted is not None and wanted != live["metadata"]["resourceVersion"]:  # a precondition, as the apiserver
+            raise Conflict(f"patch {resource} {namespace}/{name}: 409 Conflict", 409, "Conflict")
         self.objects[(resource, namespace, name)] = self._stamp(merge(live, patch))
         return copy.deepcopy(self.objects[(resource, namespace, name)])
 

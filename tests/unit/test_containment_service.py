@@ -18,7 +18,7 @@ from minerguard.actions.guard import NodeGuard
 from minerguard.config import GuardSettings, Settings
 from minerguard.domain import incidents as inc
 from minerguard.domain import netpol
-from minerguard.errors import Conflict, NotFound
+from minerguard.errors import Conflict, Forbidden, NotFound
 from minerguard.services.containment import Containment
 from minerguard.services.detector import Detector, Evaluator
 from minerguard.services.events import Events
@@ -293,6 +293,22 @@ def test_a_conflict_on_the_status_write_is_retried_from_a_fresh_read(op: Operato
     op.drain()
     assert op.storage.calls[("get", "MinerIncident")] == 1
     assert op.incident("pod-worker-6b7f")["status"]["state"] == inc.CONTAINED
+
+
+def test_a_refused_exclusion_is_recorded_failed_never_contained(op: Operator) -> None:
+    """An admission webhook refuses the exclusion on the tenant's allow policy: the pod is not isolated."""
+    allow = {
+        "metadata": {"name": "allow-all", "namespace": NS},
+        "spec": {"podSelector": {}, "ingress": [{}], "egress": [{}], "policyTypes": ["Ingress", "Egress"]},
+    }
+    op.storage.put("NetworkPolicy", allow)
+    op.storage.put("Pod", pod_body())
+    op.storage.fail_next[("update", "NetworkPolicy")] = Forbidden("update NetworkPolicy: 403", 403, "Forbidden")
+    op.deliver()
+    op.drain()
+    record = op.incident("pod-worker-6b7f")["status"]["pods"][0]
+    assert record["state"] == inc.POD_FAILED
+    assert "ContainmentFailed" in op.storage.reasons()
 
 
 def test_a_pod_deleted_during_containment_is_recorded_deleted(op: Operator) -> None:
