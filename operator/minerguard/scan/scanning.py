@@ -15,6 +15,7 @@ from minerguard.domain.workload import (
     Workload,
     workloads_from_manifest,
 )
+from minerguard.scan.positions import Positions
 from minerguard.scan.reading import Run, SourceObject, input_files, plain, read_objects
 from minerguard.scan.shapes import has_pod_template, shape_problems
 
@@ -63,7 +64,14 @@ def _name(body: Mapping[str, Any]) -> str:
 # Scanning and output
 
 
-def result(obj: SourceObject, workload: Workload, verdict: Verdict) -> dict[str, Any]:
+def result(obj: SourceObject, workload: Workload, verdict: Verdict, positions: Positions) -> dict[str, Any]:
+    evidence = []
+    for e in verdict.evidence:
+        found: dict[str, Any] = {"signal": e.signal, "container": e.container, "detail": e.detail}
+        position = positions.of(obj, e.container, e.value or e.detail)
+        if position is not None:
+            found["line"], found["column"] = position
+        evidence.append(found)
     return {
         "source": obj.source,
         "kind": workload.kind,
@@ -72,13 +80,14 @@ def result(obj: SourceObject, workload: Workload, verdict: Verdict) -> dict[str,
         "policy": verdict.policy,
         "mode": verdict.mode,
         "actions": list(verdict.actions),
-        "evidence": [{"signal": e.signal, "container": e.container, "detail": e.detail} for e in verdict.evidence],
+        "evidence": evidence,
     }
 
 
 def scan(paths: Sequence[str], policies: Sequence[Policy], run: Run) -> tuple[list[dict[str, Any]], int]:
     results: list[dict[str, Any]] = []
     workloads = 0
+    positions = Positions(run)
     for path in paths:
         for file in input_files(path):
             for obj in read_objects(file, run, manifests=True) or ():
@@ -88,7 +97,7 @@ def scan(paths: Sequence[str], policies: Sequence[Policy], run: Run) -> tuple[li
                     for policy in policies:
                         verdict = evaluate(policy, workload, None, prepared=prepared)
                         if verdict.matched:
-                            results.append(result(obj, workload, verdict))
+                            results.append(result(obj, workload, verdict, positions))
     return results, workloads
 
 
