@@ -50,37 +50,17 @@ async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event("v1", "namespaces")
 async def namespace_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    app = app_of(memo)
-    body = event["object"]
-    name = str(body["metadata"]["name"])
-    if event.get("type") == "DELETED":
-        with app.state.lock:
-            app.state.namespaces.pop(name, None)
-        return
-    labels = dict(body["metadata"].get("labels") or {})
-    if app.state.namespace_labels(name) != labels:
-        with app.state.lock:
-            app.state.namespaces[name] = labels
-        await asyncio.to_thread(app.detector.reevaluate, name)
+    await asyncio.to_thread(app_of(memo).detector.observe_namespace, event.get("type"), dict(event["object"]))
 
 
 @kopf.on.event("v1", "nodes")
 async def node_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    app_of(memo).observe_node(event.get("type"), dict(event["object"]))
+    app_of(memo).detector.observe_node(event.get("type"), dict(event["object"]))
 
 
 @kopf.on.event("minerguard.io", "v1alpha1", "minerpolicies")
 async def policy_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    app = app_of(memo)
-    body: dict[str, Any] = dict(event["object"])
-    if event.get("type") == "DELETED":
-        app.policies.forget(str(body["metadata"]["name"]))
-        await asyncio.to_thread(app.detector.reevaluate)
-        return
-    observed: tuple[object, bool] = await asyncio.to_thread(app.policies.observe, body)
-    changed = observed[1]
-    if changed:
-        await asyncio.to_thread(app.detector.reevaluate)
+    await asyncio.to_thread(app_of(memo).detector.observe_policy, event.get("type"), dict(event["object"]))
 
 
 @kopf.on.event("minerguard.io", "v1alpha1", "minerincidents")

@@ -198,6 +198,19 @@ def test_a_resync_of_a_contained_pod_makes_no_call(op: Operator) -> None:
     assert op.storage.total_calls() == before
 
 
+def test_policy_and_namespace_events_evaluate_the_cached_pods_again(op: Operator) -> None:
+    op.storage.put("Pod", pod_body())
+    op.settle()
+    assert op.state.pod((NS, "worker-6b7f")).matched == ("miners",)  # type: ignore[union-attr]
+    op.detector.observe_policy("DELETED", op.storage.objects[("MinerPolicy", "", "miners")])
+    assert op.state.pod((NS, "worker-6b7f")).matched == ()  # type: ignore[union-attr]
+    namespace = {"metadata": {"name": NS, "labels": {"team": "payments"}}}
+    op.detector.observe_namespace("ADDED", namespace)
+    assert op.state.namespace_labels(NS) == {"team": "payments"}
+    op.detector.observe_namespace("DELETED", namespace)
+    assert op.state.namespace_labels(NS) is None
+
+
 # ------------------------------------------------------------------ the tenant fights back
 
 

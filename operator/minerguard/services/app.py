@@ -6,13 +6,11 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from minerguard import observability
 from minerguard.actions.guard import NodeGuard
 from minerguard.config import Settings
 from minerguard.domain import netpol
-from minerguard.domain.workload import parse_quantity
 from minerguard.services.containment import Containment
 from minerguard.services.detector import Detector, Evaluator
 from minerguard.services.events import Events
@@ -21,7 +19,7 @@ from minerguard.services.metrics import MetricsEngine
 from minerguard.services.policies import PolicyRegistry
 from minerguard.services.recorder import Recorder
 from minerguard.services.release import Releaser
-from minerguard.services.state import ClusterState, NodeEntry
+from minerguard.services.state import ClusterState
 from minerguard.storage.kubernetes import KubeStorage, load_api_client
 
 log = logging.getLogger(__name__)
@@ -83,16 +81,6 @@ class App:
         t = threading.Thread(target=run, name=name, daemon=True)
         t.start()
         self.threads.append(t)
-
-    def observe_node(self, event_type: str | None, body: dict[str, Any]) -> None:
-        meta = body.get("metadata") or {}
-        name = str(meta.get("name", ""))
-        with self.state.lock:
-            if event_type == "DELETED":
-                self.state.nodes.pop(name, None)
-                return
-            cpu = parse_quantity(((body.get("status") or {}).get("allocatable") or {}).get("cpu")) or 0.0
-            self.state.nodes[name] = NodeEntry(dict(meta.get("labels") or {}), cpu, str(meta.get("uid", "")))
 
     def report_policy_counts(self) -> None:
         """Patch matchedPods/containedPods on each policy whose counts changed; report the queue's depth."""

@@ -19,9 +19,9 @@ from minerguard.domain import incidents as inc
 from minerguard.domain import netpol
 from minerguard.domain.detection import Evidence, Verdict, evaluate, prepare
 from minerguard.domain.policy import Policy
-from minerguard.domain.workload import Workload, workload_from_pod
+from minerguard.domain.workload import Workload, parse_quantity, workload_from_pod
 from minerguard.services.policies import PolicyRegistry
-from minerguard.services.state import ClusterState, PodEntry, PodKey, resource_version, seen
+from minerguard.services.state import ClusterState, NodeEntry, PodEntry, PodKey, resource_version, seen
 from minerguard.services.work import ContainPod, PodGone, ReleaseIncident, WorkItem
 from minerguard.workqueue import WorkQueue
 
@@ -143,3 +143,39 @@ class Detector:
             self._add(ReleaseIncident(namespace, name))
         elif not spec.get("release") and status.get("state") == inc.RELEASED and previous is not None:
             self.reevaluate(namespace)  # re-armed by a person: contain the workload's pods again
+
+    def observe_namespace(self, event_type: str | None, body: dict[str, Any]) -> None:
+        """Keep the namespace's labels; a change evaluates its pods again (namespaceSelectors)."""
+        meta = body.get("metadata") or {}
+        name = str(meta.get("name", ""))
+        with self.state.lock:
+            if event_type == "DELETED":
+                self.state.namespaces.pop(name, None)
+                return
+            labels = dict(meta.get("labels") or {})
+            if self.state.namespaces.get(name) == labels:
+                return
+            self.state.namespaces[name] = labels
+        self.reevaluate(name)
+
+    def observe_node(self, event_type: str | None, body: dict[str, Any]) -> None:
+        """Keep the node's labels, allocatable CPU and uid (node findings and incidents read them)."""
+        meta = body.get("metadata") or {}
+        name = str(meta.get("name", ""))
+        with self.state.lock:
+            if event_type == "DELETED":
+                self.state.nodes.pop(name, None)
+                return
+            cpu = parse_quantity(((body.get("status") or {}).get("allocatable") or {}).get("cpu")) or 0.0
+            self.state.nodes[name] = NodeEntry(dict(meta.get("labels") or {}), cpu, str(meta.get("uid", "")))
+
+    def observe_policy(self, event_type: str | None, body: dict[str, Any]) -> None:
+        """Take in a MinerPolicy (parsed, its status reported); a change evaluates every cached pod again."""
+        policies = self.evaluator.policies
+        if event_type == "DELETED":
+            policies.forget(str((body.get("metadata") or {}).get("name", "")))
+            self.reevaluate()
+            return
+        _, changed = policies.observe(body)
+        if changed:
+            self.reevaluate()
