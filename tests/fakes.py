@@ -33,6 +33,34 @@ def merge(target: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     return target
 
 
+def json_patch(doc: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON patch operations (RFC 6902) the operator writes: test, add, replace, remove."""
+    for op in ops:
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in str(op["path"]).split("/")[1:]]
+        parent: Any = doc
+        for part in parts[:-1]:
+            parent = parent[int(part)] if isinstance(parent, list) else parent[part]
+        last = parts[-1]
+        if op["op"] == "test":
+            current = parent[int(last)] if isinstance(parent, list) else parent.get(last)
+            if current != op["value"]:
+                raise ValueError(f"test failed at {op['path']}")
+        elif op["op"] in ("add", "replace") and isinstance(parent, list):
+            if last == "-":
+                parent.append(copy.deepcopy(op["value"]))
+            else:
+                parent.insert(int(last), copy.deepcopy(op["value"]))
+        elif op["op"] in ("add", "replace"):
+            if op["op"] == "replace" and last not in parent:
+                raise KeyError(op["path"])
+            parent[last] = copy.deepcopy(op["value"])
+        elif op["op"] == "remove":
+            del parent[last]
+        else:
+            raise ValueError(f"unsupported op {op['op']}")
+    return doc
+
+
 class FakeStorage:
     """The storage methods the services and actions call, over a dict of objects."""
 
@@ -162,10 +190,45 @@ class FakeStorage:
         self._count("update", "NetworkPolicy")
         return self._replace("NetworkPolicy", namespace, body)
 
+    def patch_network_policy(
+        self, namespace: str, name: str, patch: list[dict[str, Any]] | Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A merge patch (a mapping) or a JSON patch (a list); a failed ``test`` is a Conflict, as storage says."""
+        self._count("patch", "NetworkPolicy")
+        if not isinstance(patch, list):
+            return self._patch("NetworkPolicy", namespace, name, patch)
+        live = copy.deepcopy(self._get("NetworkPolicy", namespace, name))
+        try:
+            patched = json_patch(live, patch)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise Conflict(f"patch NetworkPolicy {namespace}/{name}: 422 {exc}", 409, "PatchTestFailed") from exc
+        self.objects[("NetworkPolicy", namespace, name)] = self._stamp(patched)
+        return copy.deepcopy(self.objects[("NetworkPolicy", namespace, name)])
+
     def delete_network_policy(self, namespace: str, name: str) -> None:
         self._count("delete", "NetworkPolicy")
         self._get("NetworkPolicy", namespace, name)
         del self.objects[("NetworkPolicy", namespace, name)]
+
+    # ------------------------------------------------------------------ namespaces
+
+    def get_namespace(self, name: str) -> dict[str, Any]:
+        self._count("get", "Namespace")
+        return copy.deepcopy(self._get("Namespace", "", name))
+
+    def patch_namespace_labels(self, name: str, labels: Mapping[str, str | None]) -> dict[str, Any]:
+        self._count("patch", "Namespace")
+        if ("Namespace", "", name) not in self.objects:
+            self.put("Namespace", {"metadata": {"name": name}})
+        return self._patch("Namespace", "", name, {"metadata": {"labels": dict(labels)}})
+
+    def patch_namespace_annotations(
+        self, name: str, annotations: Mapping[str, str | None], resource_version: str
+    ) -> dict[str, Any]:
+        self._count("patch", "Namespace")
+        if self._get("Namespace", "", name)["metadata"]["resourceVersion"] != resource_version:
+            raise Conflict(f"patch Namespace {name}: 409 Conflict", 409, "Conflict")
+        return self._patch("Namespace", "", name, {"metadata": {"annotations": dict(annotations)}})
 
     # ------------------------------------------------------------------ nodes
 

@@ -125,8 +125,17 @@ def test_defaults_render_a_hardened_operator_with_peering() -> None:
     kinds = sorted(d["kind"] for d in docs)
     assert kinds.count("CustomResourceDefinition") == 3
     assert kinds.count("MinerPolicy") == len(source_docs("manifests/policies/*.yaml"))
-    for kind in ("Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "ClusterKopfPeering"):
+    for kind in ("Deployment", "ServiceAccount", "ClusterRoleBinding", "Service", "ClusterKopfPeering"):
         assert kinds.count(kind) == 1, kind
+    # The operator's ClusterRole, and the two for people (view, aggregated; responder).
+    assert sorted(r["metadata"]["name"] for r in of_kind(docs, "ClusterRole")) == [
+        "minerguard",
+        "minerguard-responder",
+        "minerguard-view",
+    ]
+    view = next(r for r in of_kind(docs, "ClusterRole") if r["metadata"]["name"] == "minerguard-view")
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert {v for rule in view["rules"] for v in rule["verbs"]} == {"get", "list", "watch"}
     assert not of_kind(docs, "Role") and not of_kind(docs, "RoleBinding")
 
     deploy = one(docs, "Deployment")
@@ -365,7 +374,12 @@ def test_clusterrole_grants_exactly_the_operators_required_rules() -> None:
             "prometheus.ca.secret=prom-ca",
         )
     )
-    roles = [d for d in docs if d["kind"] in ("ClusterRole", "Role")]
+    roles = [
+        d
+        for d in docs
+        if d["kind"] in ("ClusterRole", "Role")
+        and (d["metadata"].get("labels") or {}).get("minerguard.io/role-for") != "people"
+    ]
     assert [r["kind"] for r in roles] == ["ClusterRole"], "the operator needs one ClusterRole and no Role"
     rules = roles[0]["rules"]
     triples = {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}

@@ -150,13 +150,14 @@ def test_an_unmatched_pod_costs_no_call_at_all(op: Operator) -> None:
     assert op.storage.events == []
 
 
-def test_a_new_miner_costs_at_most_seven_calls_and_its_echo_none(op: Operator) -> None:
+def test_a_new_miner_costs_at_most_eight_calls_and_its_echo_none(op: Operator) -> None:
     op.storage.put("Pod", pod_body())
     op.deliver()
     op.drain()
     assert calls(op) == {
         ("create", "MinerIncident"): 1,
         ("create", "NetworkPolicy"): 1,
+        ("patch", "Namespace"): 1,  # marked as holding quarantined pods, for the admission policy
         ("patch", "Pod"): 1,
         ("create", "Event"): 3,
         ("update", "MinerIncident"): 1,
@@ -316,7 +317,7 @@ def test_a_refused_exclusion_is_recorded_failed_never_contained(op: Operator) ->
     }
     op.storage.put("NetworkPolicy", allow)
     op.storage.put("Pod", pod_body())
-    op.storage.fail_next[("update", "NetworkPolicy")] = Forbidden("update NetworkPolicy: 403", 403, "Forbidden")
+    op.storage.fail_next[("patch", "NetworkPolicy")] = Forbidden("patch NetworkPolicy: 403", 403, "Forbidden")
     op.deliver()
     op.drain()
     record = op.incident("pod-worker-6b7f")["status"]["pods"][0]
@@ -375,6 +376,53 @@ def test_release_reverts_everything_and_keeps_the_record(op: Operator) -> None:
     op.detector.resync()
     op.settle()
     assert op.storage.total_calls() == before  # a released incident is not contained again
+
+
+def test_a_release_is_carried_out_when_an_operator_write_overtakes_its_event(op: Operator) -> None:
+    """A person sets release; before that event arrives, the operator writes the incident again (a pod of the
+    workload gone, say) and caches the newer body: the person's event then looks old, and must still count."""
+    op.storage.put("Pod", pod_body())
+    op.settle()
+    op.storage.patch_incident_spec(NS, "pod-worker-6b7f", {"release": True})  # a person
+    live = op.storage.get_incident(NS, "pod-worker-6b7f")
+    newer = op.storage.replace_incident_status(NS, live)  # the operator's own write, its body cached first
+    op.state.put_incident(NS, "pod-worker-6b7f", newer)
+    op.settle()
+    assert op.incident("pod-worker-6b7f")["status"]["state"] == inc.RELEASED
+    pod = op.storage.objects[("Pod", NS, "worker-6b7f")]
+    assert netpol.QUARANTINE_LABEL not in (pod["metadata"].get("labels") or {})
+
+
+def test_a_write_between_the_release_and_the_releaser_does_not_mark_it_released(op: Operator) -> None:
+    """A person sets release; before the Releaser runs, the operator records a pod of the workload gone. That
+    write must not call the incident Released (the Releaser would then skip it and the pod stay quarantined)."""
+    op.storage.put("Pod", pod_body())
+    op.settle()
+    op.storage.patch_incident_spec(NS, "pod-worker-6b7f", {"release": True})  # a person
+    op.containment.recorder.pod_gone(NS, "pod-worker-6b7f", "worker-6b7f", "uid-worker-6b7f")
+    assert op.incident("pod-worker-6b7f")["status"]["state"] != inc.RELEASED
+    op.settle()
+    assert op.incident("pod-worker-6b7f")["status"]["state"] == inc.RELEASED
+    pod = op.storage.objects[("Pod", NS, "worker-6b7f")]
+    assert netpol.QUARANTINE_LABEL not in (pod["metadata"].get("labels") or {})
+
+
+def test_a_quarantined_pod_that_stops_matching_is_kept_and_reported(op: Operator) -> None:
+    """Upkeep follows the label and the open incident, not a fresh verdict: the pod no longer matches (its command
+    changed), then an allow-all appears; the exclusion still goes in, and the pod is reported as kept once."""
+    op.storage.put("Pod", pod_body())
+    op.settle()
+    pod = op.storage.objects[("Pod", NS, "worker-6b7f")]
+    pod["spec"]["containers"][0]["command"] = ["/bin/true"]
+    op.storage.put("Pod", pod)
+    allow = {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{}]}
+    op.storage.put("NetworkPolicy", {"metadata": {"name": "let-me-out", "namespace": NS}, "spec": allow})
+    op.settle()
+    live = op.storage.objects[("NetworkPolicy", NS, "let-me-out")]
+    assert netpol.has_exclusion(live)
+    assert op.storage.objects[("Pod", NS, "worker-6b7f")]["metadata"]["labels"][netpol.QUARANTINE_LABEL] == "true"
+    assert op.storage.reasons().count("ContainmentKept") == 1
+    assert "stays quarantined" in op.incident("pod-worker-6b7f")["status"]["message"]
 
 
 # ------------------------------------------------------------------ node actions

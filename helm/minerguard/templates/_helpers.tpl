@@ -69,14 +69,14 @@ the same rule is added here. No wildcard, no secrets.
 - apiGroups: [""]
   resources: [pods, namespaces, nodes]
   verbs: [get, list, watch]
-# quarantine labels the pod; cordon and taint patch the node.
+# quarantine labels the pod and marks its namespace; cordon and taint patch the node.
 - apiGroups: [""]
-  resources: [pods, nodes]
+  resources: [pods, nodes, namespaces]
   verbs: [patch]
-# quarantine's deny-all NetworkPolicies (and watching them for tampering).
+# quarantine's deny-all NetworkPolicies (and watching them for tampering); exclusions are JSON patches.
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
-  verbs: [get, list, watch, create, update, delete]
+  verbs: [get, list, watch, create, patch, delete]
 # Owner resolution of a matched pod: ReplicaSet -> Deployment, Job -> CronJob.
 - apiGroups: [apps]
   resources: [replicasets, deployments, statefulsets, daemonsets]

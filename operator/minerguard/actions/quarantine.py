@@ -22,11 +22,15 @@ from minerguard.actions.base import (
     RbacRule,
 )
 from minerguard.domain import netpol
+from minerguard.domain.incidents import label_value
 from minerguard.domain.kinds import ActionScope
 from minerguard.errors import AlreadyExists, Conflict, NotFound
 from minerguard.storage.kubernetes import KubeStorage, retrying
 
 INCIDENT_ANNOTATION = "minerguard.io/incident"
+# The same, as a label (shortened to a label value): release finds every pod of an incident by it,
+# however many there are (the incident's status lists at most a hundred).
+INCIDENT_LABEL = "minerguard.io/incident"
 POLICY_ANNOTATION = "minerguard.io/policy"
 
 
@@ -42,7 +46,9 @@ class Quarantine(Action):
     parameters: ClassVar[dict[str, str]] = {}
     rbac: ClassVar[tuple[RbacRule, ...]] = (
         RbacRule(("",), ("pods",), ("get", "list", "watch", "patch")),
-        RbacRule(("networking.k8s.io",), ("networkpolicies",), ("get", "list", "watch", "create", "update", "delete")),
+        RbacRule(("networking.k8s.io",), ("networkpolicies",), ("get", "list", "watch", "create", "patch", "delete")),
+        # The namespace label minerguard.io/quarantined-pods, which the admission policy reads.
+        RbacRule(("",), ("namespaces",), ("patch",)),
     )
 
     def precondition(self, ctx: ActionContext) -> Blocked | None:
@@ -71,6 +77,12 @@ class Quarantine(Action):
             undone.append(f"NetworkPolicy {netpol.QUARANTINE_POLICY} was edited")
         elif policy_change == "created":
             undone.append(f"NetworkPolicy {netpol.QUARANTINE_POLICY} was missing")
+        elif policy_change == "taken over":
+            undone.append(
+                f"NetworkPolicy {netpol.QUARANTINE_POLICY} was made by someone else (its owners and labels are reset)"
+            )
+        if policy_change:
+            mark_namespace(ctx.storage, ns)
         labels = dict((ctx.pod.get("metadata") or {}).get("labels") or {})
         reopened = exclude_from_other_policies(ctx.storage, ctx.policies, ns, labels, known)
         undone += [f"NetworkPolicy {n} allowed it traffic" for n in reopened]
@@ -81,13 +93,18 @@ class Quarantine(Action):
             undone
             or annotations.get(INCIDENT_ANNOTATION) != ctx.incident
             or annotations.get(POLICY_ANNOTATION) != (ctx.policy)
+            or labels.get(INCIDENT_LABEL) != incident_label(ctx.incident)
         ):
-            if labels.get(netpol.QUARANTINE_LABEL) != "true" or annotations.get(INCIDENT_ANNOTATION) != ctx.incident:
+            if (
+                labels.get(netpol.QUARANTINE_LABEL) != "true"
+                or labels.get(INCIDENT_LABEL) != incident_label(ctx.incident)
+                or annotations.get(INCIDENT_ANNOTATION) != ctx.incident
+            ):
                 ctx.pod = retrying(
                     lambda: ctx.storage.patch_pod_metadata(
                         ns,
                         name,
-                        {netpol.QUARANTINE_LABEL: "true"},
+                        {netpol.QUARANTINE_LABEL: "true", INCIDENT_LABEL: incident_label(ctx.incident)},
                         {INCIDENT_ANNOTATION: ctx.incident, POLICY_ANNOTATION: ctx.policy},
                     ),
                     what=f"label {ctx.pod_ref}",
@@ -131,7 +148,10 @@ class Quarantine(Action):
         try:
             retrying(
                 lambda: ctx.storage.patch_pod_metadata(
-                    ns, name, {netpol.QUARANTINE_LABEL: None}, {INCIDENT_ANNOTATION: None, POLICY_ANNOTATION: None}
+                    ns,
+                    name,
+                    {netpol.QUARANTINE_LABEL: None, INCIDENT_LABEL: None},
+                    {INCIDENT_ANNOTATION: None, POLICY_ANNOTATION: None},
                 ),
                 what=f"unlabel {ctx.pod_ref}",
             )
@@ -146,9 +166,11 @@ class Quarantine(Action):
 def ensure_quarantine_policy(
     storage: KubeStorage, view: NetworkPolicyView, namespace: str, known: list[dict[str, Any]]
 ) -> str:
-    """Create the namespace's deny-all policy, or restore it if it was edited: "created", "restored" or "".
+    """Create the namespace's deny-all policy, or make it minerguard's again: "created", "restored", "taken over" or "".
 
-    ``known`` are the namespace's policies as last seen; a stale view costs a 409 and a read, never a wrong result.
+    A policy of that name minerguard did not make (foreign ownerReferences, other labels) is taken over: its
+    metadata is rewritten, so deleting a tenant's object can never garbage-collect the deny-all. ``known`` are
+    the namespace's policies as last seen; a stale view costs a 409 and a read, never a wrong result.
     """
     desired = netpol.quarantine_policy(namespace)
     live = next((p for p in known if (p.get("metadata") or {}).get("name") == netpol.QUARANTINE_POLICY), None)
@@ -161,14 +183,16 @@ def ensure_quarantine_policy(
                 return "created"
             except AlreadyExists:  # another worker or replica created it meanwhile
                 live = storage.get_network_policy(namespace, netpol.QUARANTINE_POLICY)
-        if netpol.quarantine_policy_intact(live):
+        intact, owned = netpol.quarantine_policy_intact(live), netpol.quarantine_policy_owned(live)
+        if intact and owned:
             return ""
         try:
-            view.wrote(storage.replace_network_policy(namespace, {**live, "spec": desired["spec"]}))
+            repair = netpol.quarantine_policy_repair(live)
+            view.wrote(storage.patch_network_policy(namespace, netpol.QUARANTINE_POLICY, repair))
         except (Conflict, NotFound):
             live = None  # changed or deleted meanwhile: create it, or read it on AlreadyExists, and retry
             raise Conflict(f"NetworkPolicy {namespace}/{netpol.QUARANTINE_POLICY} changed meanwhile") from None
-        return "restored"
+        return "restored" if not intact else "taken over"
 
     return retrying(attempt, what=f"ensure NetworkPolicy {namespace}/{netpol.QUARANTINE_POLICY}")
 
@@ -201,10 +225,15 @@ def _exclude(
             current = storage.get_network_policy(namespace, name)
         if not netpol.reopening([current], pod_labels):
             return False
+        # A JSON patch conditioned on the podSelector alone (no resourceVersion): a tenant rewriting the rest of
+        # its policy in a loop cannot keep the exclusion out. The annotation first: release takes out only an
+        # exclusion whose annotation says minerguard added it.
         try:
-            view.wrote(storage.replace_network_policy(namespace, netpol.with_exclusion(current)))
+            annotate = {"metadata": {"annotations": netpol.exclusion_annotation(True)}}
+            storage.patch_network_policy(namespace, name, annotate)
+            view.wrote(storage.patch_network_policy(namespace, name, netpol.exclusion_patch(current)))
         except Conflict:
-            current = None  # read it again and retry
+            current = None  # the podSelector changed meanwhile: read it again and retry
             raise
         return True
 
@@ -214,8 +243,19 @@ def _exclude(
         return False
 
 
+def incident_label(incident: str) -> str:
+    """The incident's name as a label value (shortened: release also checks the annotation)."""
+    return label_value(incident)
+
+
+def mark_namespace(storage: KubeStorage, namespace: str) -> None:
+    """Label the namespace as holding quarantined pods: the admission policy refuses new policies there that would
+    select them. Set when the deny-all is created or repaired, removed with it at release."""
+    storage.patch_namespace_labels(namespace, {netpol.NAMESPACE_MARK: "true"})
+
+
 def release_namespace(storage: KubeStorage, namespace: str) -> None:
-    """No quarantined pod left: delete the deny-all policy and take the exclusions out again."""
+    """No quarantined pod left: delete the deny-all policy, take the exclusions out again, unmark the namespace."""
     try:
         storage.delete_network_policy(namespace, netpol.QUARANTINE_POLICY)
     except NotFound:
@@ -228,9 +268,16 @@ def release_namespace(storage: KubeStorage, namespace: str) -> None:
         def attempt(np_name: str = np_name) -> None:
             live = storage.get_network_policy(namespace, np_name)
             if netpol.has_exclusion(live):
-                storage.replace_network_policy(namespace, netpol.without_exclusion(live))
+                storage.patch_network_policy(namespace, np_name, netpol.exclusion_removal_patch(live))
+                storage.patch_network_policy(
+                    namespace, np_name, {"metadata": {"annotations": netpol.exclusion_annotation(False)}}
+                )
 
         try:
             retrying(attempt, what=f"restore NetworkPolicy {namespace}/{np_name}")
         except (NotFound, Conflict):
             continue
+    try:
+        storage.patch_namespace_labels(namespace, {netpol.NAMESPACE_MARK: None})
+    except NotFound:
+        pass

@@ -16,6 +16,12 @@ so the ReplicaSet that owns it keeps owning it: no replacement replicas, no stor
 
 A pod is reported contained only when :func:`isolation_problems` finds nothing.
 hostNetwork pods are never contained by NetworkPolicy; that is said, not hidden.
+
+Writes to other people's policies are JSON patches whose only precondition is a ``test`` of the
+podSelector they change (:func:`exclusion_patch`, :func:`exclusion_removal_patch`): no
+resourceVersion, so a tenant rewriting anything else in its policy in a loop cannot starve
+them. A namespace holding quarantined pods carries the label :data:`NAMESPACE_MARK`, which the
+chart's admission policy reads to refuse new policies there that would select them.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from minerguard.domain import selectors
 QUARANTINE_LABEL = "minerguard.io/quarantined"
 QUARANTINE_POLICY = "minerguard-quarantine"
 EXCLUSION_ANNOTATION = "minerguard.io/quarantine-exclusion"
+NAMESPACE_MARK = "minerguard.io/quarantined-pods"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "minerguard", "app.kubernetes.io/part-of": "minerguard"}
 _EXCLUSION = {"key": QUARANTINE_LABEL, "operator": "DoesNotExist"}
 
@@ -66,6 +73,29 @@ def quarantine_policy_intact(np: Mapping[str, Any]) -> bool:
         and not spec.get("ingress")
         and not spec.get("egress")
     )
+
+
+def quarantine_policy_owned(np: Mapping[str, Any]) -> bool:
+    """True when the live quarantine policy carries minerguard's labels and no ownerReferences.
+
+    A tenant may create ``minerguard-quarantine`` before minerguard does, owned by one of its own
+    objects: deleting that owner would have the garbage collector delete the deny-all.
+    """
+    meta = np.get("metadata") or {}
+    return not meta.get("ownerReferences") and MANAGED_BY.items() <= (meta.get("labels") or {}).items()
+
+
+def quarantine_policy_repair(np: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A JSON patch making a live ``minerguard-quarantine`` exactly minerguard's: spec, labels, no owners."""
+    desired = quarantine_policy(str((np.get("metadata") or {}).get("namespace", "")))
+    meta = np.get("metadata") or {}
+    ops: list[dict[str, Any]] = [{"op": "replace", "path": "/spec", "value": desired["spec"]}]
+    if "ownerReferences" in meta:
+        ops.append({"op": "remove", "path": "/metadata/ownerReferences"})
+    ops.append({"op": "add", "path": "/metadata/labels", "value": {**(meta.get("labels") or {}), **MANAGED_BY}})
+    annotations = {**(meta.get("annotations") or {}), **desired["metadata"]["annotations"]}
+    ops.append({"op": "add", "path": "/metadata/annotations", "value": annotations})
+    return ops
 
 
 def is_ours(np: Mapping[str, Any]) -> bool:
@@ -139,6 +169,38 @@ def without_exclusion(np: Mapping[str, Any]) -> dict[str, Any]:
     annotations.pop(EXCLUSION_ANNOTATION, None)
     out.setdefault("metadata", {})["annotations"] = annotations
     return out
+
+
+def exclusion_patch(np: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A JSON patch adding the exclusion to the policy's podSelector, on condition that the selector is as read.
+
+    The ``test`` guards only the podSelector, never the resourceVersion: edits of anything else made
+    meanwhile neither conflict with it nor get lost.
+    """
+    selector = (np.get("spec") or {}).get("podSelector") or {}
+    ops: list[dict[str, Any]] = [{"op": "test", "path": "/spec/podSelector", "value": selector}]
+    if selector.get("matchExpressions"):
+        ops.append({"op": "add", "path": "/spec/podSelector/matchExpressions/-", "value": dict(_EXCLUSION)})
+    else:
+        ops.append({"op": "add", "path": "/spec/podSelector/matchExpressions", "value": [dict(_EXCLUSION)]})
+    return ops
+
+
+def exclusion_removal_patch(np: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A JSON patch taking minerguard's exclusion out of the podSelector again, on condition it is as read."""
+    selector = (np.get("spec") or {}).get("podSelector") or {}
+    remaining = [e for e in selector.get("matchExpressions") or [] if e != _EXCLUSION]
+    ops: list[dict[str, Any]] = [{"op": "test", "path": "/spec/podSelector", "value": selector}]
+    if remaining:
+        ops.append({"op": "replace", "path": "/spec/podSelector/matchExpressions", "value": remaining})
+    else:
+        ops.append({"op": "remove", "path": "/spec/podSelector/matchExpressions"})
+    return ops
+
+
+def exclusion_annotation(added: bool) -> dict[str, str | None]:
+    """The annotation that tells release which exclusions minerguard added (merge-patch form; None removes)."""
+    return {EXCLUSION_ANNOTATION: "added" if added else None}
 
 
 def has_exclusion(np: Mapping[str, Any]) -> bool:

@@ -16,14 +16,14 @@ from minerguard import observability
 from minerguard.actions import ACTIONS
 from minerguard.actions.base import ActionContext, ActionResult, Outcome
 from minerguard.actions.guard import NodeGuard
-from minerguard.actions.quarantine import INCIDENT_ANNOTATION
+from minerguard.actions.quarantine import INCIDENT_ANNOTATION, POLICY_ANNOTATION
 from minerguard.config import Settings
 from minerguard.domain import incidents as inc
 from minerguard.domain.detection import Evidence, Verdict, evaluate_node
 from minerguard.domain.policy import Policy
 from minerguard.domain.workload import OwnerRef, Workload, workload_from_pod
 from minerguard.errors import KubeError, NotFound
-from minerguard.services.detector import Evaluator
+from minerguard.services.detector import Evaluator, held
 from minerguard.services.events import Subject
 from minerguard.services.recorder import Recorder
 from minerguard.services.release import Releaser
@@ -93,6 +93,37 @@ class Containment:
         matched = self.evaluator.matches(wl)
         if matched and not wl.deleting:
             self.contain(wl, pod, matched)
+        elif held(wl):
+            self.upkeep(wl, pod, matched)
+
+    def upkeep(self, wl: Workload, pod: dict[str, Any], matched: list[Verdict]) -> None:
+        """Keep a pod minerguard quarantined quarantined, matched or not, terminating or not, until a release.
+
+        The quarantine follows the pod's label and its open incident, never a fresh verdict: a pod that
+        stops matching (labels an excludedPodSelector skips, a policy switched to Audit, edited or deleted)
+        or that lingers Terminating would otherwise be re-opened by the next allow policy. A contained pod
+        that no longer matches is reported (Event and incident message), never released.
+        """
+        annotations = (pod.get("metadata") or {}).get("annotations") or {}
+        name = str(annotations.get(INCIDENT_ANNOTATION) or "")
+        if not name:
+            return  # the label without minerguard's record: not a quarantine minerguard made
+        cached = self.state.incident(wl.namespace, name)
+        if cached is not None and cached.release:
+            return  # released: the release takes the label off
+        policy = str(annotations.get(POLICY_ANNOTATION) or "")
+        ctx = self._context(wl, pod, name, policy)
+        ctx.previously_contained = True
+        try:
+            result = ACTIONS["quarantine"].run(ctx)
+        except NotFound:
+            return
+        except KubeError as exc:
+            log.warning("Upkeep of the quarantine of Pod %s/%s failed: %s", wl.namespace, wl.name, exc)
+            return
+        if ctx.pod is not pod:  # written: its watch echo is nothing new
+            self.state.wrote_pod((wl.namespace, wl.name), ctx.pod, workload_from_pod(ctx.pod))
+        self.recorder.kept(Subject.of_pod(wl), name, policy, result, unmatched=not matched and not wl.deleting)
 
     def contain(self, wl: Workload, pod: dict[str, Any], matched: list[Verdict]) -> None:
         """Open or find the workload's incident, run the actions of the first Enforce match, record it all."""

@@ -50,6 +50,11 @@ class Evaluator:
         return [v for v in verdicts if v.matched]
 
 
+def held(wl: Workload) -> bool:
+    """Whether the pod carries the quarantine label: it is kept up until a release, whatever the verdict now."""
+    return wl.labels.get(netpol.QUARANTINE_LABEL) == "true"
+
+
 class Detector:
     """Turns watch events into containment work."""
 
@@ -80,8 +85,9 @@ class Detector:
             return  # nothing new: the echo of the operator's own write, a repeated or an older event
         wl = workload_from_pod(pod)
         matched = self.evaluator.matches(wl)
-        self.state.put_pod(key, PodEntry(wl, tuple(v.policy for v in matched), pod if matched else None, rv))
-        if matched and not wl.deleting:
+        kept = matched or held(wl)
+        self.state.put_pod(key, PodEntry(wl, tuple(v.policy for v in matched), pod if kept else None, rv))
+        if (matched and not wl.deleting) or held(wl):
             self._add(ContainPod(*key))
 
     def reevaluate(self, namespace: str | None = None) -> int:
@@ -94,7 +100,7 @@ class Detector:
             names = tuple(v.policy for v in matched)
             if names != entry.matched:
                 self.state.put_pod(key, replace(entry, matched=names))
-            if matched and not entry.workload.deleting:
+            if (matched and not entry.workload.deleting) or held(entry.workload):
                 self._add(ContainPod(*key))
                 queued += 1
         return queued
@@ -107,13 +113,14 @@ class Detector:
                 continue
             matched = self.evaluator.matches(entry.workload)
             self.state.put_pod(key, replace(entry, matched=tuple(v.policy for v in matched)))
-            if matched and not entry.workload.deleting:
+            if (matched and not entry.workload.deleting) or held(entry.workload):
                 self._add(ContainPod(*key))
 
     def resync(self) -> None:
-        """Queue every matched pod again, behind new events: verifies containment and repairs what was undone."""
+        """Queue every matched or quarantined pod again, behind new events: verifies containment and repairs what
+        was undone. A quarantined pod is kept up until its release, matched or not, terminating or not."""
         for key, entry in self.state.pod_items():
-            if entry.matched and not entry.workload.deleting:
+            if (entry.matched and not entry.workload.deleting) or held(entry.workload):
                 self._add(ContainPod(*key), low=True)
 
     def observe_network_policy(self, event_type: str | None, body: dict[str, Any]) -> None:
@@ -125,7 +132,7 @@ class Detector:
         elif not self.state.put_network_policy(body):
             return  # nothing new: the echo of the operator's own write, or a repeated event
         for key, entry in self.state.pods_in(namespace):
-            if entry.matched and entry.workload.labels.get(netpol.QUARANTINE_LABEL) == "true":
+            if held(entry.workload):
                 self._add(ContainPod(*key))
 
     def observe_incident(self, event_type: str | None, body: dict[str, Any]) -> None:
@@ -136,11 +143,14 @@ class Detector:
             self.state.drop_incident(namespace, name)
             return
         previous = self.state.incident(namespace, name)
-        if not self.state.put_incident(namespace, name, body):
-            return  # nothing new: the echo of the operator's own write, or a repeated event
+        fresh = self.state.put_incident(namespace, name, body)
         spec, status = body.get("spec") or {}, body.get("status") or {}
         if spec.get("release") and status.get("state") != inc.RELEASED:
+            # Even when this version is known: an operator write right after a person set release (a pod of the
+            # workload gone, say) puts the newer body in the cache first, and the person's event then looks old.
             self._add(ReleaseIncident(namespace, name))
+        elif not fresh:
+            return  # nothing new: the echo of the operator's own write, or a repeated event
         elif not spec.get("release") and status.get("state") == inc.RELEASED and previous is not None:
             self.reevaluate(namespace)  # re-armed by a person: contain the workload's pods again
 

@@ -18,7 +18,7 @@ from minerguard.actions.base import ActionResult, Outcome
 from minerguard.domain import incidents as inc
 from minerguard.domain.detection import Verdict
 from minerguard.domain.text import shorten
-from minerguard.errors import AlreadyExists, NotFound
+from minerguard.errors import AlreadyExists, KubeError, NotFound
 from minerguard.services.events import Events, Subject, Telling
 from minerguard.services.state import ClusterState
 from minerguard.storage.kubernetes import KubeStorage, now_iso, retrying
@@ -34,6 +34,7 @@ class Recorder:
         self.state = state
         self.events = events
         self._locks = [threading.Lock() for _ in range(64)]
+        self._kept_told: set[str] = set()
 
     def lock(self, namespace: str, name: str) -> threading.Lock:
         """The lock serialising this process's writes to one incident."""
@@ -93,7 +94,7 @@ class Recorder:
             status["actions"] = inc.append_actions(previous_actions, [r.to_record(now) for r in results])
             status.setdefault("firstSeen", now)
             spec = live.get("spec") or {}
-            status["state"] = inc.overall_state(pods, str(spec.get("mode", primary.mode)), bool(spec.get("release")))
+            status["state"] = inc.overall_state(pods, str(spec.get("mode", primary.mode)), carried_out(live))
             status["message"] = _message(status["state"], subject, results)
             fresh = [r for r in results if not inc.is_repeat(previous_actions, r.to_record(now))]
             entered = before is None or before.get("state") != pod_state
@@ -107,6 +108,40 @@ class Recorder:
         updated = retrying(attempt, what=f"record MinerIncident {subject.namespace}/{name}")
         self.state.put_incident(subject.namespace, name, updated)
 
+    def kept(self, subject: Subject, name: str, policy: str, result: ActionResult, unmatched: bool) -> None:
+        """The upkeep of a quarantine that no verdict asks for any more: tell what was restored and, once per pod,
+        that the pod stays contained although it matches no policy (an Event and the incident's message)."""
+        if result.tampered:
+            observability.TAMPERING.labels(result.action).inc()
+            note = f"Containment of {subject.title} was undone and is restored: {result.tampered} (incident {name})"
+            self.events.emit(subject.ref, "QuarantineRestored", note, action=result.action)
+        if not unmatched or subject.uid in self._kept_told:
+            return
+        if len(self._kept_told) > 10000:
+            self._kept_told.clear()
+        self._kept_told.add(subject.uid)
+        note = (
+            f"{subject.title} no longer matches policy {policy or '(unknown)'} in Enforce mode but stays "
+            f"quarantined: only a release of incident {subject.namespace}/{name} ends it"
+        )
+        self.events.emit(subject.ref, "ContainmentKept", note, action="upkeep")
+        log.warning("%s", note, extra={"object": subject.title, "incident": f"{subject.namespace}/{name}"})
+
+        def attempt() -> None:
+            live = self.storage.get_incident(subject.namespace, name)
+            status = dict(live.get("status") or {})
+            if status.get("message") == note:
+                return
+            status["message"], status["lastUpdated"] = shorten(note, 300), now_iso()
+            updated = self.storage.replace_incident_status(subject.namespace, inc.with_status(live, status))
+            self.state.put_incident(subject.namespace, name, updated)
+
+        try:
+            with self.lock(subject.namespace, name):
+                retrying(attempt, what=f"note in MinerIncident {subject.namespace}/{name}")
+        except (NotFound, KubeError) as exc:
+            log.info("Could not note in MinerIncident %s/%s: %s", subject.namespace, name, exc)
+
     def pod_gone(self, namespace: str, incident_name: str, pod: str, uid: str) -> None:
         """A matched pod was deleted: mark it Deleted in its incident, end the incident when none is left."""
 
@@ -119,7 +154,7 @@ class Recorder:
                     p["state"], p["since"] = inc.POD_DELETED, now_iso()
             status["pods"] = pods
             spec = live.get("spec") or {}
-            status["state"] = inc.overall_state(pods, str(spec.get("mode")), bool(spec.get("release")))
+            status["state"] = inc.overall_state(pods, str(spec.get("mode")), carried_out(live))
             if status["state"] == inc.ENDED:
                 status["message"] = "Every pod of this workload is gone"
             if status != (live.get("status") or {}):
@@ -160,6 +195,19 @@ class Recorder:
 
         updated = retrying(attempt, what=f"record release of MinerIncident {namespace}/{name}")
         self.state.put_incident(namespace, name, updated)
+
+
+def carried_out(incident: dict[str, Any]) -> bool:
+    """Whether the incident's release was carried out (the Releaser marked it), not merely asked for.
+
+    A write made between a person setting ``spec.release`` and the Releaser reverting must not mark the
+    incident Released: that would hide the pending release from the Releaser (it acts on what is not Released
+    yet) and leave the workload contained under a record that says otherwise.
+    """
+    return (
+        bool((incident.get("spec") or {}).get("release"))
+        and (incident.get("status") or {}).get("state") == inc.RELEASED
+    )
 
 
 def _message(state: str, subject: Subject, results: list[ActionResult]) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from minerguard.actions import ACTIONS, Action, of_scope
 from minerguard.actions.base import ActionContext, ActionResult
 from minerguard.actions.guard import NodeGuard
+from minerguard.actions.quarantine import INCIDENT_ANNOTATION, INCIDENT_LABEL, incident_label
 from minerguard.config import Settings
 from minerguard.domain import incidents as inc
 from minerguard.domain.kinds import ActionScope
@@ -71,6 +72,9 @@ class Releaser:
                     continue
                 results += released
             p["state"], p["since"] = inc.POD_RELEASED, now_iso()
+        if not node_incident:
+            freed = {str(p.get("name")) for p in pods if p.get("state") == inc.POD_RELEASED}
+            results += self._release_labelled(namespace, name, policy, freed)
         owner = inc.WorkloadRef(
             str(workload.get("apiVersion", "")),
             str(workload.get("kind", "")),
@@ -99,6 +103,17 @@ class Releaser:
         actions = [a for a in ACTIONS.values() if a.scope is not ActionScope.OWNER]
         results = self._revert(actions, ctx)
         self.events.pod_released(wl, incident)
+        return results
+
+    def _release_labelled(self, namespace: str, incident: str, policy: str, done: set[str]) -> list[ActionResult]:
+        """Every pod still carrying the incident's label: status.pods lists at most a hundred of them."""
+        results: list[ActionResult] = []
+        for pod in self.storage.list_pods(namespace, label_selector=f"{INCIDENT_LABEL}={incident_label(incident)}"):
+            meta = pod.get("metadata") or {}
+            if meta.get("name") in done or (meta.get("annotations") or {}).get(INCIDENT_ANNOTATION) != incident:
+                continue
+            released = self._release_pod(namespace, str(meta.get("name")), incident, policy)
+            results += released or []
         return results
 
     def _ctx(self, incident: str, policy: str, **kw: Any) -> ActionContext:

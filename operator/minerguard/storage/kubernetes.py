@@ -75,6 +75,11 @@ def _verb_and_resource(what: str) -> tuple[str, str]:
     return words[0], _PLURALS.get(resource, resource)
 
 
+def _stale_json_patch(message: str) -> bool:
+    """Whether a refused JSON patch failed on the object having changed since it was read (not on its own form)."""
+    return any(s in message for s in ("test failed", "testing value", "nonexistent", "missing value"))
+
+
 def now_iso() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -230,19 +235,30 @@ class KubeStorage:
             )
         )
 
-    def replace_network_policy(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Replace with the body's resourceVersion: raises Conflict when it changed meanwhile."""
-        name = body["metadata"]["name"]
-        return self._plain(
-            self._call(
-                f"update NetworkPolicy {namespace}/{name}",
-                self.networking.replace_namespaced_network_policy,
-                name,
-                namespace,
-                dict(body),
-                write=True,
+    def patch_network_policy(
+        self, namespace: str, name: str, patch: list[dict[str, Any]] | Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A JSON patch (a list of operations) or a merge patch (a mapping); neither needs the resourceVersion.
+
+        A JSON patch whose ``test`` failed, or whose path vanished, because the object changed since it was
+        read raises Conflict, so :func:`retrying` reads again and builds a new patch.
+        """
+        body: Any = [dict(op) for op in patch] if isinstance(patch, list) else dict(patch)
+        try:
+            return self._plain(
+                self._call(
+                    f"patch NetworkPolicy {namespace}/{name}",
+                    self.networking.patch_namespaced_network_policy,
+                    name,
+                    namespace,
+                    body,
+                    write=True,
+                )
             )
-        )
+        except Invalid as exc:
+            if isinstance(patch, list) and _stale_json_patch(str(exc)):
+                raise Conflict(str(exc), 409, "PatchTestFailed") from exc
+            raise
 
     def delete_network_policy(self, namespace: str, name: str) -> None:
         self._call(
@@ -252,6 +268,30 @@ class KubeStorage:
             namespace,
             write=True,
         )
+
+    # ------------------------------------------------------------------ namespaces
+
+    def get_namespace(self, name: str) -> dict[str, Any]:
+        return self._plain(self._call(f"get Namespace {name}", self.core.read_namespace, name))
+
+    def patch_namespace_labels(self, name: str, labels: Mapping[str, str | None]) -> dict[str, Any]:
+        """Merge-patch labels of a namespace (None removes a key). No resourceVersion: never conflicts."""
+        return self._plain(
+            self._call(
+                f"patch Namespace {name}",
+                self.core.patch_namespace,
+                name,
+                {"metadata": {"labels": dict(labels)}},
+                write=True,
+            )
+        )
+
+    def patch_namespace_annotations(
+        self, name: str, annotations: Mapping[str, str | None], resource_version: str
+    ) -> dict[str, Any]:
+        """Merge-patch annotations of a namespace on condition of its resourceVersion (Conflict when it changed)."""
+        body = {"metadata": {"resourceVersion": resource_version, "annotations": dict(annotations)}}
+        return self._plain(self._call(f"patch Namespace {name}", self.core.patch_namespace, name, body, write=True))
 
     # ------------------------------------------------------------------ nodes
 
