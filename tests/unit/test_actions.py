@@ -107,7 +107,25 @@ def test_node_actions_need_a_scheduled_pod(storage: FakeStorage) -> None:
 
 def owned(storage: FakeStorage, kind: str, spec: dict[str, Any], settings: Settings | None = None) -> ActionContext:
     storage.put(kind, {"kind": kind, "metadata": {"name": "web", "namespace": NS}, "spec": spec})
+    # The operator opens the incident before it runs actions; scaleOwner keeps its record there.
+    storage.put("MinerIncident", {"metadata": {"name": "pod-miner", "namespace": NS}, "spec": {}, "status": {}})
     return context(storage, settings, owner=WorkloadRef("apps/v1", kind, "web", "uid-web"))
+
+
+def test_scale_owner_trusts_no_annotation_and_undoes_a_scale_up(storage: FakeStorage) -> None:
+    """A tenant's pre-set scaled-by annotation is not minerguard's record; a later scale-up is put back to 0."""
+    ctx, scale = owned(storage, "Deployment", {"replicas": 2}), ACTIONS["scaleOwner"]
+    storage.objects[("Deployment", NS, "web")]["metadata"]["annotations"] = {
+        "minerguard.io/scaled-by": f"{NS}/pod-miner"
+    }
+    assert scale.run(ctx).changed
+    assert storage.objects[("Deployment", NS, "web")]["spec"]["replicas"] == 0
+    assert storage.objects[("MinerIncident", NS, "pod-miner")]["status"]["scaledOwner"]["replicasBefore"] == 2
+    storage.objects[("Deployment", NS, "web")]["spec"]["replicas"] = 5  # the tenant scales it up again
+    again = scale.run(ctx)
+    assert again.changed and again.tampered and storage.objects[("Deployment", NS, "web")]["spec"]["replicas"] == 0
+    scale.revert(ctx)
+    assert storage.objects[("Deployment", NS, "web")]["spec"]["replicas"] == 2  # the count before minerguard
 
 
 def test_scale_owner_scales_to_zero_once_and_back(storage: FakeStorage) -> None:

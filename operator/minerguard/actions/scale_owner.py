@@ -2,12 +2,19 @@
 
 New replicas of a contained workload are caught on creation anyway; this optional action goes
 further and scales a Deployment, StatefulSet or ReplicaSet to zero, or suspends a CronJob or Job.
-The replica count before is recorded on the owner (``minerguard.io/replicas-before``) and in the
-incident, and release puts it back. DaemonSets cannot be scaled: the action says so.
+DaemonSets cannot be scaled: the action says so.
+
+What it did is kept in the incident's ``status.scaledOwner`` (kind, name, uid, the replica count
+before, or that it suspended), written before the owner is touched, and nowhere else: the
+``minerguard.io/scaled-by`` annotation it leaves on the owner is for people reading the owner and is
+never trusted (a tenant can write it). Every run checks the owner against that record, so an owner
+scaled up or resumed after containment is put back to 0 or suspended again, and release restores
+the recorded count, not whatever was set since.
 
 Guarded: an owner running more than ``guards.maxScaleReplicas`` replicas (default 10; in the
 environment ``MINERGUARD_GUARD_MAX_SCALE_REPLICAS``) is held back (Suppressed): taking a large
 service to zero is an outage, and a large service with a miner signal deserves a person's look first.
+An owner already held is kept at 0 whatever its size.
 """
 
 from __future__ import annotations
@@ -26,11 +33,13 @@ from minerguard.actions.base import (
 )
 from minerguard.domain.kinds import ActionScope
 from minerguard.errors import Invalid, NotFound
+from minerguard.storage.kubernetes import now_iso, retrying
 
 REPLICAS_BEFORE = "minerguard.io/replicas-before"
 SCALED_BY = "minerguard.io/scaled-by"
 SCALABLE = ("Deployment", "StatefulSet", "ReplicaSet")
 SUSPENDABLE = ("CronJob", "Job")
+RECORD = "scaledOwner"
 
 
 class ScaleOwner(Action):
@@ -39,7 +48,8 @@ class ScaleOwner(Action):
     events: ClassVar[tuple[str, ...]] = ("OwnerScaled", "OwnerRestored")
     description: ClassVar[str] = (
         "Scale the owning Deployment/StatefulSet/ReplicaSet to 0 or suspend the owning CronJob/Job, recording "
-        "the previous state on the owner for release. Held back for owners above the replica guard."
+        "the previous state in the incident; kept at 0 (or suspended) on every run until release. Held back "
+        "for owners above the replica guard."
     )
     parameters: ClassVar[dict[str, str]] = {"guards.maxScaleReplicas": "largest owner scaled (10)"}
     rbac: ClassVar[tuple[RbacRule, ...]] = (
@@ -71,6 +81,42 @@ class ScaleOwner(Action):
         kind, _ = self._owner(ctx)
         return f"{'suspend' if kind in SUSPENDABLE else 'scale to 0'} {self.target(ctx)}"
 
+    # ------------------------------------------------------------------ the record in the incident
+
+    def _record_of(self, ctx: ActionContext, owner: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """This incident's record of the owner it holds, or None (a record of another owner does not count)."""
+        kind, name = self._owner(ctx)
+        try:
+            incident = ctx.storage.get_incident(self._namespace(ctx), ctx.incident)
+        except NotFound:
+            return None
+        record = (incident.get("status") or {}).get(RECORD)
+        if not isinstance(record, dict) or record.get("kind") != kind or record.get("name") != name:
+            return None
+        uid = str(((owner or {}).get("metadata") or {}).get("uid", ""))
+        if owner is not None and record.get("uid") and uid and record.get("uid") != uid:
+            return None  # a new object of the same name: not the one this incident held
+        return record
+
+    def _write_record(self, ctx: ActionContext, record: dict[str, Any] | None) -> None:
+        """Set (or, with None, clear) status.scaledOwner of the incident: read-modify-write with the resourceVersion."""
+        namespace = self._namespace(ctx)
+
+        def attempt() -> None:
+            live = ctx.storage.get_incident(namespace, ctx.incident)
+            status = dict(live.get("status") or {})
+            if record is None:
+                if RECORD not in status:
+                    return
+                status.pop(RECORD)
+            else:
+                status[RECORD] = record
+            ctx.storage.replace_incident_status(namespace, {**live, "status": status})
+
+        retrying(attempt, what=f"record scaleOwner in MinerIncident {ctx.incident_ref}")
+
+    # ------------------------------------------------------------------ apply
+
     def apply(self, ctx: ActionContext) -> ActionResult:
         kind, name = self._owner(ctx)
         namespace, target = self._namespace(ctx), self.target(ctx)
@@ -78,19 +124,25 @@ class ScaleOwner(Action):
             owner = ctx.storage.get_owner(namespace, kind, name)
         except NotFound:
             return ActionResult(self.name, target, FAILED, f"{target} does not exist")
-        meta, spec = owner.get("metadata") or {}, owner.get("spec") or {}
-        annotations = meta.get("annotations") or {}
-        if annotations.get(SCALED_BY) == ctx.incident_ref:
-            return ActionResult(self.name, target, SUCCEEDED, f"{target} is held by this incident")
+        spec = owner.get("spec") or {}
+        uid = str((owner.get("metadata") or {}).get("uid", ""))
+        held = self._record_of(ctx, owner)
         if kind in SUSPENDABLE:
-            if spec.get("suspend"):
-                return ActionResult(self.name, target, SUCCEEDED, f"{target} was already suspended; left as is")
-            ctx.storage.patch_owner(namespace, kind, name, self._record(ctx, "suspended"), {"suspend": True})
-            return ActionResult(
-                self.name, target, SUCCEEDED, f"Suspended {target} (incident {ctx.incident_ref})", changed=True
-            )
+            return self._suspend(ctx, spec, uid, held)
         raw_replicas = spec.get("replicas")
         replicas = raw_replicas if isinstance(raw_replicas, int) else 1
+        if held is not None:
+            if replicas == 0:
+                return ActionResult(self.name, target, SUCCEEDED, f"{target} is held at 0 replicas by this incident")
+            try:
+                ctx.storage.scale_owner(namespace, kind, name, 0)
+            except Invalid as exc:
+                return ActionResult(self.name, target, FAILED, str(exc))
+            return ActionResult(
+                self.name, target, SUCCEEDED,
+                f"Scaled {target} from {replicas} back to 0 replicas (incident {ctx.incident_ref})",
+                changed=True, tampered=f"{target} was scaled up to {replicas} replicas",
+            )  # fmt: skip
         if replicas == 0:
             return ActionResult(self.name, target, SUCCEEDED, f"{target} was already at 0 replicas; left as is")
         if replicas > ctx.settings.guards.max_scale_replicas:
@@ -102,8 +154,13 @@ class ScaleOwner(Action):
                 f"more than {ctx.settings.guards.max_scale_replicas}",
                 guard="MaxScaleReplicas",
             )
+        # The record first: a crash after it leaves an owner release knows how to put back.
+        self._write_record(
+            ctx, {"kind": kind, "name": name, "uid": uid, "replicasBefore": replicas, "since": now_iso()}
+        )
         try:
-            ctx.storage.patch_owner(namespace, kind, name, self._record(ctx, str(replicas)), None)
+            annotations = {SCALED_BY: ctx.incident_ref, REPLICAS_BEFORE: str(replicas)}
+            ctx.storage.patch_owner(namespace, kind, name, annotations, None)
             ctx.storage.scale_owner(namespace, kind, name, 0)
         except Invalid as exc:
             return ActionResult(self.name, target, FAILED, str(exc))
@@ -115,36 +172,53 @@ class ScaleOwner(Action):
             changed=True,
         )
 
-    def _record(self, ctx: ActionContext, before: str) -> dict[str, str | None]:
-        return {SCALED_BY: ctx.incident_ref, REPLICAS_BEFORE: before}
-
-    def _owned(self, ctx: ActionContext) -> dict[str, Any] | None:
+    def _suspend(self, ctx: ActionContext, spec: dict[str, Any], uid: str, held: dict[str, Any] | None) -> ActionResult:
+        """A CronJob or Job: suspended and recorded, or suspended again when it was resumed since."""
         kind, name = self._owner(ctx)
-        if kind not in SCALABLE + SUSPENDABLE:
-            return None
-        try:
-            owner = ctx.storage.get_owner(self._namespace(ctx), kind, name)
-        except NotFound:
-            return None
-        annotations = (owner.get("metadata") or {}).get("annotations") or {}
-        return owner if annotations.get(SCALED_BY) == ctx.incident_ref else None
+        namespace, target = self._namespace(ctx), self.target(ctx)
+        annotations: dict[str, str | None] = {SCALED_BY: ctx.incident_ref}
+        if held is not None:
+            if spec.get("suspend"):
+                return ActionResult(self.name, target, SUCCEEDED, f"{target} is held suspended by this incident")
+            ctx.storage.patch_owner(namespace, kind, name, annotations, {"suspend": True})
+            return ActionResult(
+                self.name, target, SUCCEEDED, f"Suspended {target} again (incident {ctx.incident_ref})",
+                changed=True, tampered=f"{target} was resumed",
+            )  # fmt: skip
+        if spec.get("suspend"):
+            return ActionResult(self.name, target, SUCCEEDED, f"{target} was already suspended; left as is")
+        self._write_record(ctx, {"kind": kind, "name": name, "uid": uid, "suspended": True, "since": now_iso()})
+        ctx.storage.patch_owner(namespace, kind, name, annotations, {"suspend": True})
+        return ActionResult(
+            self.name, target, SUCCEEDED, f"Suspended {target} (incident {ctx.incident_ref})", changed=True
+        )
+
+    # ------------------------------------------------------------------ release
 
     def applied_to(self, ctx: ActionContext) -> bool:
-        return self._owned(ctx) is not None
+        return self._record_of(ctx) is not None
 
     def revert(self, ctx: ActionContext) -> ActionResult:
-        owner = self._owned(ctx)
         target = self.target(ctx)
-        if owner is None:
-            return ActionResult("release", target, SUCCEEDED, f"{target} was not held by this incident")
         kind, name = self._owner(ctx)
         namespace = self._namespace(ctx)
-        before = str(((owner.get("metadata") or {}).get("annotations") or {}).get(REPLICAS_BEFORE, ""))
+        try:
+            owner = ctx.storage.get_owner(namespace, kind, name)
+        except NotFound:
+            owner = None
+        record = self._record_of(ctx, owner)
+        if record is None or owner is None:
+            if record is not None:
+                self._write_record(ctx, None)
+            return ActionResult("release", target, SUCCEEDED, f"{target} was not held by this incident")
         clear: dict[str, str | None] = {SCALED_BY: None, REPLICAS_BEFORE: None}
         if kind in SUSPENDABLE:
             ctx.storage.patch_owner(namespace, kind, name, clear, {"suspend": False})
+            self._write_record(ctx, None)
             return ActionResult("release", target, SUCCEEDED, f"Resumed {target}", changed=True)
-        replicas = int(before) if before.isdigit() else 1
+        before = record.get("replicasBefore")
+        replicas = before if isinstance(before, int) and before >= 0 else 1
         ctx.storage.scale_owner(namespace, kind, name, replicas)
         ctx.storage.patch_owner(namespace, kind, name, clear, None)
+        self._write_record(ctx, None)
         return ActionResult("release", target, SUCCEEDED, f"Scaled {target} back to {replicas} replicas", changed=True)
