@@ -28,7 +28,7 @@ class Cordon(NodeAction):
 
     def apply(self, ctx: ActionContext) -> ActionResult:
         target = self.target(ctx)
-        with one_node_action_at_a_time(ctx):
+        with one_node_action_at_a_time(ctx) as busy:
             try:
                 node = ctx.storage.get_node(ctx.node_name)
             except NotFound:
@@ -44,7 +44,7 @@ class Cordon(NodeAction):
                     SUCCEEDED,
                     f"Node {ctx.node_name} was already cordoned by someone else; left as is",
                 )
-            held = guarded(ctx, self.name)
+            held = guarded(ctx, self.name, busy)
             if held is not None:
                 return held
             ctx.storage.patch_node(

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from minerguard.actions.base import SUPPRESSED, Action, ActionContext, ActionResult, Blocked, RbacRule
 from minerguard.domain import guards
+from minerguard.domain.guards import GuardDecision
 from minerguard.domain.kinds import ActionScope
 from minerguard.storage.kubernetes import now_iso
 
@@ -21,7 +22,11 @@ from minerguard.storage.kubernetes import now_iso
 class NodeAction(Action):
     """What cordon and taint share: they act on the pod's node (or the node given), one at a time, guarded."""
 
-    rbac: ClassVar[tuple[RbacRule, ...]] = (RbacRule(("",), ("nodes",), ("get", "list", "patch")),)
+    rbac: ClassVar[tuple[RbacRule, ...]] = (
+        RbacRule(("",), ("nodes",), ("get", "list", "patch")),
+        # The node-action lock every replica shares: an annotation on the operator's namespace.
+        RbacRule(("",), ("namespaces",), ("get", "patch")),
+    )
 
     def target(self, ctx: ActionContext) -> str:
         return f"Node {ctx.node_name}"
@@ -33,20 +38,21 @@ class NodeAction(Action):
 
 
 @contextlib.contextmanager
-def one_node_action_at_a_time(ctx: ActionContext) -> Iterator[None]:
-    """Node actions decide against a fresh read of the nodes; serialising them keeps two from both passing a guard."""
+def one_node_action_at_a_time(ctx: ActionContext) -> Iterator[GuardDecision | None]:
+    """Node actions decide against a fresh read of the nodes; one at a time across every replica, so two never
+    both pass a guard. Yields a refusal when the shared lock stayed busy (the action is then held back)."""
     if ctx.guard is None:
-        yield
+        yield None
         return
-    with ctx.guard.lock:
-        yield
+    with ctx.guard.exclusive() as busy:
+        yield busy
 
 
-def guarded(ctx: ActionContext, action: str) -> ActionResult | None:
+def guarded(ctx: ActionContext, action: str, busy: GuardDecision | None = None) -> ActionResult | None:
     """Ask the blast-radius guard; a refusal becomes a Suppressed result (told once as ContainmentSuppressed)."""
     if ctx.guard is None:
         return None
-    decision = ctx.guard.check(ctx.node_name)
+    decision = busy or ctx.guard.check(ctx.node_name)
     if decision.allowed:
         return None
     message = f"{action} of Node {ctx.node_name} held back by guard {decision.guard}: {decision.reason}"

@@ -36,7 +36,7 @@ class Taint(NodeAction):
     def apply(self, ctx: ActionContext) -> ActionResult:
         target = self.target(ctx)
         value = _taint_value(ctx.incident_ref)
-        with one_node_action_at_a_time(ctx):
+        with one_node_action_at_a_time(ctx) as busy:
             try:
                 node = ctx.storage.get_node(ctx.node_name)
             except NotFound:
@@ -44,7 +44,7 @@ class Taint(NodeAction):
             taints = list((node.get("spec") or {}).get("taints") or [])
             if any(t.get("key") == guards.TAINT_KEY for t in taints):
                 return ActionResult(self.name, target, SUCCEEDED, f"Node {ctx.node_name} is tainted")
-            held = guarded(ctx, self.name)
+            held = guarded(ctx, self.name, busy)
             if held is not None:
                 return held
             self._patch_taints(

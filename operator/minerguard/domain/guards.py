@@ -12,6 +12,11 @@ Rules, in order (the first that holds back the action is reported):
 3. at most ``min(max_nodes, max(1, floor(total * max_percent / 100)))`` nodes held by minerguard at once;
 4. never leave fewer than ``min_schedulable_nodes`` schedulable worker nodes;
 5. at most ``max_actions_per_hour`` new node actions in any hour.
+
+The counts are only as good as the read they come from: two replicas deciding at once (a
+handover) could each see room for one more node. So a decision and its action are taken under a
+lock that every replica shares, the annotation :data:`LOCK_ANNOTATION` on the operator's
+namespace, written with its resourceVersion (:func:`lock_free_for` says when it may be taken).
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from dataclasses import dataclass
 from minerguard.config import GuardSettings
 
 ACTED_ANNOTATION = "minerguard.io/node-action-at"
+# On the operator's own namespace: which replica is deciding and taking a node action, and until when.
+LOCK_ANNOTATION = "minerguard.io/node-action-lock"
+LOCK_SECONDS = 15.0
 CORDONED_ANNOTATION = "minerguard.io/cordoned"
 TAINT_KEY = "minerguard.io/suspect"
 
@@ -107,3 +115,19 @@ def decide(node: NodeSnapshot, nodes: Sequence[NodeSnapshot], settings: GuardSet
             f"{len(recent)} node actions in the last hour; the limit is {settings.max_actions_per_hour}",
         )
     return GuardDecision(True)
+
+
+def lock_value(holder: str, until: float) -> str:
+    return f"{holder} {until:.3f}"
+
+
+def lock_free_for(value: str | None, holder: str, now: float) -> bool:
+    """May ``holder`` take the node-action lock whose annotation reads ``value``? (Unreadable counts as free.)"""
+    if not value:
+        return True
+    owner, _, until = value.rpartition(" ")
+    try:
+        expiry = float(until)
+    except ValueError:
+        return True
+    return owner == holder or expiry <= now or expiry - now > 10 * LOCK_SECONDS

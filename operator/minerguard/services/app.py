@@ -44,7 +44,7 @@ class App:
         state = ClusterState()
         events = Events(storage)
         policies = PolicyRegistry(storage, events)
-        guard = NodeGuard(storage, settings.guards)
+        guard = NodeGuard(storage, settings.guards, holder=settings.instance, lock_namespace=settings.namespace)
         recorder = Recorder(storage, state, events)
         releaser = Releaser(storage, settings, guard, recorder, events)
         evaluator = Evaluator(state, policies)
@@ -55,6 +55,7 @@ class App:
         )
         evaluator.metric_findings = metrics.findings
         gate = ActivityGate(storage, settings.peering, identity, settings.priority)
+        guard.active = gate.active  # asked before every node action, not only when work is taken from the queue
         return cls(settings, storage, state, policies, detector, containment, metrics, gate)
 
     def start(self) -> None:
