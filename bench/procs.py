@@ -138,6 +138,8 @@ class OperatorProcess:
                 "MINERGUARD_INSTANCE": "bench",
                 "MINERGUARD_METRICS_PORT": str(self.metrics_port),
                 "MINERGUARD_PROMETHEUS_URL": self.prometheus_url,
+                # KWOK's kubelets serve container CPU on the resource endpoint (hack/cluster.py labels it so).
+                "MINERGUARD_METRIC_CONTAINER_PATH": "/metrics/resource",
                 "PYTHONUNBUFFERED": "1",
             }
         )

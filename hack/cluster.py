@@ -479,14 +479,18 @@ def write_configs(p: dict[str, int]) -> None:
         + "\n---\n"
         + (HACK / "kwok" / "metrics.yaml").read_text()
     )
+    tenant_targets = STATE_DIR / "tenant-targets.json"
+    if not tenant_targets.exists():
+        tenant_targets.write_text("[]\n")
     (STATE_DIR / "prometheus.yml").write_text(
         f"""global:
   scrape_interval: {SCRAPE_INTERVAL}
   scrape_timeout: {SCRAPE_INTERVAL}
   evaluation_interval: {SCRAPE_INTERVAL}
 scrape_configs:
-- job_name: kwok-kubelets
-  # KWOK lists one target per simulated node and kubelet metrics endpoint.
+- job_name: kubelet
+  # KWOK lists one target per simulated node and kubelet metrics endpoint. Labelled like the
+  # kubelet job of kube-prometheus-stack: job="kubelet", metrics_path="/metrics/resource".
   http_sd_configs:
   - url: http://127.0.0.1:{p["kwok"]}/discovery/prometheus
     refresh_interval: 5s
@@ -494,6 +498,15 @@ scrape_configs:
   - source_labels: [__metrics_path__]
     regex: /metrics/nodes/([^/]+)/.*
     target_label: node
+  - source_labels: [__metrics_path__]
+    regex: /metrics/nodes/[^/]+(/.*)
+    target_label: metrics_path
+- job_name: tenant-pods
+  # Stands for the targets tenants make Prometheus scrape (annotated pods, PodMonitors): the
+  # tests list their own endpoints in this file to play a tenant exposing forged series.
+  file_sd_configs:
+  - files: [{STATE_DIR / "tenant-targets.json"}]
+    refresh_interval: 5s
 """
     )
 

@@ -113,6 +113,8 @@ def start_operator() -> subprocess.Popen[bytes]:
         "KUBECONFIG": str(KUBECONFIG),
         "MINERGUARD_PROMETHEUS_URL": f"http://127.0.0.1:{ports()['prometheus']}",
         "MINERGUARD_METRICS_INTERVAL": "5",
+        # KWOK's kubelets serve container CPU on the resource endpoint (hack/cluster.py labels it so).
+        "MINERGUARD_METRIC_CONTAINER_PATH": "/metrics/resource",
         "MINERGUARD_RATE_WINDOW": "10s",
         "MINERGUARD_RESYNC_INTERVAL": "10",
         "MINERGUARD_INSTANCE": "demo-operator",

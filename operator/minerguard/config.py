@@ -63,6 +63,12 @@ class PrometheusSettings:
     pod_label: str = "pod"
     container_label: str = "container"
     node_label: str = "node"
+    # The series selector: only series from the kubelet's own scrape count. A tenant whose endpoint
+    # Prometheus also scrapes could otherwise expose container_cpu_usage_seconds_total for any pod and
+    # fake or mask its CPU. Empty values drop the matcher.
+    series_job: str = "kubelet"
+    container_metrics_path: str = "/metrics/cadvisor"
+    node_metrics_path: str = "/metrics/resource"
     rate_window: str = "1m"
     interval: float = 30.0
 
@@ -121,6 +127,9 @@ class Settings:
             pod_label=env.get("MINERGUARD_LABEL_POD", "pod"),
             container_label=env.get("MINERGUARD_LABEL_CONTAINER", "container"),
             node_label=env.get("MINERGUARD_LABEL_NODE", "node"),
+            series_job=env.get("MINERGUARD_METRIC_JOB", "kubelet"),
+            container_metrics_path=env.get("MINERGUARD_METRIC_CONTAINER_PATH", "/metrics/cadvisor"),
+            node_metrics_path=env.get("MINERGUARD_METRIC_NODE_PATH", "/metrics/resource"),
             rate_window=env.get("MINERGUARD_RATE_WINDOW", "1m"),
             interval=_float(env, "MINERGUARD_METRICS_INTERVAL", 30.0),
         )

@@ -52,6 +52,8 @@ class OperatorProcess:
                 "MINERGUARD_METRICS_PORT": str(self.metrics_port),
                 "MINERGUARD_METRICS_ADDRESS": "127.0.0.1",
                 "MINERGUARD_PROMETHEUS_URL": prometheus_url(),
+                # KWOK's kubelets serve container CPU on the resource endpoint (so do real ones).
+                "MINERGUARD_METRIC_CONTAINER_PATH": "/metrics/resource",
                 "MINERGUARD_METRICS_INTERVAL": "2",
                 "MINERGUARD_RATE_WINDOW": "10s",
                 "MINERGUARD_PROMETHEUS_TIMEOUT": "3",

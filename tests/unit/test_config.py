@@ -54,6 +54,12 @@ def test_prometheus_defaults() -> None:
     )
     assert p.rate_window == "1m"
     assert p.interval == 30.0
+    # Only the kubelet's scrape counts by default: a tenant's endpoint cannot forge CPU series.
+    assert (p.series_job, p.container_metrics_path, p.node_metrics_path) == (
+        "kubelet",
+        "/metrics/cadvisor",
+        "/metrics/resource",
+    )
 
 
 def test_guard_defaults() -> None:
@@ -97,6 +103,9 @@ FULL_ENV = {
     "MINERGUARD_LABEL_POD": "pod_name",
     "MINERGUARD_LABEL_CONTAINER": "container_name",
     "MINERGUARD_LABEL_NODE": "instance",
+    "MINERGUARD_METRIC_JOB": "kubernetes-nodes-cadvisor",
+    "MINERGUARD_METRIC_CONTAINER_PATH": "/metrics/resource",
+    "MINERGUARD_METRIC_NODE_PATH": "",
     "MINERGUARD_RATE_WINDOW": "2m",
     "MINERGUARD_METRICS_INTERVAL": "15",
     "MINERGUARD_GUARD_MAX_NODES": "5",
@@ -133,6 +142,9 @@ def test_every_variable_is_read() -> None:
             pod_label="pod_name",
             container_label="container_name",
             node_label="instance",
+            series_job="kubernetes-nodes-cadvisor",
+            container_metrics_path="/metrics/resource",
+            node_metrics_path="",
             rate_window="2m",
             interval=15.0,
         ),

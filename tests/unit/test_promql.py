@@ -3,6 +3,8 @@
 What these tests prove:
 
 * durations parse as ``<n>s|m|h`` only, and the subquery step stays between 1 s and 30 s;
+* every series is selected by the kubelet's ``job`` and ``metrics_path`` (configurable, each
+  droppable), so a tenant's scraped endpoint exposing the same series name counts for nothing;
 * every query builder uses the metric and label names configured in
   :class:`PrometheusSettings` (no hard-coded ``container_cpu_usage_seconds_total`` or
   ``pod`` when they are renamed), the rate window, and the signal window;
@@ -30,6 +32,7 @@ from minerguard.domain.promql import (
     queries_for,
     read_vector,
     seconds,
+    series_matchers,
     step_for,
     unaccounted_query,
 )
@@ -45,6 +48,9 @@ CUSTOM = PrometheusSettings(
     container_label="kube_ctr",
     node_label="instance_node",
     rate_window="2m",
+    series_job="",
+    container_metrics_path="",
+    node_metrics_path="",
 )
 
 
@@ -99,7 +105,7 @@ def test_step_bounds_and_about_twenty_points(window: str) -> None:
 def test_pod_query_with_default_names() -> None:
     q = pod_cpu_query(DEFAULT, "5m")
     assert q == Query("podCpu", "5m", q.promql, ("namespace", "pod"))
-    assert "rate(container_cpu_usage_seconds_total{" in q.promql
+    assert 'rate(container_cpu_usage_seconds_total{job="kubelet",metrics_path="/metrics/cadvisor",' in q.promql
     assert 'container!=""' in q.promql and 'container!="POD"' in q.promql
     assert "sum by (namespace, pod)" in q.promql
     assert "on(namespace, pod)" in q.promql
@@ -124,7 +130,8 @@ def test_pod_query_honours_configured_names() -> None:
 def test_node_query_with_default_names() -> None:
     q = node_cpu_query(DEFAULT, "5m")
     assert (q.signal, q.window, q.keys) == ("nodeCpu", "5m", ("node",))
-    assert "sum by (node) (rate(node_cpu_usage_seconds_total[1m]))" in q.promql
+    selected = 'node_cpu_usage_seconds_total{job="kubelet",metrics_path="/metrics/resource"}'
+    assert f"sum by (node) (rate({selected}[1m]))" in q.promql
     assert "on(node)" in q.promql
     assert "[5m:15s]" in q.promql
 
@@ -142,11 +149,39 @@ def test_node_query_honours_configured_names() -> None:
 def test_unaccounted_query_with_default_names() -> None:
     q = unaccounted_query(DEFAULT, "5m")
     assert (q.signal, q.window, q.keys) == ("nodeUnaccountedCpu", "5m", ("node",))
-    node = "sum by (node) (rate(node_cpu_usage_seconds_total[1m]))"
-    pods = 'sum by (node) (rate(container_cpu_usage_seconds_total{container!="",container!="POD"}[1m]))'
+    node = 'sum by (node) (rate(node_cpu_usage_seconds_total{job="kubelet",metrics_path="/metrics/resource"}[1m]))'
+    pods = (
+        'sum by (node) (rate(container_cpu_usage_seconds_total{job="kubelet",metrics_path="/metrics/cadvisor",'
+        'container!="",container!="POD"}[1m]))'
+    )
     # Node usage minus pod usage; a node without pod series counts as all unaccounted.
     assert f"{node} - ({pods} or {node} * 0)" in q.promql
     assert "[5m:15s]" in q.promql
+
+
+@pytest.mark.parametrize("builder", [pod_cpu_query, node_cpu_query, unaccounted_query])
+def test_every_series_is_selected_by_the_configured_job_and_path(builder: Any) -> None:
+    settings = PrometheusSettings(
+        series_job="kube-prometheus-stack-kubelet", container_metrics_path="/c", node_metrics_path="/n"
+    )
+    q = builder(settings, "5m").promql
+    # Every selector of a CPU series names the job; none is left bare for a forged series to join.
+    for metric in ("container_cpu_usage_seconds_total", "node_cpu_usage_seconds_total"):
+        for at in [i for i in range(len(q)) if q.startswith(metric, i)]:
+            assert q[at + len(metric)] == "{", (metric, q)
+            assert q[at + len(metric) + 1 :].startswith('job="kube-prometheus-stack-kubelet",metrics_path="/'), q
+    assert "/c" in q or "/n" in q
+
+
+def test_series_selector_values_are_quoted_and_droppable() -> None:
+    hostile = PrometheusSettings(series_job='a"} or vector(1) #', container_metrics_path="")
+    q = pod_cpu_query(hostile, "5m").promql
+    assert 'job="a\\"} or vector(1) #"' in q and "metrics_path" not in q
+    assert series_matchers(PrometheusSettings(series_job="", node_metrics_path=""), "") == []
+    assert series_matchers(PrometheusSettings(), "/metrics/cadvisor") == [
+        'job="kubelet"',
+        'metrics_path="/metrics/cadvisor"',
+    ]
 
 
 def test_unaccounted_query_honours_configured_names() -> None:

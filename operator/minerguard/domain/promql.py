@@ -5,6 +5,10 @@ the number of pods or nodes: each query returns a whole vector, by pod or by nod
 "Sustained for the window" is the minimum of the usage over the window, and a
 series only counts when it covers the window (so a pod younger than the window, or
 a short spike, never qualifies).
+
+Every series is selected by ``job`` and ``metrics_path`` as well as by name (see
+:func:`series_matchers`): the kubelet's scrape, not whatever other target happens to expose a
+series of the same name (a tenant's pod can).
 """
 
 from __future__ import annotations
@@ -52,26 +56,46 @@ def _sustained(expr: str, window: str, by: str) -> str:
     )
 
 
+def _quoted(value: str) -> str:
+    """A PromQL string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def series_matchers(s: PrometheusSettings, metrics_path: str) -> list[str]:
+    """The label matchers that keep only the kubelet's series: job and metrics_path (an empty setting drops one)."""
+    out = []
+    if s.series_job:
+        out.append(f"job={_quoted(s.series_job)}")
+    if metrics_path:
+        out.append(f"metrics_path={_quoted(metrics_path)}")
+    return out
+
+
+def _containers(s: PrometheusSettings) -> str:
+    """container_cpu_usage_seconds_total of real containers (not the pod sandbox), from the kubelet only."""
+    matchers = [f'{s.container_label}!=""', f'{s.container_label}!="POD"']
+    return f"{s.container_cpu_metric}{{{','.join(series_matchers(s, s.container_metrics_path) + matchers)}}}"
+
+
+def _nodes(s: PrometheusSettings) -> str:
+    matchers = series_matchers(s, s.node_metrics_path)
+    return f"{s.node_cpu_metric}{{{','.join(matchers)}}}" if matchers else s.node_cpu_metric
+
+
 def pod_cpu_query(s: PrometheusSettings, window: str) -> Query:
     by = f"{s.namespace_label}, {s.pod_label}"
-    usage = (
-        f'sum by ({by}) (rate({s.container_cpu_metric}{{{s.container_label}!="",{s.container_label}!="POD"}}'
-        f"[{s.rate_window}]))"
-    )
+    usage = f"sum by ({by}) (rate({_containers(s)}[{s.rate_window}]))"
     return Query("podCpu", window, _sustained(usage, window, by), (s.namespace_label, s.pod_label))
 
 
 def node_cpu_query(s: PrometheusSettings, window: str) -> Query:
-    usage = f"sum by ({s.node_label}) (rate({s.node_cpu_metric}[{s.rate_window}]))"
+    usage = f"sum by ({s.node_label}) (rate({_nodes(s)}[{s.rate_window}]))"
     return Query("nodeCpu", window, _sustained(usage, window, s.node_label), (s.node_label,))
 
 
 def unaccounted_query(s: PrometheusSettings, window: str) -> Query:
-    node = f"sum by ({s.node_label}) (rate({s.node_cpu_metric}[{s.rate_window}]))"
-    pods = (
-        f'sum by ({s.node_label}) (rate({s.container_cpu_metric}{{{s.container_label}!="",'
-        f'{s.container_label}!="POD"}}[{s.rate_window}]))'
-    )
+    node = f"sum by ({s.node_label}) (rate({_nodes(s)}[{s.rate_window}]))"
+    pods = f"sum by ({s.node_label}) (rate({_containers(s)}[{s.rate_window}]))"
     usage = f"{node} - ({pods} or {node} * 0)"
     return Query("nodeUnaccountedCpu", window, _sustained(usage, window, s.node_label), (s.node_label,))
 
