@@ -6,7 +6,8 @@
 2. installs the Helm chart (CRDs, RBAC, admission policy, the Deployment);
 3. runs the operator itself here, as a local process (KWOK pods run no containers, so the chart's
    Deployment is only simulated);
-4. applies the default policy pack and a demo CPU policy with a short window;
+4. installs the default policy pack (chart minerguard-policies) in Enforce, and a demo CPU policy
+   with a short window;
 5. creates a scene: ordinary workloads, a TeamTNT-style miner Deployment, a Kinsing-style pod, a
    privileged DaemonSet miner and a pod whose simulated CPU sits at its limit;
 6. prints what minerguard detects, contains, cordons and holds back as it happens, then the
@@ -92,8 +93,7 @@ def helm_install() -> None:
     kubectl("create", "namespace", "minerguard-system", check=False)
     run(str(BIN / "helm"), "upgrade", "--install", "minerguard", str(ROOT / "helm" / "minerguard"),
         "--kubeconfig", str(KUBECONFIG), "--namespace", "minerguard-system", "--take-ownership", "--wait",
-        "--timeout", "120s", "--set", "policies.installDefaultPack=false",
-        "--set", "admissionPolicy.exemptUsers={minerguard-admin}",
+        "--timeout", "120s", "--set", "admissionPolicy.exemptUsers={minerguard-admin}",
         "--set", f"prometheus.url=http://127.0.0.1:{ports()['prometheus']}")
     kubectl("get", "deployment,serviceaccount,validatingadmissionpolicy", "-n", "minerguard-system",
             "-l", "app.kubernetes.io/instance=minerguard", quiet=False)
@@ -132,8 +132,11 @@ def start_operator() -> subprocess.Popen[bytes]:
 
 
 def apply_policies() -> None:
-    step("Applying the default policy pack (manifests/policies/) and a demo CPU policy")
-    kubectl("apply", "-f", str(ROOT / "manifests" / "policies"))
+    step("helm install minerguard-policies --set mode=Enforce (the default pack), and a demo CPU policy")
+    note("The pack installs in Audit by default (report only); the demo switches it to Enforce explicitly.")
+    run(str(BIN / "helm"), "upgrade", "--install", "minerguard-policies", str(ROOT / "helm" / "minerguard-policies"),
+        "--kubeconfig", str(KUBECONFIG), "--namespace", "minerguard-system", "--take-ownership",
+        "--set", "mode=Enforce")
     demo_cpu = {
         "apiVersion": "minerguard.io/v1alpha1", "kind": "MinerPolicy", "metadata": {"name": "demo-cpu-at-limit"},
         "spec": {

@@ -52,3 +52,20 @@ def teardown_cluster() -> None:
         if reliability.exists():
             shutil.copy(reliability, keep / "reliability.jsonl")
     subprocess.run([sys.executable, str(HACK / "cluster.py"), "down"], capture_output=True, text=True)
+
+
+def kube_version() -> str:
+    """The Kubernetes version the local control plane is built at (hack/versions.env), e.g. ``1.36.3``."""
+    for line in (HACK / "versions.env").read_text().splitlines():
+        if line.startswith("KUBE_VERSION="):
+            return line.split("=", 1)[1].strip().lstrip("v")
+    raise RuntimeError("hack/versions.env has no KUBE_VERSION")
+
+
+# `helm template` as against the local cluster: its Kubernetes version, and the
+# ValidatingAdmissionPolicy API it serves (a real cluster's discovery says so by itself).
+VAP_API = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
+
+
+def template_args() -> list[str]:
+    return ["--kube-version", kube_version(), "--api-versions", VAP_API]

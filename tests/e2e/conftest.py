@@ -18,6 +18,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from tests.e2e import cluster as local_cluster
+from tests.e2e.bare import bare_apiserver  # noqa: F401 - a fixture for every e2e test module
 from tests.e2e.helpers import CLUSTER_DIR, KUBECONFIG, ROOT, eventually, kubectl
 from tests.e2e.objects import GROUP, VERSION, policy_body, ready
 from tests.e2e.operator_proc import OperatorProcess

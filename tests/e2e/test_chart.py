@@ -1,38 +1,41 @@
-"""The Helm chart (helm/minerguard): lint, rendering with every toggle, schema rejections, RBAC, alerts, install.
+"""The Helm charts (helm/minerguard, helm/minerguard-policies): lint, rendering, schema, RBAC, alerts, lifecycle.
 
-Rendering tests run `helm template` from the pinned helm. The install test runs
+Rendering tests run `helm template` from the pinned helm, as against the local cluster
+(its Kubernetes version and APIs, see ``template_args``). The install test runs
 `helm install --wait`, `helm test` and `helm uninstall` against the shared local cluster
 (its own namespace and release): the operator's pods and the test Job's pod are
 KWOK-simulated (Running/Ready or Succeeded without a container), so the test also runs
-the test Job's check script for real, as the operator's ServiceAccount. A second test
-installs on a bare kube-apiserver of its own (no CRDs yet, nothing else running), which is
-the only way to see a first install create the CRDs and the objects of those CRDs.
+the test Job's check script for real, as the operator's ServiceAccount. The lifecycle test
+installs both charts on a bare kube-apiserver of its own (no CRDs yet, nothing else
+running), which is the only way to see a first install create the CRDs and the objects of
+those CRDs; there it upgrades, rolls each release back to every revision and uninstalls,
+with the operator running as a process, and checks after each step that detection is on.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
 from minerguard.rbac import required_rules
-from tests.e2e.cluster import bindir
+from tests.e2e.bare import Bare
+from tests.e2e.cluster import bindir, kube_version, template_args
 from tests.e2e.helpers import KUBECONFIG, ROOT, eventually, kubectl
 
 CHART = ROOT / "helm" / "minerguard"
+POLICIES_CHART = ROOT / "helm" / "minerguard-policies"
+DEFAULT_IMAGE = "ghcr.io/minerguard/minerguard"
 CHECK_SCRIPT = CHART / "files" / "helm-test" / "check_install.py"
 CRD_NAMES = ("minerpolicies.minerguard.io", "minerincidents.minerguard.io", "clusterkopfpeerings.kopf.dev")
 SERVED_APIS = (
@@ -60,9 +63,15 @@ def helm(*args: str, kubeconfig: Path | str | None = None, check: bool = True) -
     return res
 
 
-def render(*args: str, release: str = "minerguard", namespace: str = "minerguard-system") -> list[dict[str, Any]]:
-    out = helm("template", release, str(CHART), "--namespace", namespace, *args).stdout
+def render(
+    *args: str, release: str = "minerguard", namespace: str = "minerguard-system", chart: Path = CHART
+) -> list[dict[str, Any]]:
+    out = helm("template", release, str(chart), "--namespace", namespace, *template_args(), *args).stdout
     return [d for d in yaml.safe_load_all(out) if d]
+
+
+def render_pack(*args: str, namespace: str = "minerguard-system") -> list[dict[str, Any]]:
+    return render(*args, release="minerguard-policies", namespace=namespace, chart=POLICIES_CHART)
 
 
 def sets(*assignments: str) -> list[str]:
@@ -109,23 +118,45 @@ def is_hook(doc: dict[str, Any]) -> bool:
     [
         [],
         ["--set", "peering.enabled=false", "--set", "replicaCount=1"],
-        ["--set", "crds.enabled=false", "--set", "policies.installDefaultPack=false", "--set", "tests.enabled=false"],
+        ["--set", "crds.enabled=false", "--set", "tests.enabled=false"],
         ["--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true"],
         ["--set", "prometheus.tokenSecret.name=prom-token", "--set", "prometheus.ca.secret=prom-ca"],
     ],
-    ids=["defaults", "standalone", "no-crds-no-pack-no-tests", "monitoring", "prometheus-credentials"],
+    ids=["defaults", "standalone", "no-crds-no-tests", "monitoring", "prometheus-credentials"],
 )
 def test_helm_lint_is_clean(values: list[str]) -> None:
-    res = helm("lint", "--strict", str(CHART), *values)
+    res = helm("lint", "--strict", "--kube-version", kube_version(), str(CHART), *values)
     assert "1 chart(s) linted, 0 chart(s) failed" in res.stdout
+
+
+@pytest.mark.parametrize("values", [[], ["--set", "mode=Enforce"]], ids=["audit", "enforce"])
+def test_policies_chart_lints_clean(values: list[str]) -> None:
+    res = helm("lint", "--strict", "--kube-version", kube_version(), str(POLICIES_CHART), *values)
+    assert "1 chart(s) linted, 0 chart(s) failed" in res.stdout
+
+
+def test_both_charts_need_kubernetes_1_30() -> None:
+    for chart in (CHART, POLICIES_CHART):
+        assert yaml.safe_load((chart / "Chart.yaml").read_text())["kubeVersion"] == ">=1.30.0-0"
+        old = helm("template", "x", str(chart), "--kube-version", "1.29.9", check=False)
+        assert old.returncode != 0 and "is incompatible with Kubernetes v1.29.9" in old.stderr, old.stderr
+        assert helm("template", "x", str(chart), "--kube-version", "1.30.0-eks-1").returncode == 0
 
 
 def test_defaults_render_a_hardened_operator_with_peering() -> None:
     docs = render()
     kinds = sorted(d["kind"] for d in docs)
     assert kinds.count("CustomResourceDefinition") == 3
-    assert kinds.count("MinerPolicy") == len(source_docs("manifests/policies/*.yaml"))
-    for kind in ("Deployment", "ServiceAccount", "ClusterRoleBinding", "Service", "ClusterKopfPeering"):
+    assert "MinerPolicy" not in kinds, "the policy pack is the chart minerguard-policies"
+    for kind in (
+        "Deployment",
+        "ServiceAccount",
+        "ClusterRoleBinding",
+        "Service",
+        "ClusterKopfPeering",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    ):
         assert kinds.count(kind) == 1, kind
     # The operator's ClusterRole, and the two for people (view, aggregated; responder).
     assert sorted(r["metadata"]["name"] for r in of_kind(docs, "ClusterRole")) == [
@@ -146,6 +177,7 @@ def test_defaults_render_a_hardened_operator_with_peering() -> None:
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["serviceAccountName"] == one(docs, "ServiceAccount")["metadata"]["name"]
     c = container(docs)
+    assert c["image"] == f"{DEFAULT_IMAGE}:0.1.0"
     sc = c["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True
     assert sc["allowPrivilegeEscalation"] is False
@@ -213,10 +245,6 @@ def test_every_toggle_changes_what_it_says() -> None:
     no_kopf = of_kind(render(*sets("crds.kopfPeering=false")), "CustomResourceDefinition")
     assert sorted(c["metadata"]["name"] for c in no_kopf) == sorted(CRD_NAMES[:2])
 
-    assert not of_kind(render(*sets("policies.installDefaultPack=false")), "MinerPolicy")
-    audit = of_kind(render(*sets("policies.auditOnly=true")), "MinerPolicy")
-    assert audit and {p["spec"]["mode"] for p in audit} == {"Audit"}
-
     creds = render(
         *sets(
             "prometheus.url=https://prometheus.monitoring.svc:9090",
@@ -260,8 +288,11 @@ def test_every_toggle_changes_what_it_says() -> None:
     assert one(tuned, "Deployment")["spec"]["replicas"] == 3
 
     digest = "sha256:" + "ab" * 32
-    assert container(render(*sets(f"image.digest={digest}")))["image"] == f"minerguard@{digest}"
-    assert container(render(*sets("image.tag=dev")))["image"] == "minerguard:dev"
+    assert container(render(*sets(f"image.digest={digest}")))["image"] == f"{DEFAULT_IMAGE}@{digest}"
+    assert container(render(*sets("image.tag=dev")))["image"] == f"{DEFAULT_IMAGE}:dev"
+    assert container(render(*sets("image.repository=registry.example.com/mg")))["image"] == (
+        "registry.example.com/mg:0.1.0"
+    )
 
     monitoring = render(*sets("metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true"))
     sm = one(monitoring, "ServiceMonitor")
@@ -305,33 +336,117 @@ def test_crds_are_rendered_from_the_single_source() -> None:
         }
 
 
-def test_policy_pack_is_the_repository_pack_with_the_release_namespace_excluded() -> None:
-    rendered = {p["metadata"]["name"]: p for p in of_kind(render(namespace="sec-tools"), "MinerPolicy")}
+def pack_spec(source: dict[str, Any], operator_namespace: str) -> dict[str, Any]:
+    """A pack policy's spec as the policies chart must render it: the operator's namespace excluded."""
+    want: dict[str, Any] = json.loads(json.dumps(source["spec"]))
+    excluded = (want.get("scope") or {}).get("excludedNamespaces") or []
+    want.setdefault("scope", {})["excludedNamespaces"] = [
+        operator_namespace if ns == "minerguard-system" else ns for ns in excluded
+    ] + ([] if "minerguard-system" in excluded else [operator_namespace])
+    return want
+
+
+def test_policy_pack_is_the_repository_pack_in_audit_with_the_operator_namespace_excluded() -> None:
     sources = {p["metadata"]["name"]: p for p in source_docs("manifests/policies/*.yaml")}
-    assert sources and set(rendered) == set(sources)
-    for name, policy in rendered.items():
-        want = json.loads(json.dumps(sources[name]["spec"]))
-        excluded = (want.get("scope") or {}).get("excludedNamespaces") or []
-        want.setdefault("scope", {})["excludedNamespaces"] = [
-            "sec-tools" if ns == "minerguard-system" else ns for ns in excluded
-        ] + ([] if "minerguard-system" in excluded else ["sec-tools"])
-        assert policy["spec"] == want, name
-        assert "minerguard-system" not in policy["spec"]["scope"]["excludedNamespaces"]
+    enforce = {
+        p["metadata"]["name"]: p for p in of_kind(render_pack("--set", "mode=Enforce", namespace="sec"), "MinerPolicy")
+    }
+    audit = {p["metadata"]["name"]: p for p in of_kind(render_pack(namespace="sec"), "MinerPolicy")}
+    assert sources and set(enforce) == set(audit) == set(sources)
+    assert {p["spec"]["mode"] for p in sources.values()} == {"Audit", "Enforce"}
+    for name, policy in enforce.items():
+        # Enforce: every policy in the mode the pack gives it (CPU saturation alone stays Audit).
+        assert policy["spec"] == pack_spec(sources[name], "sec"), name
         assert policy["metadata"]["labels"]["minerguard.io/pack"] == "default"
+        assert policy["metadata"]["labels"]["app.kubernetes.io/instance"] == "minerguard-policies"
+        assert not is_hook(policy), "ordinary release objects: rollback and uninstall treat them as such"
+        # Audit, the default: the same policy, reporting only.
+        assert audit[name]["spec"] == {**pack_spec(sources[name], "sec"), "mode": "Audit"}, name
+    other = of_kind(render_pack(*sets("operatorNamespace=mg"), namespace="sec"), "MinerPolicy")
+    assert all("mg" in p["spec"]["scope"]["excludedNamespaces"] for p in other)
+    assert all("sec" not in p["spec"]["scope"]["excludedNamespaces"] for p in other)
+    fewer = of_kind(render_pack(*sets("exclude={miner-images}")), "MinerPolicy")
+    assert {p["metadata"]["name"] for p in fewer} == set(sources) - {"miner-images"}
+    wrong = helm("template", "p", str(POLICIES_CHART), *template_args(), *sets("exclude={nope}"), check=False)
+    assert wrong.returncode != 0 and "exclude: nope is not a policy of the pack" in wrong.stderr
 
 
-def test_custom_objects_are_hooks_only_while_their_api_is_not_served() -> None:
-    # helm template knows no cluster: as on a first install, the objects come after the CRDs.
-    fresh = render()
-    for doc in of_kind(fresh, "ClusterKopfPeering") + of_kind(fresh, "MinerPolicy"):
-        annotations = doc["metadata"]["annotations"]
-        assert annotations["helm.sh/hook"] == "post-install,post-upgrade"
-        assert annotations["meta.helm.sh/release-name"] == "minerguard"
-        assert annotations["meta.helm.sh/release-namespace"] == "minerguard-system"
-        assert doc["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
-    served = render(*SERVED_APIS)
-    assert of_kind(served, "ClusterKopfPeering") and of_kind(served, "MinerPolicy")
-    assert not any(is_hook(d) for d in of_kind(served, "ClusterKopfPeering") + of_kind(served, "MinerPolicy"))
+def test_peering_is_a_hook_only_while_its_api_is_not_served_and_always_kept() -> None:
+    # helm template knows no cluster: as on a first install, the object comes after the CRDs.
+    fresh = one(render(), "ClusterKopfPeering")
+    annotations = fresh["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "post-install,post-upgrade"
+    assert annotations["meta.helm.sh/release-name"] == "minerguard"
+    assert annotations["meta.helm.sh/release-namespace"] == "minerguard-system"
+    assert annotations["helm.sh/resource-policy"] == "keep"
+    assert fresh["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    served = one(render(*SERVED_APIS), "ClusterKopfPeering")
+    assert not is_hook(served)
+    # Never deleted by an upgrade, a rollback to a revision that held it only as a hook, or an uninstall.
+    assert served["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+
+
+def notes(tmp_path: Path, *args: str) -> str:
+    """The chart's NOTES.txt as Helm renders it for these arguments (`helm template` leaves NOTES out).
+
+    A copy of the chart gets one more template, a ConfigMap whose data is NOTES.txt rendered
+    with `tpl` in the same context, so `--kube-version` and `--api-versions` apply to it.
+    """
+    copy = tmp_path / "chart"
+    shutil.copytree(CHART, copy, symlinks=False)
+    (copy / "files" / "notes.txt").write_text((CHART / "templates" / "NOTES.txt").read_text())
+    (copy / "templates" / "zz-notes.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\ndata:\n"
+        '  notes: {{ tpl (.Files.Get "files/notes.txt") . | quote }}\n'
+    )
+    out = helm(
+        "template", "minerguard", str(copy), "-n", "minerguard-system", *args, "--show-only", "templates/zz-notes.yaml"
+    )
+    return str(yaml.safe_load(out.stdout)["data"]["notes"])
+
+
+def test_admission_policy_only_where_the_cluster_serves_it(tmp_path: Path) -> None:
+    served = render()
+    assert one(served, "ValidatingAdmissionPolicy") and one(served, "ValidatingAdmissionPolicyBinding")
+    assert "is NOT installed" not in notes(tmp_path / "served", *template_args())
+    # A cluster whose discovery does not list admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy.
+    bare_args = ("--kube-version", kube_version())
+    not_served = [d for d in yaml.safe_load_all(helm("template", "m", str(CHART), *bare_args).stdout) if d]
+    assert not of_kind(not_served, "ValidatingAdmissionPolicy")
+    assert not of_kind(not_served, "ValidatingAdmissionPolicyBinding")
+    text = notes(tmp_path / "not-served", *bare_args)
+    assert "does not serve admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy" in text
+    assert "is NOT installed" in text
+    # Turned off on purpose: neither the policy nor the note.
+    assert not of_kind(render(*sets("admissionPolicy.enabled=false")), "ValidatingAdmissionPolicy")
+    assert "is NOT installed" not in notes(tmp_path / "off", *bare_args, *sets("admissionPolicy.enabled=false"))
+
+
+def test_schema_accepts_subchart_keys_and_null_security_contexts(tmp_path: Path) -> None:
+    as_dependency = render(*sets("enabled=true"), "--set-json", 'global={"imageRegistry":"r.example.com"}')
+    assert one(as_dependency, "Deployment")
+    assert of_kind(render_pack(*sets("enabled=true"), "--set-json", 'global={"x":1}'), "MinerPolicy")
+    # OpenShift's restricted SCC assigns the user and group: values.yaml says to set these to null.
+    nulls = tmp_path / "openshift.yaml"
+    nulls.write_text("securityContext: null\npodSecurityContext: null\n")
+    for args in (["-f", str(nulls)], ["--set", "securityContext=null", "--set", "podSecurityContext=null"]):
+        docs = render(*args)
+        pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+        assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+        sc = container(docs)["securityContext"]
+        assert "runAsUser" not in sc and "runAsGroup" not in sc and sc["runAsNonRoot"] is True
+        assert sc["readOnlyRootFilesystem"] is True and sc["capabilities"] == {"drop": ["ALL"]}
+        job_pod = one(docs, "Job")["spec"]["template"]["spec"]
+        assert "runAsUser" not in job_pod["securityContext"]
+    fields = render(*sets("securityContext.runAsUser=null", "securityContext.fsGroup=null"))
+    assert one(fields, "Deployment")["spec"]["template"]["spec"]["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    extra = render("--set-json", 'podSecurityContext={"supplementalGroups":[4000],"runAsUser":0}')
+    pod_sc = one(extra, "Deployment")["spec"]["template"]["spec"]["securityContext"]
+    assert pod_sc["supplementalGroups"] == [4000] and pod_sc["runAsUser"] == 65532, "no way around non-root"
 
 
 @pytest.mark.parametrize(
@@ -352,12 +467,30 @@ def test_custom_objects_are_hooks_only_while_their_api_is_not_served() -> None:
         (["metrics.port=80"], "at '/metrics/port': minimum: got 80, want 1,024"),
         (["guards.maxnodes=3"], "at '/guards': additional properties 'maxnodes' not allowed"),
         (["replicaCount=2", "peering.enabled=false"], "replicaCount > 1 needs peering.enabled=true"),
+        (["enabled=yes"], "at '/enabled': got string, want boolean"),
+        (["securityContext=root"], "at '/securityContext': got string, want null or object"),
+        (["policies.auditOnly=true"], "additional properties 'policies' not allowed"),
         (["prometheus.ca.configMap=a", "prometheus.ca.secret=b"], "prometheus.ca: give either configMap or secret"),
     ],
 )
 def test_bad_values_are_rejected_with_a_clear_message(values: list[str], message: str) -> None:
     args = [a for v in values for a in ("--set", v)]
-    res = helm("template", "minerguard", str(CHART), *args, check=False)
+    res = helm("template", "minerguard", str(CHART), *template_args(), *args, check=False)
+    assert res.returncode != 0, f"{values} was accepted"
+    assert message in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (["mode=enforce"], "at '/mode': value must be one of 'Audit', 'Enforce'"),
+        (["mode=null"], "missing property 'mode'"),
+        (["operatorNamespace=Bad_NS"], "at '/operatorNamespace'"),
+        (["auditOnly=true"], "additional properties 'auditOnly' not allowed"),
+    ],
+)
+def test_bad_pack_values_are_rejected(values: list[str], message: str) -> None:
+    res = helm("template", "p", str(POLICIES_CHART), *template_args(), *sets(*values), check=False)
     assert res.returncode != 0, f"{values} was accepted"
     assert message in res.stderr, res.stderr
 
@@ -416,6 +549,36 @@ def promtool() -> str:
     return str(sibling)
 
 
+ALERTS = (
+    "MinerGuardMinerDetected",
+    "MinerGuardContainmentSuppressed",
+    "MinerGuardContainmentFailed",
+    "MinerGuardMetricsUnavailable",
+    "MinerGuardPolicyInvalid",
+    "MinerGuardAbsent",
+)
+
+
+def test_every_alert_links_to_its_runbook_section() -> None:
+    rule = one(render(*sets("metrics.prometheusRule.enabled=true")), "PrometheusRule")
+    rules = rule["spec"]["groups"][0]["rules"]
+    assert [r["alert"] for r in rules] == list(ALERTS)
+    runbooks = (ROOT / "docs" / "runbooks.md").read_text()
+    sections = re.split(r"^## ", runbooks, flags=re.M)[1:]
+    titled = {s.split("\n", 1)[0].strip(): s for s in sections}
+    assert set(titled) == set(ALERTS), "one section of docs/runbooks.md per alert, titled with its name"
+    base = "https://github.com/minerguard/minerguard/blob/main/docs/runbooks.md"
+    for r in rules:
+        # GitHub's anchor of a heading "## MinerGuardX" is #minerguardx.
+        assert r["annotations"]["runbook_url"] == f"{base}#{r['alert'].lower()}", r["alert"]
+        assert r["labels"]["severity"] in ("critical", "warning")
+        for part in ("**What it means.**", "**What to check.**", "**What to do.**"):
+            assert part in titled[r["alert"]], (r["alert"], part)
+    mine = render(*sets("metrics.prometheusRule.enabled=true", "metrics.prometheusRule.runbookBaseUrl=https://wiki/rb"))
+    urls = [r["annotations"]["runbook_url"] for r in one(mine, "PrometheusRule")["spec"]["groups"][0]["rules"]]
+    assert urls == [f"https://wiki/rb#{a.lower()}" for a in ALERTS]
+
+
 def test_prometheus_rules_fire_when_they_should(tmp_path: Path) -> None:
     rule = one(render(*sets("metrics.prometheusRule.enabled=true")), "PrometheusRule")
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule["spec"]))
@@ -423,6 +586,7 @@ def test_prometheus_rules_fire_when_they_should(tmp_path: Path) -> None:
     assert check.returncode == 0, check.stdout + check.stderr
 
     annotations = {r["alert"]: r["annotations"] for r in rule["spec"]["groups"][0]["rules"]}
+    assert set(annotations) == set(ALERTS)
 
     def alert(name: str, at: str, *labels: dict[str, str]) -> dict[str, Any]:
         """The alerts expected at ``at``: their labels, and their annotations with those labels filled in."""
@@ -476,6 +640,11 @@ def test_prometheus_rules_fire_when_they_should(tmp_path: Path) -> None:
                     },
                     # Prometheus unreachable from 0m on: one failed query a minute.
                     {"series": 'minerguard_promql_errors_total{signal="podCpu"}', "values": "0+1x40"},
+                    # A policy turns invalid at 6m; the valid ones never alert.
+                    {"series": 'minerguard_policies{state="Invalid"}', "values": "0x5 1x35"},
+                    {"series": 'minerguard_policies{state="Ready"}', "values": "4x40"},
+                    # The only replica stops answering at 11m.
+                    {"series": 'up{job="minerguard-metrics",namespace="minerguard-system"}', "values": "1x10 0x30"},
                 ],
                 "alert_rule_test": [
                     alert("MinerGuardMinerDetected", "4m"),
@@ -488,6 +657,12 @@ def test_prometheus_rules_fire_when_they_should(tmp_path: Path) -> None:
                     alert("MinerGuardContainmentFailed", "30m"),
                     alert("MinerGuardMetricsUnavailable", "8m"),  # pending: for 10m
                     alert("MinerGuardMetricsUnavailable", "25m", {"severity": "warning", "signal": "podCpu"}),
+                    alert("MinerGuardPolicyInvalid", "4m"),
+                    alert("MinerGuardPolicyInvalid", "8m"),  # pending: for 5m
+                    alert("MinerGuardPolicyInvalid", "15m", {"severity": "warning"}),
+                    alert("MinerGuardAbsent", "10m"),
+                    alert("MinerGuardAbsent", "13m"),  # pending: for 5m
+                    alert("MinerGuardAbsent", "20m", {"severity": "critical"}),
                 ],
             }
         ],
@@ -500,35 +675,49 @@ def test_prometheus_rules_fire_when_they_should(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- packaging and install.yaml
 
 
-def test_chart_packages_with_the_symlinked_files(tmp_path: Path) -> None:
-    helm("package", str(CHART), "--destination", str(tmp_path))
-    archive = tmp_path / "minerguard-0.1.0.tgz"
+@pytest.mark.parametrize(("chart", "links"), [(CHART, "crds"), (POLICIES_CHART, "manifests/policies")])
+def test_chart_packages_with_the_symlinked_files(tmp_path: Path, chart: Path, links: str) -> None:
+    helm("package", str(chart), "--destination", str(tmp_path))
+    archive = tmp_path / f"{chart.name}-0.1.0.tgz"
     with tarfile.open(archive) as tar:
         names = set(tar.getnames())
         assert all(not m.issym() for m in tar.getmembers()), "the package must hold the files, not links"
-    for path in sorted(ROOT.glob("crds/*.yaml")):
-        assert f"minerguard/files/crds/{path.name}" in names
-    for path in sorted(ROOT.glob("manifests/policies/*.yaml")):
-        assert f"minerguard/files/policies/{path.name}" in names
-    from_dir = helm("template", "minerguard", str(CHART), "-n", "minerguard-system").stdout
-    from_archive = helm("template", "minerguard", str(archive), "-n", "minerguard-system").stdout
+    sources = sorted(ROOT.glob(f"{links}/*.yaml"))
+    assert sources
+    for path in sources:
+        assert f"{chart.name}/files/{Path(links).name}/{path.name}" in names
+    from_dir = helm("template", "m", str(chart), "-n", "minerguard-system", *template_args()).stdout
+    from_archive = helm("template", "m", str(archive), "-n", "minerguard-system", *template_args()).stdout
     assert from_archive == from_dir
 
 
 def test_install_yaml_is_rendered_from_the_chart(tmp_path: Path) -> None:
-    fresh = tmp_path / "install.yaml"
+    fresh, fresh_pack = tmp_path / "install.yaml", tmp_path / "policies-audit.yaml"
     res = subprocess.run(
-        ["make", "-s", "manifests", f"INSTALL_YAML={fresh}"], cwd=ROOT, capture_output=True, text=True, timeout=600
+        ["make", "-s", "manifests", f"INSTALL_YAML={fresh}", f"POLICIES_YAML={fresh_pack}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert res.returncode == 0, res.stderr
     committed = ROOT / "manifests" / "install.yaml"
     assert committed.read_text() == fresh.read_text(), "manifests/install.yaml is stale: run 'make manifests'"
+    committed_pack = ROOT / "manifests" / "policies-audit.yaml"
+    assert committed_pack.read_text() == fresh_pack.read_text(), "manifests/policies-audit.yaml is stale"
     docs = [d for d in yaml.safe_load_all(committed.read_text()) if d]
+    # Without Helm nothing else creates the namespace: it comes first, for the restricted Pod Security level.
+    assert docs[0]["kind"] == "Namespace" and docs[0]["metadata"]["name"] == "minerguard-system"
+    assert docs[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert sorted(c["metadata"]["name"] for c in of_kind(docs, "CustomResourceDefinition")) == sorted(CRD_NAMES)
-    assert not of_kind(docs, "MinerPolicy"), "the policy pack is applied from manifests/policies/"
+    assert not of_kind(docs, "MinerPolicy"), "the policy pack is manifests/policies-audit.yaml"
     assert not any(is_hook(d) for d in docs), "kubectl apply knows no hooks"
     assert one(docs, "ClusterKopfPeering")["metadata"]["name"] == "minerguard"
     assert one(docs, "Deployment")["metadata"]["namespace"] == "minerguard-system"
+    assert one(docs, "ValidatingAdmissionPolicy")
+    pack = [d for d in yaml.safe_load_all(committed_pack.read_text()) if d]
+    assert {p["kind"] for p in pack} == {"MinerPolicy"} and {p["spec"]["mode"] for p in pack} == {"Audit"}
+    assert len(pack) == len(source_docs("manifests/policies/*.yaml"))
 
 
 # --------------------------------------------------------------------------- install on the local cluster
@@ -686,87 +875,70 @@ def test_install_test_and_uninstall_on_the_local_cluster(cluster: dict[str, Any]
         kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false", check=False)
 
 
-# --------------------------------------------------------------------------- first install on a bare API server
+# --------------------------------------------------------------------------- lifecycle on a bare API server
 
 
-def load_cluster_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("minerguard_hack_cluster", ROOT / "hack" / "cluster.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def test_first_install_upgrade_rollback_to_every_revision_and_uninstall_keep_detection_on(
+    bare_apiserver: Path, tmp_path: Path
+) -> None:
+    ns, apps = "sec-tools", "apps"
+    bare = Bare(bare_apiserver, ns)
+    pack = {p["metadata"]["name"]: p["spec"]["mode"] for p in source_docs("manifests/policies/*.yaml")}
+    audit = dict.fromkeys(pack, "Audit")
+    assert not bare.names("crd")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def bare_apiserver(cluster: dict[str, Any], tmp_path: Path) -> Iterator[Path]:
-    """etcd and kube-apiserver of their own (hack/cluster.py's commands, in tmp_path): no CRD, no other user."""
-    script = load_cluster_script()
-    script.STATE_DIR = tmp_path / "bare"  # every path, pid file and log of the script lives under it
-    ports = {"etcd": free_port(), "etcd_peer": free_port(), "apiserver": free_port()}
-    script.make_certs(script.STATE_DIR / "pki")
-    kubeconfig = script.STATE_DIR / "kubeconfig"
-    script.write_kubeconfig(kubeconfig, script.STATE_DIR / "pki", ports["apiserver"])
-    try:
-        for component in ("etcd", "kube-apiserver"):
-            script.start(component, ports)
-            script.wait_ready(component, ports)
-        yield kubeconfig
-    finally:
-        for component in ("kube-apiserver", "etcd"):
-            script.stop(component, timeout=10)
-
-
-def test_first_install_creates_crds_then_their_objects_and_uninstall_keeps_the_crds(bare_apiserver: Path) -> None:
-    kc = str(bare_apiserver)
-
-    def k(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run(
-            [str(bindir() / "kubectl"), "--kubeconfig", kc, *args], input=stdin, capture_output=True, text=True
-        )
-        assert res.returncode == 0, res.stderr
-        return res
-
-    def names(kind: str) -> set[str]:
-        return {i["metadata"]["name"] for i in json.loads(k("get", kind, "-o", "json").stdout)["items"]}
-
-    assert not names("crd")
-    pack = {p["metadata"]["name"] for p in source_docs("manifests/policies/*.yaml")}
+    # First install, on a cluster without the CRDs: the CRDs, then the peering object (a hook).
     # No controller-manager runs here, so no pod ever comes: no --wait.
-    out = helm("install", "minerguard", str(CHART), "-n", "sec-tools", "--create-namespace", kubeconfig=kc).stdout
-    assert "were created by a post-install hook" in out
-    assert names("crd") == set(CRD_NAMES)
-    assert names("clusterkopfpeerings") == {"minerguard"}
-    assert names("minerpolicies") == pack
-    policies = json.loads(k("get", "minerpolicies", "-o", "json").stdout)["items"]
-    assert all("sec-tools" in p["spec"]["scope"]["excludedNamespaces"] for p in policies)
-    manifest_kinds = {
-        d["kind"]
-        for d in yaml.safe_load_all(helm("get", "manifest", "minerguard", "-n", "sec-tools", kubeconfig=kc).stdout)
-        if d
-    }
-    assert "MinerPolicy" not in manifest_kinds and "CustomResourceDefinition" in manifest_kinds
+    bare.helm("install", "minerguard", str(CHART), "--create-namespace")
+    assert bare.names("crd") == set(CRD_NAMES)
+    assert bare.names("clusterkopfpeerings") == {"minerguard"}
+    assert bare.names("validatingadmissionpolicies") == {"minerguard-protect-quarantine"}
+    assert "ClusterKopfPeering" not in bare.manifest_kinds("minerguard")
+    # The pack, a release of its own now that the CRDs are served: ordinary objects, in Audit.
+    bare.helm("install", "minerguard-policies", str(POLICIES_CHART))
+    assert bare.modes() == audit
+    assert bare.manifest_kinds("minerguard-policies").count("MinerPolicy") == len(pack)
 
-    # The next upgrade renders them as release objects and Helm adopts them.
-    out = helm("upgrade", "minerguard", str(CHART), "-n", "sec-tools", "--reuse-values", kubeconfig=kc).stdout
-    assert "post-install hook" not in out
-    manifest = [
-        d
-        for d in yaml.safe_load_all(helm("get", "manifest", "minerguard", "-n", "sec-tools", kubeconfig=kc).stdout)
-        if d
-    ]
-    assert {p["metadata"]["name"] for p in of_kind(manifest, "MinerPolicy")} == pack
-    assert one(manifest, "ClusterKopfPeering")["metadata"]["name"] == "minerguard"
+    bare.workload_namespace(apps)
+    bare.start_operator(tmp_path, "minerguard", "minerguard")
 
-    k("apply", "-n", "sec-tools", "-f", "-", stdin=yaml.safe_dump(incident("kept-record")))
-    out = helm("uninstall", "minerguard", "-n", "sec-tools", kubeconfig=kc).stdout
-    assert "These resources were kept due to the resource policy" in out
-    assert names("crd") == set(CRD_NAMES)
-    assert not names("minerpolicies") and not names("clusterkopfpeerings")
-    kept = json.loads(k("get", "minerincident", "kept-record", "-n", "sec-tools", "-o", "json").stdout)
-    assert kept["spec"]["policy"] == "chart-test"
+    def detection_on(step: str, mode: str) -> None:
+        assert bare.names("clusterkopfpeerings") == {"minerguard"}, step
+        assert bare.modes() == (audit if mode == "Audit" else pack), step
+        bare.detects(step, apps, mode)
+
+    try:
+        detection_on("install", "Audit")
+        # Switch to Enforce: the pack's one value.
+        bare.helm("upgrade", "minerguard-policies", str(POLICIES_CHART), "--reuse-values", "--set", "mode=Enforce")
+        detection_on("pack in Enforce", "Enforce")
+        # Upgrade the operator: the peering object becomes a release object.
+        bare.helm("upgrade", "minerguard", str(CHART), "--reuse-values", "--set", "logLevel=DEBUG")
+        assert "ClusterKopfPeering" in bare.manifest_kinds("minerguard")
+        detection_on("operator upgraded", "Enforce")
+        # Rollback to every revision of each release, back and forth.
+        for release, revision, mode in (
+            ("minerguard", 1, "Enforce"),  # the revision that held the peering object only as a hook
+            ("minerguard", 2, "Enforce"),
+            ("minerguard-policies", 1, "Audit"),
+            ("minerguard-policies", 2, "Enforce"),
+            ("minerguard", 3, "Enforce"),
+        ):
+            bare.helm("rollback", release, str(revision))
+            detection_on(f"rollback {release} to {revision}", mode)
+        history = json.loads(bare.helm("history", "minerguard", "-o", "json"))
+        assert [h["revision"] for h in history] == [1, 2, 3, 4, 5]
+
+        # Uninstall: the pack goes; the operator's release goes, the CRDs, incidents and peering object stay.
+        bare.helm("uninstall", "minerguard-policies")
+        assert not bare.names("minerpolicies")
+        out = bare.helm("uninstall", "minerguard")
+        assert "These resources were kept due to the resource policy" in out
+    finally:
+        bare.stop_operator()
+    assert bare.names("crd") == set(CRD_NAMES)
+    assert bare.names("clusterkopfpeerings") == {"minerguard"}
+    # One incident per miner of the 8 steps, all kept.
+    assert len(bare.get("minerincidents", "-n", apps)["items"]) == 8
+    assert not bare.names("validatingadmissionpolicies")
+    assert bare.k("get", "deployment", "minerguard", "-n", ns, check=False).returncode != 0

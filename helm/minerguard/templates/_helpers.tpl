@@ -124,11 +124,13 @@ cluster that does not serve the kind yet (a first install with crds.enabled) the
 is created by a post-install/post-upgrade hook, after the CRDs. The hook object carries
 Helm's ownership metadata, so the next `helm upgrade` (which renders it as an ordinary
 release object, the API being served by then) adopts it into the release.
-Renders the annotations block, or nothing when none are needed.
+helm.sh/resource-policy: keep, always: a rollback to the first revision (which holds it
+only as a hook) or an uninstall must never delete it.
 */}}
 {{- define "minerguard.crAnnotations" -}}
 {{- $root := index . 0 -}}
 {{- $api := index . 1 -}}
+helm.sh/resource-policy: keep
 {{- if not ($root.Capabilities.APIVersions.Has $api) }}
 helm.sh/hook: post-install,post-upgrade
 helm.sh/hook-weight: "0"
@@ -138,11 +140,19 @@ meta.helm.sh/release-namespace: {{ $root.Release.Namespace }}
 {{- end }}
 {{- end }}
 
-{{/* True (non-empty) when some custom object of this release is rendered as a hook. */}}
+{{/* True (non-empty) when the ClusterKopfPeering object of this release is rendered as a hook. */}}
 {{- define "minerguard.crsAsHooks" -}}
-{{- $peering := and .Values.peering.enabled .Values.peering.create (not (.Capabilities.APIVersions.Has "kopf.dev/v1/ClusterKopfPeering")) -}}
-{{- $pack := and .Values.policies.installDefaultPack (not (.Capabilities.APIVersions.Has "minerguard.io/v1alpha1/MinerPolicy")) -}}
-{{- if or $peering $pack }}true{{ end }}
+{{- if and .Values.peering.enabled .Values.peering.create (not (.Capabilities.APIVersions.Has "kopf.dev/v1/ClusterKopfPeering")) }}true{{ end }}
+{{- end }}
+
+{{/*
+True (non-empty) when the admission policy is wanted and the cluster serves
+admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy (GA in Kubernetes 1.30). A cluster's
+discovery lists group/version/Kind; `helm template` needs
+--api-versions admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy.
+*/}}
+{{- define "minerguard.admissionPolicyServed" -}}
+{{- if and .Values.admissionPolicy.enabled (.Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy") }}true{{ end }}
 {{- end }}
 
 {{/* Labels of the `helm test` objects: not the operator's selector labels, so the check never counts itself. */}}
