@@ -8,7 +8,7 @@ TOOLS_BIN := $(shell hack/tools.sh bindir)
 export PATH := $(TOOLS_BIN):$(PATH)
 export KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: help venv tools cluster-up cluster-down cluster-status lint typecheck unit e2e test demo demo-down bench clean manifests lock docs
+.PHONY: help venv tools cluster-up cluster-down cluster-status lint typecheck unit e2e test demo demo-down bench clean manifests lock docs image image-test
 
 help:
 	@echo "make demo          the local cluster, the operator and a scene of miners being contained"
@@ -16,7 +16,9 @@ help:
 	@echo "make cluster-up    start the local control plane (.cluster/kubeconfig)"
 	@echo "make cluster-down  stop it and remove its state"
 	@echo "make bench         benchmarks (not part of the test suite)"
-	@echo "make manifests     render manifests/install.yaml from the Helm chart"
+	@echo "make manifests     render manifests/install.yaml and manifests/policies-audit.yaml from the Helm charts"
+	@echo "make image         build the operator image without Docker: dist/minerguard-<version>.{oci,docker}.tar"
+	@echo "make image-test    build it and check it against the Dockerfile, then start it against the local cluster"
 	@echo "make lock          regenerate requirements.lock (pinned, hashed runtime deps for the image)"
 	@echo "make docs          regenerate docs/policy-reference.md from the CRDs"
 
@@ -40,10 +42,11 @@ cluster-down:
 cluster-status:
 	@$(PYTHON) hack/cluster.py status
 
-lint: venv
+lint: venv tools
 	$(VENV)/bin/ruff check $(wildcard operator tests hack bench)
 	$(VENV)/bin/ruff format --check operator tests
 	$(VENV)/bin/lint-imports
+	$(TOOLS_BIN)/actionlint -no-color .github/workflows/*.yml
 
 typecheck: venv
 	$(VENV)/bin/mypy
@@ -54,7 +57,7 @@ unit: venv
 e2e: venv tools
 	$(VENV)/bin/pytest -m e2e -q
 
-test: venv tools lint typecheck
+test: venv tools lint typecheck image
 	$(VENV)/bin/pytest -q
 
 demo: venv tools
@@ -71,20 +74,55 @@ clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
 
 # manifests/install.yaml: the Helm chart rendered for `kubectl apply` (release minerguard in
-# minerguard-system, CRDs included; the policy pack is applied separately from
-# manifests/policies/, and the helm-test Job is left out). tests/e2e/test_chart.py renders
-# it again with INSTALL_YAML=<tmp file> and fails when the committed file differs.
+# minerguard-system, which it creates first; CRDs included; for Kubernetes 1.30+, so with the
+# ValidatingAdmissionPolicy; the helm-test Job is left out). The policy pack is
+# manifests/policies-audit.yaml, rendered from helm/minerguard-policies (mode Audit).
+# tests/e2e/test_chart.py renders both again with INSTALL_YAML=<tmp file>
+# POLICIES_YAML=<tmp file> and fails when a committed file differs.
 INSTALL_YAML ?= manifests/install.yaml
+POLICIES_YAML ?= manifests/policies-audit.yaml
+KUBE_VERSION_RENDER := $(shell sed -n "s/^KUBE_VERSION=v//p" hack/versions.env)
+HELM_TEMPLATE := $(TOOLS_BIN)/helm template --kube-version $(KUBE_VERSION_RENDER)
 manifests: tools
 	@{ echo "# minerguard install manifests, rendered from helm/minerguard by 'make manifests': do not edit."; \
-	  echo "#   kubectl create namespace minerguard-system"; \
 	  echo "#   kubectl apply --server-side -f crds/    # the CRDs must be served before the ClusterKopfPeering below"; \
-	  echo "#   kubectl apply --server-side -f manifests/install.yaml"; \
-	  echo "#   kubectl apply -f manifests/policies/    # the default policy pack"; \
-	  $(TOOLS_BIN)/helm template minerguard helm/minerguard --namespace minerguard-system \
-	    --set policies.installDefaultPack=false --set tests.enabled=false \
-	    --api-versions kopf.dev/v1/ClusterKopfPeering 2> >(grep -v 'found symbolic link' >&2); } > $(INSTALL_YAML).tmp
+	  echo "#   kubectl apply --server-side -f manifests/install.yaml   # creates the namespace minerguard-system"; \
+	  echo "#   kubectl apply --server-side -f manifests/policies-audit.yaml   # the default policy pack, in Audit"; \
+	  echo "---"; \
+	  echo "apiVersion: v1"; \
+	  echo "kind: Namespace"; \
+	  echo "metadata:"; \
+	  echo "  name: minerguard-system"; \
+	  echo "  labels:"; \
+	  echo "    app.kubernetes.io/part-of: minerguard"; \
+	  echo "    pod-security.kubernetes.io/enforce: restricted"; \
+	  $(HELM_TEMPLATE) minerguard helm/minerguard --namespace minerguard-system --set tests.enabled=false \
+	    --api-versions kopf.dev/v1/ClusterKopfPeering \
+	    --api-versions admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy 2> >(grep -v 'found symbolic link' >&2); } > $(INSTALL_YAML).tmp
 	@mv $(INSTALL_YAML).tmp $(INSTALL_YAML)
+	@{ echo "# The default policy pack in mode Audit, rendered from helm/minerguard-policies by 'make manifests': do not edit."; \
+	  echo "# Enforce: kubectl apply -f manifests/policies/ (the pack as written)."; \
+	  $(HELM_TEMPLATE) minerguard-policies helm/minerguard-policies --namespace minerguard-system \
+	    2> >(grep -v 'found symbolic link' >&2); } > $(POLICIES_YAML).tmp
+	@mv $(POLICIES_YAML).tmp $(POLICIES_YAML)
+
+# The operator image without Docker (hack/image.py): mmdebstrap, umoci and skopeo, Debian
+# packages that `hack/tools.sh image-tools` installs. Writes dist/minerguard-<version>.oci.tar
+# and dist/minerguard-<version>.docker.tar, tagged with the chart's default image.
+# Rebuilt only when one of its inputs changed.
+IMAGE_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE_ARCHIVE := dist/minerguard-$(IMAGE_VERSION).docker.tar
+IMAGE_INPUTS := Dockerfile requirements.lock pyproject.toml README.md hack/image.py helm/minerguard/Chart.yaml \
+  helm/minerguard/values.yaml $(shell find operator -name '*.py' -not -path '*/__pycache__/*')
+image: $(IMAGE_ARCHIVE)
+$(IMAGE_ARCHIVE): $(IMAGE_INPUTS)
+	@hack/tools.sh image-tools
+	$(PYTHON) hack/image.py build
+
+# The built image against the Dockerfile (entrypoint, user, labels, Python packages and
+# versions), and the operator started from its root filesystem against the local cluster.
+image-test: venv tools image
+	$(VENV)/bin/pytest -q tests/e2e/test_image.py
 
 # requirements.lock: the runtime dependencies of pyproject.toml, pinned with hashes for
 # the image (Dockerfile), resolved for CPython 3.11 like the image's python:3.11-slim.

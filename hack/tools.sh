@@ -3,11 +3,12 @@
 #
 #   hack/tools.sh build     build whatever is missing, print nothing else
 #   hack/tools.sh bindir    print the directory that holds every tool
-#   hack/tools.sh env       print KEY=path lines for each tool
+#   hack/tools.sh image-tools   install mmdebstrap, umoci and skopeo (make image) when missing
 #
 # Tools are cached under ${MINERGUARD_CACHE:-~/.cache/minerguard}/tools/<tool>-<version>/,
 # keyed by the versions pinned in hack/versions.env, so a second run builds nothing.
-# Prometheus comes from Debian packages (apt-get) and is only checked here.
+# Prometheus, and mmdebstrap/umoci/skopeo for `make image`, come from Debian packages (apt-get)
+# and are only installed here when missing.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -140,6 +141,16 @@ build_helm() {
   touch "$(done_marker "$dir")"
 }
 
+# actionlint lints .github/workflows (make lint).
+build_actionlint() {
+  local dir=$TOOLS/actionlint-$ACTIONLINT_VERSION
+  [ -e "$(done_marker "$dir")" ] && return 0
+  log "building actionlint $ACTIONLINT_VERSION (first run only)"
+  mkdir -p "$dir"
+  GOBIN=$dir go install -trimpath -ldflags "-s -w" "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+  touch "$(done_marker "$dir")"
+}
+
 # system_tool NAME: the first NAME on PATH outside $BIN (make puts $BIN first on PATH, and a link
 # of $BIN must never be taken for the tool it points to).
 system_tool() {
@@ -154,13 +165,29 @@ system_tool() {
 check_prometheus() {
   if ! system_tool prometheus >/dev/null; then
     log "installing prometheus from Debian packages"
-    if [ "$(id -u)" = 0 ]; then
-      apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-    else
-      sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-    fi
+    apt_install prometheus
   fi
   system_tool prometheus >/dev/null || { log "prometheus is not installed and could not be installed"; exit 1; }
+}
+
+# apt_install PKG...: Debian packages, as root or through sudo.
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq >/dev/null &&
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# mmdebstrap, umoci and skopeo build the operator image without Docker (make image).
+check_image_tools() {
+  local missing=() t
+  for t in mmdebstrap umoci skopeo; do system_tool "$t" >/dev/null || missing+=("$t"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]} from Debian packages (make image)"
+  apt_install "${missing[@]}"
+  for t in "${missing[@]}"; do
+    system_tool "$t" >/dev/null || { log "$t is not installed and could not be installed"; exit 1; }
+  done
 }
 
 # link NAME TARGET: point $BIN/NAME at TARGET. A no-op when it already does; otherwise an
@@ -177,7 +204,8 @@ link_all() {
   local f
   for f in "$TOOLS/etcd-$ETCD_VERSION/etcd" \
     "$TOOLS/kubernetes-$KUBE_VERSION"/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl} \
-    "$TOOLS/kwok-$KWOK_VERSION"/{kwok,kwokctl,stages.yaml} "$TOOLS/helm-$HELM_VERSION/helm"; do
+    "$TOOLS/kwok-$KWOK_VERSION"/{kwok,kwokctl,stages.yaml} "$TOOLS/helm-$HELM_VERSION/helm" \
+    "$TOOLS/actionlint-$ACTIONLINT_VERSION/actionlint"; do
     link "$(basename "$f")" "$f"
   done
   link prometheus "$(system_tool prometheus)"
@@ -185,6 +213,7 @@ link_all() {
 }
 
 case "${1:-build}" in
+  image-tools) check_image_tools ;;
   build)
     # One build at a time per cache: a second run (another checkout, a test session) waits for the
     # first and then finds everything built, instead of compiling the same binaries beside it.
@@ -192,13 +221,15 @@ case "${1:-build}" in
     exec 9>"$CACHE/.build.lock"
     flock 9
     check_prometheus
+    check_image_tools
     build_etcd
     build_kwok
     kwok_stages
     build_helm
+    build_actionlint
     build_kube
     link_all
     ;;
   bindir) echo "$BIN" ;;
-  *) echo "usage: $0 build|bindir" >&2; exit 2 ;;
+  *) echo "usage: $0 build|bindir|image-tools" >&2; exit 2 ;;
 esac

