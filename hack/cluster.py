@@ -507,8 +507,15 @@ scrape_configs:
   file_sd_configs:
   - files: [{STATE_DIR / "tenant-targets.json"}]
     refresh_interval: 5s
+- job_name: minerguard
+  # Operators run as local processes by tests and the demo: each writes its /metrics address
+  # into a file of {STATE_DIR / "prometheus-targets"} (Prometheus' file discovery).
+  file_sd_configs:
+  - files: ["{STATE_DIR / "prometheus-targets"}/*.json"]
+    refresh_interval: 5s
 """
     )
+    (STATE_DIR / "prometheus-targets").mkdir(parents=True, exist_ok=True)
 
 
 NODE_TEMPLATE = """apiVersion: v1
