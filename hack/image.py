@@ -252,6 +252,9 @@ def build() -> None:
     rootfs = WORK / "rootfs.tar"
     log(f"mmdebstrap --variant=minbase {SUITE} with {', '.join(PACKAGES)}, then the virtualenv")
     cmd = ["mmdebstrap", "--variant=minbase", "--mode=root", "--quiet", f"--include={','.join(PACKAGES)}"]
+    # As Debian's slim images: no manuals, info pages, translations or docs (the copyright files stay).
+    cmd += [f"--dpkgopt=path-exclude=/usr/share/{d}/*" for d in ("man", "info", "doc", "locale", "lintian")]
+    cmd += ["--dpkgopt=path-include=/usr/share/doc/*/copyright"]
     cmd += [f"--customize-hook={h}" for h in hooks]
     run(*cmd, SUITE, str(rootfs))
 
