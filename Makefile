@@ -97,8 +97,16 @@ manifests: tools
 	  echo "    app.kubernetes.io/part-of: minerguard"; \
 	  echo "    pod-security.kubernetes.io/enforce: restricted"; \
 	  $(HELM_TEMPLATE) minerguard helm/minerguard --namespace minerguard-system --set tests.enabled=false \
-	    --api-versions kopf.dev/v1/ClusterKopfPeering \
-	    --api-versions admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy 2> >(grep -v 'found symbolic link' >&2); } > $(INSTALL_YAML).tmp
+	    --set peering.create=false \
+	    --api-versions admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy 2> >(grep -v 'found symbolic link' >&2); \
+	  echo "---"; \
+	  echo "# The chart's peering hook, as a plain object (kubectl apply knows no hooks)."; \
+	  echo "apiVersion: kopf.dev/v1"; \
+	  echo "kind: ClusterKopfPeering"; \
+	  echo "metadata:"; \
+	  echo "  name: minerguard"; \
+	  echo "  labels:"; \
+	  echo "    app.kubernetes.io/part-of: minerguard"; } > $(INSTALL_YAML).tmp
 	@mv $(INSTALL_YAML).tmp $(INSTALL_YAML)
 	@{ echo "# The default policy pack in mode Audit, rendered from helm/minerguard-policies by 'make manifests': do not edit."; \
 	  echo "# Enforce: kubectl apply -f manifests/policies/ (the pack as written)."; \

@@ -371,19 +371,17 @@ def test_policy_pack_is_the_repository_pack_in_audit_with_the_operator_namespace
     assert wrong.returncode != 0 and "exclude: nope is not a policy of the pack" in wrong.stderr
 
 
-def test_peering_is_a_hook_only_while_its_api_is_not_served_and_always_kept() -> None:
-    # helm template knows no cluster: as on a first install, the object comes after the CRDs.
-    fresh = one(render(), "ClusterKopfPeering")
-    annotations = fresh["metadata"]["annotations"]
-    assert annotations["helm.sh/hook"] == "post-install,post-upgrade"
-    assert annotations["meta.helm.sh/release-name"] == "minerguard"
-    assert annotations["meta.helm.sh/release-namespace"] == "minerguard-system"
-    assert annotations["helm.sh/resource-policy"] == "keep"
-    assert fresh["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
-    served = one(render(*SERVED_APIS), "ClusterKopfPeering")
-    assert not is_hook(served)
-    # Never deleted by an upgrade, a rollback to a revision that held it only as a hook, or an uninstall.
-    assert served["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+def test_peering_is_always_a_hook_recreated_after_install_upgrade_and_rollback() -> None:
+    # Served or not (first install), never an object of the release manifest: see templates/peering.yaml.
+    for docs in (render(), render(*SERVED_APIS)):
+        peering = one(docs, "ClusterKopfPeering")
+        assert peering["metadata"]["annotations"] == {
+            "helm.sh/hook": "post-install,post-upgrade,post-rollback",
+            "helm.sh/hook-weight": "0",
+            "helm.sh/hook-delete-policy": "before-hook-creation",
+        }
+        assert peering["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    assert not of_kind(render(*sets("peering.create=false")), "ClusterKopfPeering")
 
 
 def notes(tmp_path: Path, *args: str) -> str:
@@ -712,7 +710,10 @@ def test_install_yaml_is_rendered_from_the_chart(tmp_path: Path) -> None:
     assert sorted(c["metadata"]["name"] for c in of_kind(docs, "CustomResourceDefinition")) == sorted(CRD_NAMES)
     assert not of_kind(docs, "MinerPolicy"), "the policy pack is manifests/policies-audit.yaml"
     assert not any(is_hook(d) for d in docs), "kubectl apply knows no hooks"
-    assert one(docs, "ClusterKopfPeering")["metadata"]["name"] == "minerguard"
+    assert one(docs, "ClusterKopfPeering")["metadata"] == {
+        "name": "minerguard",
+        "labels": {"app.kubernetes.io/part-of": "minerguard"},
+    }
     assert one(docs, "Deployment")["metadata"]["namespace"] == "minerguard-system"
     assert one(docs, "ValidatingAdmissionPolicy")
     pack = [d for d in yaml.safe_load_all(committed_pack.read_text()) if d]
@@ -794,11 +795,11 @@ def test_install_test_and_uninstall_on_the_local_cluster(cluster: dict[str, Any]
     crds_before = crd_metadata()  # the session applied crds/; the release takes them over (--take-ownership)
     installed = False
     try:
-        # The default pack stays out: MinerPolicies are cluster-wide, and other tests share this cluster.
+        # The default pack (chart minerguard-policies) stays out: MinerPolicies are cluster-wide.
         helm(
             "install", release, str(CHART), "--namespace", namespace, "--create-namespace",
             "--take-ownership", "--wait", "--timeout", "3m",
-            "--set", f"peering.name={release}", "--set", "policies.installDefaultPack=false",
+            "--set", f"peering.name={release}",
             "--set", f"prometheus.url={cluster['prometheus']}",
             kubeconfig=KUBECONFIG,
         )  # fmt: skip
@@ -863,14 +864,14 @@ def test_install_test_and_uninstall_on_the_local_cluster(cluster: dict[str, Any]
             "Deployment gone",
         )
         assert kubectl("get", "clusterrole", sa, check=False).returncode != 0
-        assert kubectl("get", "clusterkopfpeering", release, check=False).returncode != 0
+        kubectl("get", "clusterkopfpeering", release)  # a hook: left in place, like the CRDs
     finally:
         if installed and release_keeps_its_crds(release, namespace):
             helm("uninstall", release, "-n", namespace, "--wait", kubeconfig=KUBECONFIG, check=False)
         elif installed:  # never let an uninstall delete the shared CRDs: forget the release, delete its objects
             kubectl("delete", "secret", "-n", namespace, "-l", f"owner=helm,name={release}", check=False)
             kubectl("delete", "clusterrole,clusterrolebinding", sa, "--ignore-not-found", check=False)
-            kubectl("delete", "clusterkopfpeering", release, "--ignore-not-found", check=False)
+        kubectl("delete", "clusterkopfpeering", release, "--ignore-not-found", check=False)
         restore_crd_metadata(crds_before)
         kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false", check=False)
 
@@ -893,7 +894,7 @@ def test_first_install_upgrade_rollback_to_every_revision_and_uninstall_keep_det
     assert bare.names("crd") == set(CRD_NAMES)
     assert bare.names("clusterkopfpeerings") == {"minerguard"}
     assert bare.names("validatingadmissionpolicies") == {"minerguard-protect-quarantine"}
-    assert "ClusterKopfPeering" not in bare.manifest_kinds("minerguard")
+    assert "ClusterKopfPeering" not in bare.manifest_kinds("minerguard")  # a hook, always
     # The pack, a release of its own now that the CRDs are served: ordinary objects, in Audit.
     bare.helm("install", "minerguard-policies", str(POLICIES_CHART))
     assert bare.modes() == audit
@@ -912,13 +913,12 @@ def test_first_install_upgrade_rollback_to_every_revision_and_uninstall_keep_det
         # Switch to Enforce: the pack's one value.
         bare.helm("upgrade", "minerguard-policies", str(POLICIES_CHART), "--reuse-values", "--set", "mode=Enforce")
         detection_on("pack in Enforce", "Enforce")
-        # Upgrade the operator: the peering object becomes a release object.
+        # Upgrade the operator (the peering hook is re-created).
         bare.helm("upgrade", "minerguard", str(CHART), "--reuse-values", "--set", "logLevel=DEBUG")
-        assert "ClusterKopfPeering" in bare.manifest_kinds("minerguard")
         detection_on("operator upgraded", "Enforce")
         # Rollback to every revision of each release, back and forth.
         for release, revision, mode in (
-            ("minerguard", 1, "Enforce"),  # the revision that held the peering object only as a hook
+            ("minerguard", 1, "Enforce"),
             ("minerguard", 2, "Enforce"),
             ("minerguard-policies", 1, "Audit"),
             ("minerguard-policies", 2, "Enforce"),
@@ -934,6 +934,7 @@ def test_first_install_upgrade_rollback_to_every_revision_and_uninstall_keep_det
         assert not bare.names("minerpolicies")
         out = bare.helm("uninstall", "minerguard")
         assert "These resources were kept due to the resource policy" in out
+        assert bare.names("clusterkopfpeerings") == {"minerguard"}
     finally:
         bare.stop_operator()
     assert bare.names("crd") == set(CRD_NAMES)

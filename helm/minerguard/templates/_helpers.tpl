@@ -118,34 +118,6 @@ the same rule is added here. No wildcard, no secrets.
 {{- end }}
 
 {{/*
-Metadata for an object whose CRD this same release may install: (list $root "group/version/Kind").
-Helm maps every object of a release to an API before it creates the first one, so on a
-cluster that does not serve the kind yet (a first install with crds.enabled) the object
-is created by a post-install/post-upgrade hook, after the CRDs. The hook object carries
-Helm's ownership metadata, so the next `helm upgrade` (which renders it as an ordinary
-release object, the API being served by then) adopts it into the release.
-helm.sh/resource-policy: keep, always: a rollback to the first revision (which holds it
-only as a hook) or an uninstall must never delete it.
-*/}}
-{{- define "minerguard.crAnnotations" -}}
-{{- $root := index . 0 -}}
-{{- $api := index . 1 -}}
-helm.sh/resource-policy: keep
-{{- if not ($root.Capabilities.APIVersions.Has $api) }}
-helm.sh/hook: post-install,post-upgrade
-helm.sh/hook-weight: "0"
-helm.sh/hook-delete-policy: hook-failed
-meta.helm.sh/release-name: {{ $root.Release.Name }}
-meta.helm.sh/release-namespace: {{ $root.Release.Namespace }}
-{{- end }}
-{{- end }}
-
-{{/* True (non-empty) when the ClusterKopfPeering object of this release is rendered as a hook. */}}
-{{- define "minerguard.crsAsHooks" -}}
-{{- if and .Values.peering.enabled .Values.peering.create (not (.Capabilities.APIVersions.Has "kopf.dev/v1/ClusterKopfPeering")) }}true{{ end }}
-{{- end }}
-
-{{/*
 True (non-empty) when the admission policy is wanted and the cluster serves
 admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy (GA in Kubernetes 1.30). A cluster's
 discovery lists group/version/Kind; `helm template` needs
