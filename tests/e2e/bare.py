@@ -170,4 +170,18 @@ class Bare:
             eventually(
                 lambda: self.pod_labels(namespace, name).get(QUARANTINE_LABEL) == "true", 60, f"{step}: quarantined"
             )
+        # The incident's conditions, as kstatus or Argo CD read them.
+        want = ("False", "AuditOnly") if mode == "Audit" else ("True", "Contained")
+
+        def conditions() -> dict[str, Any] | None:
+            live = self.get("minerincident", found["metadata"]["name"], "-n", namespace)
+            conds = {c["type"]: c for c in (live.get("status") or {}).get("conditions") or []}
+            contained = conds.get("Contained") or {}
+            if (contained.get("status"), contained.get("reason")) != want:
+                return None
+            assert conds["Detected"]["status"] == "True" and conds["Released"]["status"] == "False", conds
+            assert {c["observedGeneration"] for c in conds.values()} == {live["metadata"]["generation"]}
+            return conds
+
+        eventually(conditions, 60, f"{step}: the incident's Contained condition is {want}")
         return found

@@ -215,8 +215,9 @@ def test_workload_ref_to_dict() -> None:
 def test_with_status_copies() -> None:
     inc = new_incident("ns", ref(), "p", "Enforce")
     before = copy.deepcopy(inc)
-    out = with_status(inc, {"state": DETECTED})
-    assert out["status"] == {"state": DETECTED}
+    out = with_status(inc, {"state": DETECTED}, now="2026-12-02T03:00:00Z")
+    assert out["status"]["state"] == DETECTED
+    assert [c["type"] for c in out["status"]["conditions"]] == ["Detected", "Contained", "Released"]
     assert inc == before
     out["spec"]["release"] = True
     assert inc["spec"]["release"] is False

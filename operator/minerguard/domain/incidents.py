@@ -9,6 +9,7 @@ No API calls here; ``services.containment`` reads and writes the records.
 from __future__ import annotations
 
 import copy
+import datetime
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 
 from minerguard import API_GROUP, API_VERSION
 from minerguard.domain.detection import Evidence
+from minerguard.domain.text import printable, shorten
 
 MAX_PODS = 100
 MAX_ACTIONS = 200
@@ -152,7 +154,102 @@ def overall_state(pods: Sequence[Mapping[str, Any]], mode: str, released: bool) 
     return CONTAINING
 
 
-def with_status(incident: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(dict(incident))
-    out["status"] = dict(status)
+# Conditions, in the usual Kubernetes shape, so that generic tools (kstatus, Argo CD) read an
+# incident's health: Detected, Contained, Released.
+CONDITION_TYPES = ("Detected", "Contained", "Released")
+_NOT_CONTAINED = {
+    CONTAINING: "Containing",
+    PARTIAL: "PartiallyContained",
+    FAILED: "ContainmentFailed",
+    RELEASED: "Released",
+    ENDED: "WorkloadGone",
+}
+
+
+def conditions(
+    status: Mapping[str, Any], mode: str, generation: int, previous: Sequence[Any], now: str
+) -> list[dict[str, Any]]:
+    """The incident's conditions for ``status``: what each says now, and since when.
+
+    Detected is True for every incident (it exists because a policy matched; the reason is the
+    mode). Contained is True only while every live pod's containment is verified (state
+    Contained), otherwise False with the state as reason (AuditOnly for an Audit incident).
+    Released is True once a person released it. A condition's lastTransitionTime moves only when
+    its status changes; observedGeneration is the incident's generation.
+    """
+    state = str(status.get("state") or DETECTED)
+    message = shorten(printable(str(status.get("message") or state)), 1024)
+    if state == CONTAINED:
+        contained = ("True", "Contained")
+    elif state == DETECTED:
+        contained = ("False", "AuditOnly" if mode == "Audit" else "NotContainedYet")
+    else:
+        contained = ("False", _NOT_CONTAINED.get(state, "Unknown"))
+    wanted = {
+        "Detected": ("True", "Audit" if mode == "Audit" else "Enforce"),
+        "Contained": contained,
+        "Released": ("True", "ReleasedByPerson") if state == RELEASED else ("False", "NotReleased"),
+    }
+    before = {str(c.get("type")): c for c in previous if isinstance(c, Mapping)}
+    out: list[dict[str, Any]] = []
+    for kind in CONDITION_TYPES:
+        value, reason = wanted[kind]
+        old = before.get(kind) or {}
+        since = old.get("lastTransitionTime") if old.get("status") == value else None
+        out.append(
+            {
+                "type": kind,
+                "status": value,
+                "reason": reason,
+                "message": message,
+                "observedGeneration": generation,
+                "lastTransitionTime": str(since or now),
+            }
+        )
     return out
+
+
+def with_status(incident: Mapping[str, Any], status: Mapping[str, Any], now: str | None = None) -> dict[str, Any]:
+    """The incident with ``status`` as its status, and its conditions computed from it (see :func:`conditions`).
+
+    ``now`` defaults to the status' lastUpdated, which every writer sets just before.
+    """
+    out = copy.deepcopy(dict(incident))
+    new = dict(status)
+    meta = out.get("metadata") or {}
+    spec = out.get("spec") or {}
+    when = now or str(new.get("lastUpdated") or "") or utc_now()
+    previous = (incident.get("status") or {}).get("conditions") or []
+    new["conditions"] = conditions(new, str(spec.get("mode") or ""), int(meta.get("generation") or 1), previous, when)
+    out["status"] = new
+    return out
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+OPEN_STATES = (DETECTED, CONTAINING, CONTAINED, PARTIAL, FAILED)
+
+
+class OpenIncidents:
+    """The state of every incident seen on the watch, to count the open ones (not Released or Ended) by state."""
+
+    def __init__(self) -> None:
+        self._states: dict[tuple[str, str], str] = {}
+
+    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        state = str((body.get("status") or {}).get("state") or DETECTED)
+        if event_type == "DELETED" or state not in OPEN_STATES:
+            self._states.pop(key, None)
+        else:
+            self._states[key] = state
+
+    def counts(self) -> dict[str, int]:
+        """Every open state, zero included (so that a dashboard has a series for each)."""
+        out = dict.fromkeys(OPEN_STATES, 0)
+        for state in self._states.values():
+            out[state] += 1
+        return out
