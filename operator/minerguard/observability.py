@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import platform
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+from minerguard.domain.incidents import OpenIncidents
 
 DETECTIONS = Counter("minerguard_detections_total", "Workloads newly detected, by policy and mode.", ["policy", "mode"])
 CONTAINMENTS = Counter(
@@ -37,3 +43,26 @@ API_CALLS = Counter(
 API_WRITES = Counter("minerguard_api_writes_total", "Kubernetes API write calls made by the operator.", ["kind"])
 PODS_WATCHED = Gauge("minerguard_pods_watched", "Pods in the operator's watch cache.")
 WORK_QUEUE_DEPTH = Gauge("minerguard_work_queue_depth", "Work items queued, running or waiting for a retry.")
+BUILD = Info("minerguard_build", "The running minerguard: its version and Python's (always 1).")
+OPEN_INCIDENTS = Gauge(
+    "minerguard_open_incidents",
+    "MinerIncidents neither released nor ended, by state, as the acting replica sees them.",
+    ["state"],
+)
+_open = OpenIncidents()
+
+
+def announce_build(version: str) -> None:
+    BUILD.info({"version": version, "python": platform.python_version()})
+    _publish_open()
+
+
+def observe_incident(event_type: str | None, body: Mapping[str, Any]) -> None:
+    """Count a MinerIncident watch event into minerguard_open_incidents."""
+    _open.observe(event_type, body)
+    _publish_open()
+
+
+def _publish_open() -> None:
+    for state, count in _open.counts().items():
+        OPEN_INCIDENTS.labels(state).set(count)

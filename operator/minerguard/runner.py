@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import datetime
 import logging
 import os
 import random
@@ -12,29 +12,36 @@ from typing import Any, cast
 
 import kopf
 from prometheus_client import start_http_server
+from pythonjsonlogger import json as jsonlogger
 
-from minerguard import handlers  # noqa: F401 - registers the kopf handlers
+from minerguard import (
+    __version__,
+    handlers,  # noqa: F401 - registers the kopf handlers
+    observability,
+)
 from minerguard.config import Settings
 from minerguard.services.app import App
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line, with the object and policy when a log call names them."""
+class JsonFormatter(jsonlogger.JsonFormatter):
+    """One JSON object per line (python-json-logger, which kopf already depends on).
 
-    def format(self, record: logging.LogRecord) -> str:
-        data = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key in ("object", "policy", "incident"):
-            value = getattr(record, key, None)
-            if value:
-                data[key] = value
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data)
+    time (ISO 8601 with the process' time zone and milliseconds), level, logger and message, and
+    the fields a log call adds with ``extra=`` (object, policy, incident, ...), empty ones left out.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "{asctime}{levelname}{name}{message}",
+            style="{",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger", "exc_info": "exception"},
+        )
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in log_data.items() if v not in (None, "") or k == "message"}
 
 
 def configure_logging(settings: Settings, verbose: bool) -> None:
@@ -84,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         # Replicas must not share a priority (kopf pauses all of them then): pick one at random.
         settings = Settings(**{**settings.__dict__, "priority": random.randint(1, 1_000_000)})
     configure_logging(settings, args.verbose)
+    observability.announce_build(__version__)
     identity = f"{settings.instance}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
     app = App.build(settings, identity, kubeconfig=os.environ.get("KUBECONFIG"))
     if settings.metrics_port:

@@ -70,6 +70,8 @@ def test_dashboard_json_covers_what_an_operator_watches() -> None:
     exprs = " ".join(e for _, e in expressions(dashboard))
     for metric in (
         "minerguard_detections_total",
+        "minerguard_open_incidents",
+        "minerguard_build_info",
         "minerguard_containment_actions_total",
         "minerguard_actions_suppressed_total",
         "minerguard_api_errors_total",
@@ -128,3 +130,15 @@ def test_every_dashboard_query_parses_and_returns_data_from_the_real_prometheus(
         concrete = expr.replace("$__rate_interval", RATE_INTERVAL)
         assert not re.search(r"\$\w", concrete), f"{title}: a Grafana variable the test does not know: {expr}"
         eventually(lambda c=concrete: query(prometheus_url, c), 60, f"{title}: a result for {concrete}")
+    # The new gauges say what happened: this test's incident is open and contained, the build is announced.
+    eventually(
+        lambda: [
+            r
+            for r in query(prometheus_url, 'minerguard_open_incidents{instance="session",state="Contained"} >= 1')
+            if r
+        ],
+        60,
+        "minerguard_open_incidents counts the contained incident",
+    )
+    build = query(prometheus_url, 'minerguard_build_info{instance="session"}')
+    assert [r["metric"]["version"] for r in build] == ["0.1.0"] and build[0]["value"][1] == "1"
