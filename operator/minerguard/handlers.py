@@ -14,7 +14,6 @@ from typing import Any
 
 import kopf
 
-from minerguard import observability
 from minerguard.services.app import App
 
 log = logging.getLogger(__name__)
@@ -66,7 +65,6 @@ async def policy_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event("minerguard.io", "v1alpha1", "minerincidents")
 async def incident_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    observability.observe_incident(event.get("type"), event["object"])
     await asyncio.to_thread(app_of(memo).detector.observe_incident, event.get("type"), dict(event["object"]))
 
 

@@ -137,6 +137,7 @@ class Detector:
 
     def observe_incident(self, event_type: str | None, body: dict[str, Any]) -> None:
         """Keep the incident cache current; queue a release a person asked for; contain again when re-armed."""
+        observability.observe_incident(event_type, body)  # minerguard_open_incidents
         meta = body.get("metadata") or {}
         namespace, name = str(meta.get("namespace")), str(meta.get("name"))
         if event_type == "DELETED":
