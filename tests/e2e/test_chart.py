@@ -154,10 +154,9 @@ def test_defaults_render_a_hardened_operator_with_peering() -> None:
         "ClusterRoleBinding",
         "Service",
         "ClusterKopfPeering",
-        "ValidatingAdmissionPolicy",
-        "ValidatingAdmissionPolicyBinding",
     ):
         assert kinds.count(kind) == 1, kind
+    assert kinds.count("ValidatingAdmissionPolicy") == kinds.count("ValidatingAdmissionPolicyBinding") == 2
     # The operator's ClusterRole, and the two for people (view, aggregated; responder).
     assert sorted(r["metadata"]["name"] for r in of_kind(docs, "ClusterRole")) == [
         "minerguard",
@@ -405,7 +404,11 @@ def notes(tmp_path: Path, *args: str) -> str:
 
 def test_admission_policy_only_where_the_cluster_serves_it(tmp_path: Path) -> None:
     served = render()
-    assert one(served, "ValidatingAdmissionPolicy") and one(served, "ValidatingAdmissionPolicyBinding")
+    assert (
+        len(of_kind(served, "ValidatingAdmissionPolicy"))
+        == len(of_kind(served, "ValidatingAdmissionPolicyBinding"))
+        == 2
+    )
     assert "is NOT installed" not in notes(tmp_path / "served", *template_args())
     # A cluster whose discovery does not list admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy.
     bare_args = ("--kube-version", kube_version())
@@ -715,7 +718,7 @@ def test_install_yaml_is_rendered_from_the_chart(tmp_path: Path) -> None:
         "labels": {"app.kubernetes.io/part-of": "minerguard"},
     }
     assert one(docs, "Deployment")["metadata"]["namespace"] == "minerguard-system"
-    assert one(docs, "ValidatingAdmissionPolicy")
+    assert len(of_kind(docs, "ValidatingAdmissionPolicy")) == 2
     pack = [d for d in yaml.safe_load_all(committed_pack.read_text()) if d]
     assert {p["kind"] for p in pack} == {"MinerPolicy"} and {p["spec"]["mode"] for p in pack} == {"Audit"}
     assert len(pack) == len(source_docs("manifests/policies/*.yaml"))
@@ -893,7 +896,10 @@ def test_first_install_upgrade_rollback_to_every_revision_and_uninstall_keep_det
     bare.helm("install", "minerguard", str(CHART), "--create-namespace")
     assert bare.names("crd") == set(CRD_NAMES)
     assert bare.names("clusterkopfpeerings") == {"minerguard"}
-    assert bare.names("validatingadmissionpolicies") == {"minerguard-protect-quarantine"}
+    assert bare.names("validatingadmissionpolicies") == {
+        "minerguard-protect-quarantine",
+        "minerguard-protect-incidents",
+    }
     assert "ClusterKopfPeering" not in bare.manifest_kinds("minerguard")  # a hook, always
     # The pack, a release of its own now that the CRDs are served: ordinary objects, in Audit.
     bare.helm("install", "minerguard-policies", str(POLICIES_CHART))
