@@ -171,6 +171,22 @@ def test_a_new_miner_costs_at_most_eight_calls_and_its_echo_none(op: Operator) -
     assert op.incident("pod-worker-6b7f")["status"]["state"] == inc.CONTAINED
 
 
+def test_a_second_miner_in_a_quarantined_namespace_costs_six_calls(op: Operator) -> None:
+    """The deny-all and the namespace mark are per namespace: the next miner there costs only its own writes."""
+    op.storage.put("Pod", pod_body())
+    op.settle()
+    before = dict(op.storage.calls)
+    op.storage.put("Pod", pod_body("worker-9c2d"))
+    op.settle()
+    after = {k: v - before.get(k, 0) for k, v in op.storage.calls.items() if v != before.get(k, 0)}
+    assert after == {
+        ("create", "MinerIncident"): 1,
+        ("patch", "Pod"): 1,
+        ("create", "Event"): 3,
+        ("update", "MinerIncident"): 1,
+    }
+
+
 def test_a_pod_contained_before_it_is_scheduled_costs_one_write_to_record_its_node(op: Operator) -> None:
     """Contained within milliseconds, a pod is often not placed yet; where it ran is evidence (its node may be the
     compromised host), so the scheduler's binding costs exactly one incident status write, and nothing else."""

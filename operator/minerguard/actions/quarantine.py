@@ -81,8 +81,6 @@ class Quarantine(Action):
             undone.append(
                 f"NetworkPolicy {netpol.QUARANTINE_POLICY} was made by someone else (its owners and labels are reset)"
             )
-        if policy_change:
-            mark_namespace(ctx.storage, ns)
         labels = dict((ctx.pod.get("metadata") or {}).get("labels") or {})
         reopened = exclude_from_other_policies(ctx.storage, ctx.policies, ns, labels, known)
         undone += [f"NetworkPolicy {n} allowed it traffic" for n in reopened]
@@ -109,6 +107,8 @@ class Quarantine(Action):
                     ),
                     what=f"label {ctx.pod_ref}",
                 )
+        if policy_change:  # after the label: the mark guards against new allow policies, not the cut itself
+            mark_namespace(ctx.storage, ns)
         changed = bool(undone) or annotations.get(INCIDENT_ANNOTATION) != ctx.incident
         tampered = "; ".join(undone) if ctx.previously_contained and undone else ""
         problems = self.verify(ctx)
