@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Hot-path cost of detection on very large pods: ``workload_from_pod`` + ``evaluate``.
 
-    .venv/bin/python bench/eval_bench.py [--repeat N] [--profile SHAPE] [--src DIR]
+    .venv/bin/python bench/eval_bench.py [--repeat N] [--profile SHAPE] [--src DIR] [--pack DIR] [--mix]
 
-For every pod watch event the operator calls :func:`minerguard.domain.workload.workload_from_pod`
-and then :func:`minerguard.domain.detection.evaluate` for every ready policy. This script builds
+For every pod watch event the operator calls :func:`minerguard.models.workload_from_pod`
+and then :func:`minerguard.detection.evaluate` for every ready policy. This script builds
 hostile pods of several shapes (megabytes of env, 1000 containers, 100k args items, 64 KiB
 values, deeply nested junk), each with a miner signal in its first container, and prints,
 per shape, the JSON size of the pod, the best wall time over ``--repeat`` runs of the hot
@@ -12,8 +12,16 @@ path against the 6 policies of the default pack (manifests/policies/), the peak 
 hot path allocates (tracemalloc, one separate run), and whether the miner was still found.
 
 ``--profile SHAPE`` prints the top of a cProfile of one run instead. ``--src DIR`` imports
-minerguard from another source folder (for example an older checkout's ``operator/``), to
-compare. No timing figure is asserted anywhere; the unit tests check only that the caps hold.
+minerguard from another source folder (for example an older checkout's ``operator/``), and
+``--pack DIR`` reads the policies from another folder, to compare. No timing figure is
+asserted anywhere; the unit tests check only that the caps hold.
+
+``--mix`` measures evaluation time *per pod* instead: the median and 99th percentile of the
+hot path over an ordinary mix (:data:`MIX_SIZE` pods built from everyday shapes: web servers,
+JVM services with long option strings, service-mesh sidecars, init scripts, jobs, system
+DaemonSets, pods reading ConfigMaps) and over hostile pods (the shapes above, and evasive
+ones: nested shells and encodings, many substitutions, a 1 MiB value), each hostile shape
+timed ``--repeat`` times.
 """
 
 from __future__ import annotations
@@ -37,17 +45,24 @@ ROOT = Path(__file__).resolve().parents[1]
 _SRC = sys.argv[sys.argv.index("--src") + 1] if "--src" in sys.argv[:-1] else str(ROOT / "operator")
 sys.path.insert(0, _SRC)
 
-from minerguard.domain.detection import evaluate, prepare  # noqa: E402
-from minerguard.domain.policy import Policy, parse_policy  # noqa: E402
-from minerguard.domain.workload import workload_from_pod  # noqa: E402
+try:  # the layout after issue #10
+    from minerguard.domain.detection import evaluate  # noqa: E402
+    from minerguard.domain.policy import Policy, parse_policy  # noqa: E402
+    from minerguard.domain.workload import workload_from_pod  # noqa: E402
+except ImportError:  # an older checkout (--src)
+    from minerguard.detection import evaluate  # type: ignore[no-redef]  # noqa: E402
+    from minerguard.models import Policy, parse_policy, workload_from_pod  # type: ignore[no-redef]  # noqa: E402
 
 MINER = {"name": "miner", "image": "alpine:3.20", "command": ["/tmp/xmrig"], "args": ["-o", "stratum+tcp://pool:3333"]}
 TEXT = string.ascii_letters + string.digits + " :/.-=_,;|"
 
 
+_PACK = sys.argv[sys.argv.index("--pack") + 1] if "--pack" in sys.argv[:-1] else str(ROOT / "manifests" / "policies")
+
+
 def load_pack() -> list[Policy]:
     policies = []
-    for path in sorted((ROOT / "manifests" / "policies").glob("*.yaml")):
+    for path in sorted(Path(_PACK).glob("*.yaml")):
         policies += [parse_policy(doc) for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
     return policies
 
@@ -194,10 +209,108 @@ SHAPES: dict[str, Callable[[random.Random], dict[str, Any]]] = {
 }
 
 
+def evasive(rng: random.Random) -> dict[str, Any]:
+    """Nested shells, wrappers, base64 stages, substitutions and a 1 MiB padded value: about 1.2 MB."""
+    import base64
+
+    stage = "nohup nice -n 19 sh -c 'exec xmrig -o pool.supportxmr.com:3333'"
+    for _ in range(4):
+        stage = f"echo {base64.b64encode(stage.encode()).decode()} | base64 -d | sh"
+    script = " ; ".join(f"X{i}=$(printf '\\x61\\x62'); eval \"echo $X{i}\" | xargs -n1 timeout 1 true" for i in range(2000))
+    return pod(
+        [
+            {"name": "evasive", "image": "app:1", "command": ["sh", "-c", stage]},
+            {"name": "subs", "image": "app:1", "command": ["bash", "-c", script]},
+            {"name": "padded", "image": "app:1", "args": ["sh", "-c", ": " + junk(rng, 1 << 20) + "; xmrig"]},
+        ]
+    )
+
+
+def config_blobs(rng: random.Random) -> dict[str, Any]:
+    """200 env values of 4 KiB JSON-looking text: about 0.9 MB."""
+    blob = lambda i: json.dumps({f"k{j}": junk(rng, 30) for j in range(100)})  # noqa: E731
+    return pod([{"name": "cfg", "image": "app:1", "env": [{"name": f"J{i}", "value": blob(i)} for i in range(200)]}])
+
+
+SHAPES["evasive-1MiB"] = evasive
+SHAPES["json-blobs"] = config_blobs
+
+MIX_SIZE = 1000
+
+
+def ordinary(rng: random.Random, index: int) -> dict[str, Any]:
+    """One everyday pod (see --mix), varied by index and rng."""
+    kind = index % 7
+    name = f"app{index}"
+    env = [{"name": f"SETTING_{i}", "value": junk(rng, rng.randrange(4, 60))} for i in range(rng.randrange(3, 25))]
+    if kind == 0:
+        containers = [{"name": "web", "image": f"nginx:1.{index % 27}", "ports": [{"containerPort": 80}], "env": env}]
+    elif kind == 1:
+        opts = " ".join(f"-D{junk(rng, 8)}={junk(rng, 12)}" for _ in range(30))
+        containers = [{"name": "svc", "image": "eclipse-temurin:21", "command": ["java"],
+                       "args": ["-Xmx512m", "-jar", "/app/app.jar", "--server.port=8080"],
+                       "env": [*env, {"name": "JAVA_OPTS", "value": opts}]}]
+    elif kind == 2:
+        containers = [
+            {"name": "app", "image": "example/api:3", "env": env},
+            {"name": "istio-proxy", "image": "istio/proxyv2:1.22", "args": ["proxy", "sidecar", "--domain",
+             "$(POD_NAMESPACE).svc.cluster.local", "--proxyLogLevel=warning", "--concurrency", "2"],
+             "env": [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]},
+        ]
+    elif kind == 3:
+        containers = [{"name": "app", "image": "example/worker:1", "command": ["sh", "-c",
+                       "until nslookup db.default.svc; do echo waiting; sleep 2; done; exec /app/worker --queue=jobs"],
+                       "env": env}]
+    elif kind == 4:
+        containers = [{"name": "job", "image": "python:3.12", "command": ["python", "-m", "etl"],
+                       "args": [f"--date=2026-12-{index % 28 + 1:02d}", "--source=s3://bucket/in", "--dest=postgres://db:5432/x"],
+                       "envFrom": [{"configMapRef": {"name": "etl-config"}}]}]
+    elif kind == 5:
+        containers = [{"name": "kube-proxy", "image": "registry.k8s.io/kube-proxy:v1.30.0",
+                       "command": ["/usr/local/bin/kube-proxy", "--config=/var/lib/kube-proxy/config.conf",
+                                   "--hostname-override=$(NODE_NAME)"],
+                       "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]}]
+    else:
+        containers = [{"name": "app", "image": "example/app:2", "env": env,
+                       "volumeMounts": [{"name": "cfg", "mountPath": "/etc/app"}]}]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "apps", "uid": f"u{index}"},
+            "spec": {"containers": containers, "volumes": [{"name": "cfg", "configMap": {"name": "app-config"}}]}}
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def mix(policies: list[Policy], repeat: int) -> None:
+    rng = random.Random(7)
+    bodies = [ordinary(rng, i) for i in range(MIX_SIZE)]
+    for body in bodies[:50]:  # warm-up: pattern caches, imports
+        hot_path(policies, body)
+    times = []
+    for body in bodies:
+        start = time.perf_counter()
+        hot_path(policies, body)
+        times.append(time.perf_counter() - start)
+    p50, p99 = percentiles(times)
+    print(f"ordinary mix: {MIX_SIZE} pods, per pod p50 {p50 * 1e6:.0f} us, p99 {p99 * 1e6:.0f} us")
+    hostile: list[float] = []
+    for name, build in SHAPES.items():
+        body = build(random.Random(1))
+        runs = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            found = hot_path(policies, body)
+            runs.append(time.perf_counter() - start)
+        hostile += runs
+        print(f"  hostile {name:<18} worst {max(runs):.3f} s  miner found {found}")
+    p50, p99 = percentiles(hostile)
+    print(f"hostile pods: {len(SHAPES)} shapes x {repeat} runs, per pod p50 {p50:.3f} s, p99 {p99:.3f} s")
+
+
 def hot_path(policies: list[Policy], body: dict[str, Any]) -> bool:
     workload = workload_from_pod(body)
-    prepared = prepare(workload)
-    verdicts = [evaluate(policy, workload, {}, prepared=prepared) for policy in policies]
+    verdicts = [evaluate(policy, workload, {}) for policy in policies]
     return any(v.matched and any(e.container == "miner" for e in v.evidence) for v in verdicts)
 
 
@@ -206,8 +319,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", choices=sorted(SHAPES))
     parser.add_argument("--src", help="folder to import minerguard from (default: this checkout's operator/)")
+    parser.add_argument("--pack", help="folder of the policies (default: this checkout's manifests/policies/)")
+    parser.add_argument("--mix", action="store_true", help="per-pod p50/p99 on an ordinary mix and on hostile pods")
     args = parser.parse_args()
     policies = load_pack()
+    if args.mix:
+        print(f"minerguard from {_SRC}, policies from {_PACK}: {len(policies)} policies")
+        mix(policies, args.repeat)
+        return
     if args.profile:
         body = SHAPES[args.profile](random.Random(1))
         profiler = cProfile.Profile()
