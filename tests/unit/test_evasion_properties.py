@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minerguard.domain.detection import evaluate, spec_findings
-from minerguard.domain.detection.script import MAX_DEPTH
+from minerguard.domain.detection.shell import MAX_DEPTH
 from minerguard.domain.policy import Policy, parse_policy
 from minerguard.domain.workload import ConfigMapIndex, workload_from_pod
 

@@ -70,9 +70,19 @@ def test_pack_has_the_expected_policies() -> None:
     }
 
 
+CONTROL_PLANE = {"tier": "control-plane", "component": "etcd"}
+
+
 @pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.name)
-def test_every_policy_excludes_system_namespaces_and_has_standard_actions(policy: Policy) -> None:
-    assert {"kube-system", "minerguard-system"} <= policy.scope.excluded_namespaces
+def test_every_policy_excludes_minerguard_and_has_standard_actions(policy: Policy) -> None:
+    assert "minerguard-system" in policy.scope.excluded_namespaces
+    if policy.cpu is None:  # spec policies cover kube-system, all but the control-plane static pods
+        assert policy.scope.excluded_namespaces == {"minerguard-system"}
+        selector = policy.scope.excluded_pod_selector
+        assert selector is not None and selector.matches(CONTROL_PLANE)
+        assert not selector.matches({"tier": "control-plane"}) and not selector.matches({"k8s-app": "kube-proxy"})
+    else:  # CPU policies leave system components alone: they are busy by design
+        assert "kube-system" in policy.scope.excluded_namespaces
     assert policy.description
     if policy.enforce:
         assert policy.actions == (ActionSpec("quarantine", "Always"), ActionSpec("cordon", "HostAccess"))
@@ -151,8 +161,15 @@ MINERS: dict[str, dict[str, Any]] = {
         [{"name": "c", "command": ["sh", "-c", "cd /tmp/.X26-unix/.rsync/a && ./kswapd0 -c cfg"]}]
     ),
     "xmrig-image": deployment([{"name": "c", "image": "docker.io/someone/xmrig:latest"}]),
-    "wallet-in-env": deployment(
-        [{"name": "c", "image": "x/app", "command": ["/app/run"], "env": [{"name": "WALLET", "value": WALLET}]}]
+    "wallet-passed-to-miner": deployment(
+        [
+            {
+                "name": "c",
+                "image": "x/app",
+                "command": ["/app/run", "--user", "$(WALLET)"],
+                "env": [{"name": "WALLET", "value": WALLET}],
+            }
+        ]
     ),
     "coin-monero-args": deployment([{"name": "c", "command": ["/opt/a"], "args": ["--coin", "monero", "-t", "4"]}]),
     "init-container-miner": {
@@ -197,9 +214,23 @@ def test_privileged_miner_also_gets_cordon() -> None:
     assert matched(doc)["miner-binaries-and-args"].actions == ("quarantine", "cordon")
 
 
-def test_miners_in_system_namespaces_are_left_alone() -> None:
-    doc = deployment([{"name": "c", "command": ["xmrig"]}], namespace="kube-system")
+def test_miners_in_kube_system_are_caught_but_minerguard_and_the_control_plane_are_left_alone() -> None:
+    assert "miner-binaries-and-args" in matched(deployment([{"name": "c", "command": ["xmrig"]}], namespace="kube-system"))
+    assert matched(deployment([{"name": "c", "command": ["xmrig"]}], namespace="minerguard-system")) == {}
+    static = {
+        "kind": "Pod",
+        "metadata": {"name": "etcd-cp", "namespace": "kube-system", "labels": CONTROL_PLANE},
+        "spec": {"containers": [{"name": "etcd", "command": ["xmrig"]}]},
+    }
+    assert matched(static) == {}
+
+
+def test_a_wallet_alone_is_weak() -> None:
+    doc = deployment([{"name": "c", "command": ["/app/run"], "env": [{"name": "WALLET", "value": WALLET}]}])
     assert matched(doc) == {}
+    [workload] = workloads_from_manifest(doc)
+    pools = next(p for p in POLICIES if p.name == "mining-pools")
+    assert [(e.signal, e.strength) for e in evaluate(pools, workload, None).evidence] == [("wallet", "Weak")]
 
 
 # ------------------------------------------------------------------ ordinary workloads

@@ -69,6 +69,10 @@ the same rule is added here. No wildcard, no secrets.
 - apiGroups: [""]
   resources: [pods, namespaces, nodes]
   verbs: [get, list, watch]
+# ConfigMaps pods reference (envFrom, configMapKeyRef, volumes), read for detection; never Secrets.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list, watch]
 # quarantine labels the pod and marks its namespace; cordon and taint patch the node.
 - apiGroups: [""]
   resources: [pods, nodes, namespaces]
