@@ -45,13 +45,15 @@ ROOT = Path(__file__).resolve().parents[1]
 _SRC = sys.argv[sys.argv.index("--src") + 1] if "--src" in sys.argv[:-1] else str(ROOT / "operator")
 sys.path.insert(0, _SRC)
 
-try:  # the layout after issue #10
-    from minerguard.domain.detection import evaluate  # noqa: E402
+try:  # the layout after issue #10: the preparation of a pod is explicit, shared by its policies
+    from minerguard.domain.detection import evaluate, prepare  # noqa: E402
     from minerguard.domain.policy import Policy, parse_policy  # noqa: E402
     from minerguard.domain.workload import workload_from_pod  # noqa: E402
-except ImportError:  # an older checkout (--src)
+except ImportError:  # an older checkout (--src): it shares the preparation itself (a module cache)
     from minerguard.detection import evaluate  # type: ignore[no-redef]  # noqa: E402
     from minerguard.models import Policy, parse_policy, workload_from_pod  # type: ignore[no-redef]  # noqa: E402
+
+    prepare = None  # type: ignore[assignment]
 
 MINER = {"name": "miner", "image": "alpine:3.20", "command": ["/tmp/xmrig"], "args": ["-o", "stratum+tcp://pool:3333"]}
 TEXT = string.ascii_letters + string.digits + " :/.-=_,;|"
@@ -310,7 +312,11 @@ def mix(policies: list[Policy], repeat: int) -> None:
 
 def hot_path(policies: list[Policy], body: dict[str, Any]) -> bool:
     workload = workload_from_pod(body)
-    verdicts = [evaluate(policy, workload, {}) for policy in policies]
+    if prepare is None:
+        verdicts = [evaluate(policy, workload, {}) for policy in policies]
+    else:
+        prepared = prepare(workload)
+        verdicts = [evaluate(policy, workload, {}, prepared=prepared) for policy in policies]
     return any(v.matched and any(e.container == "miner" for e in v.evidence) for v in verdicts)
 
 

@@ -82,14 +82,15 @@ def test_words_split_on_shell_separators() -> None:
     ("script", "programs"),
     [
         ("xmrig -o x", ["xmrig"]),
-        ("cd /tmp && ./xmrig --donate-level 1", ["cd", "tmp", "xmrig"]),
+        ("cd /tmp && ./xmrig --donate-level 1", ["cd", "xmrig"]),
         ("curl -s http://x/y | bash", ["curl", "bash"]),
         ("a; b || c & d", ["a", "b", "c", "d"]),
         ("nohup /opt/kinsing &", ["nohup", "kinsing"]),
         ("exec env FOO=1 timeout 10 miner", ["exec", "env", "timeout", "miner"]),
         ("X=1 Y=2 kdevtmpfsi", ["kdevtmpfsi"]),
         ("sh -c 'xmrig -o p'", ["sh", "xmrig"]),
-        ("echo local stratum 10 > /etc/chrony.conf", ["echo", "chrony.conf"]),
+        ("echo local stratum 10 > /etc/chrony.conf", ["echo"]),
+        ("rm -f /tmp/xmrig.json; pkill -f xmrig", ["rm", "pkill"]),  # arguments, not programs
         ("(sleep 1; ./x)\n../y", ["sleep", "x", "y"]),
         ("", []),
     ],
@@ -214,7 +215,9 @@ POOLS = {
         ),
         ({"args": ["--pool", "tcp://10.0.0.5:3333"]}, [("poolPort", "Weak", "3333")]),
         ({"args": ["https://supportxmr.com/api"]}, []),  # apex is not *.supportxmr.com
-        ({"args": ["https://www.supportxmr.com/api"]}, [("poolHost", "Strong", "www.supportxmr.com")]),
+        ({"args": ["https://www.supportxmr.com/api"]}, []),  # a pool's web API is not pool usage
+        ({"args": ["--url", "https://www.supportxmr.com/api"]}, [("poolHost", "Strong", "www.supportxmr.com")]),
+        ({"args": ["--server", "xmr.supportxmr.com"]}, [("poolHost", "Strong", "xmr.supportxmr.com")]),
         ({"args": ["http://svc:3333/api", "ws://x:4444"]}, []),
         ({"args": ["--port", "3333"]}, []),
         ({"args": ["--port=3333"]}, []),
@@ -311,19 +314,22 @@ def test_argument_rules(fields: dict[str, Any], expected: list[tuple[str, str, s
 
 
 @pytest.mark.parametrize(
-    ("text", "wallet"),
+    ("text", "wallet", "strength"),
     [
-        (WALLET, WALLET),
-        (f"-u {WALLET}.rig1", WALLET),
-        (f"--user={SUBADDRESS}", SUBADDRESS),
-        (f"pay {INTEGRATED}", INTEGRATED),
-        (f"stratum+tcp://{WALLET}:x@pool:3333", WALLET),
+        (WALLET, WALLET, "Weak"),  # no miner context: a shop's receive address looks the same
+        (f"-u {WALLET}.rig1", WALLET, "Strong"),
+        (f"-u{WALLET}.rig1", WALLET, "Strong"),
+        (f"--user={SUBADDRESS}", SUBADDRESS, "Strong"),
+        (f"--wallet-address {SUBADDRESS}", SUBADDRESS, "Strong"),
+        (f"pay {INTEGRATED}", INTEGRATED, "Weak"),
+        (f"stratum+tcp://{WALLET}:x@pool:3333", WALLET, "Strong"),
+        (f'{{"pools": [{{"url": "pool:3333", "user": "{WALLET}"}}]}}', WALLET, "Strong"),
     ],
 )
-def test_monero_wallets(text: str, wallet: str) -> None:
+def test_monero_wallets(text: str, wallet: str, strength: str) -> None:
     p = policy({"wallets": {"monero": True}})
     [e] = spec_findings(p, pod(container(args=[text])))
-    assert (e.signal, e.strength) == ("wallet", "Strong")
+    assert (e.signal, e.strength) == ("wallet", strength)
     assert e.value == f"{wallet[:8]}…{wallet[-6:]}"
     assert wallet not in e.detail and e.value in e.detail
 
@@ -355,14 +361,15 @@ def test_wallet_in_env_and_patterns() -> None:
     )
     w = pod(
         container(
-            env=[{"name": "WALLET", "value": WALLET}, {"name": "ETH", "value": f"to {eth} now"}], args=["bc1qxyz"]
+            env=[{"name": "WALLET", "value": WALLET}, {"name": "ETH", "value": f"to {eth} now"}],
+            args=["bc1qxyz", "--user", "$(WALLET)"],
         )
     )
     evidence = spec_findings(p, w)
-    assert [(e.signal, e.strength, e.detail.split(" in ")[-1]) for e in evidence] == [
+    assert [(e.signal, e.strength, e.detail.split(" in ")[-1].split(" (")[0]) for e in evidence] == [
         ("wallet", "Weak", "args"),
-        ("wallet", "Strong", "env WALLET"),
-        ("wallet", "Strong", "env ETH"),
+        ("wallet", "Strong", "args"),  # passed to a miner (--user $(WALLET), expanded from the env)
+        ("wallet", "Weak", "env ETH"),  # alone: Weak whatever the pattern says
     ]
     assert evidence[2].value == f"{eth[:8]}…{eth[-6:]}"
 

@@ -163,7 +163,18 @@ def test_names_and_values_are_cut() -> None:
     [container] = workload_from_pod(body).containers
     assert container.name == long_name[:MAX_NAME_LEN]
     assert len(container.image) == MAX_VALUE_LEN
-    assert container.env == ((long_name[:MAX_NAME_LEN], "v" * MAX_VALUE_LEN),)
+    head, tail = MAX_VALUE_LEN // 2, MAX_VALUE_LEN - MAX_VALUE_LEN // 2 - 1
+    assert container.env == ((long_name[:MAX_NAME_LEN], "v" * head + "\n" + "v" * tail),)
+    assert container.oversized == ("env " + long_name[:MAX_NAME_LEN] + " value of 100000 characters",)
+
+
+def test_an_indicator_after_padding_is_kept() -> None:
+    """A value over the bound keeps its head and tail: padding cannot push the end out of view."""
+    body = pod({"name": "c", "args": ["A" * 500_000 + " xmrig"], "env": [{"name": "E", "value": "x" * 90_000 + "END"}]})
+    [container] = workload_from_pod(body).containers
+    assert container.args[0].endswith(" xmrig") and len(container.args[0]) == MAX_VALUE_LEN
+    assert container.env[0][1].endswith("END")
+    assert len(container.oversized) == 2
 
 
 def test_empty_items_count_against_the_budget() -> None:

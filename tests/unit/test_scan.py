@@ -88,6 +88,7 @@ def test_json_format_of_a_match(tmp_path: Path, policies: str, capsys: pytest.Ca
             "evidence": [
                 {
                     "signal": "poolEndpoint",
+                    "strength": "Strong",
                     "container": "m",
                     "detail": "pool URL stratum+tcp://p:1 in args",
                     "line": 10,
@@ -95,6 +96,7 @@ def test_json_format_of_a_match(tmp_path: Path, policies: str, capsys: pytest.Ca
                 },
                 {
                     "signal": "process",
+                    "strength": "Strong",
                     "container": "m",
                     "detail": 'process "xmrig" in command',
                     "line": 12,
