@@ -110,7 +110,7 @@ def test_the_corpus_as_a_whole_with_scan(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_a_configmap_from_another_namespace_is_not_used() -> None:
-    case, objects = load_case(CORPUS / "miners" / "m21-configmap-envfrom.yaml")
+    _, objects = load_case(CORPUS / "miners" / "m21-configmap-envfrom.yaml")
     moved: list[Mapping[str, Any]] = []
     for obj in objects:
         if obj["kind"] == "ConfigMap":

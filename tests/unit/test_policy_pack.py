@@ -215,7 +215,8 @@ def test_privileged_miner_also_gets_cordon() -> None:
 
 
 def test_miners_in_kube_system_are_caught_but_minerguard_and_the_control_plane_are_left_alone() -> None:
-    assert "miner-binaries-and-args" in matched(deployment([{"name": "c", "command": ["xmrig"]}], namespace="kube-system"))
+    miner = [{"name": "c", "command": ["xmrig"]}]
+    assert "miner-binaries-and-args" in matched(deployment(miner, namespace="kube-system"))
     assert matched(deployment([{"name": "c", "command": ["xmrig"]}], namespace="minerguard-system")) == {}
     static = {
         "kind": "Pod",
