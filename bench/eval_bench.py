@@ -46,12 +46,12 @@ _SRC = sys.argv[sys.argv.index("--src") + 1] if "--src" in sys.argv[:-1] else st
 sys.path.insert(0, _SRC)
 
 try:  # the layout after issue #10: the preparation of a pod is explicit, shared by its policies
-    from minerguard.domain.detection import evaluate, prepare  # noqa: E402
-    from minerguard.domain.policy import Policy, parse_policy  # noqa: E402
-    from minerguard.domain.workload import workload_from_pod  # noqa: E402
+    from minerguard.domain.detection import evaluate, prepare
+    from minerguard.domain.policy import Policy, parse_policy
+    from minerguard.domain.workload import workload_from_pod
 except ImportError:  # an older checkout (--src): it shares the preparation itself (a module cache)
-    from minerguard.detection import evaluate  # type: ignore[no-redef]  # noqa: E402
-    from minerguard.models import Policy, parse_policy, workload_from_pod  # type: ignore[no-redef]  # noqa: E402
+    from minerguard.detection import evaluate  # type: ignore[no-redef]
+    from minerguard.models import Policy, parse_policy, workload_from_pod  # type: ignore[no-redef]
 
     prepare = None  # type: ignore[assignment]
 
@@ -218,7 +218,8 @@ def evasive(rng: random.Random) -> dict[str, Any]:
     stage = "nohup nice -n 19 sh -c 'exec xmrig -o pool.supportxmr.com:3333'"
     for _ in range(4):
         stage = f"echo {base64.b64encode(stage.encode()).decode()} | base64 -d | sh"
-    script = " ; ".join(f"X{i}=$(printf '\\x61\\x62'); eval \"echo $X{i}\" | xargs -n1 timeout 1 true" for i in range(2000))
+    step = "X{i}=$(printf '\\x61\\x62'); eval \"echo $X{i}\" | xargs -n1 timeout 1 true"
+    script = " ; ".join(step.format(i=i) for i in range(2000))
     return pod(
         [
             {"name": "evasive", "image": "app:1", "command": ["sh", "-c", stage]},
@@ -249,34 +250,88 @@ def ordinary(rng: random.Random, index: int) -> dict[str, Any]:
         containers = [{"name": "web", "image": f"nginx:1.{index % 27}", "ports": [{"containerPort": 80}], "env": env}]
     elif kind == 1:
         opts = " ".join(f"-D{junk(rng, 8)}={junk(rng, 12)}" for _ in range(30))
-        containers = [{"name": "svc", "image": "eclipse-temurin:21", "command": ["java"],
-                       "args": ["-Xmx512m", "-jar", "/app/app.jar", "--server.port=8080"],
-                       "env": [*env, {"name": "JAVA_OPTS", "value": opts}]}]
+        containers = [
+            {
+                "name": "svc",
+                "image": "eclipse-temurin:21",
+                "command": ["java"],
+                "args": ["-Xmx512m", "-jar", "/app/app.jar", "--server.port=8080"],
+                "env": [*env, {"name": "JAVA_OPTS", "value": opts}],
+            }
+        ]
     elif kind == 2:
         containers = [
             {"name": "app", "image": "example/api:3", "env": env},
-            {"name": "istio-proxy", "image": "istio/proxyv2:1.22", "args": ["proxy", "sidecar", "--domain",
-             "$(POD_NAMESPACE).svc.cluster.local", "--proxyLogLevel=warning", "--concurrency", "2"],
-             "env": [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]},
+            {
+                "name": "istio-proxy",
+                "image": "istio/proxyv2:1.22",
+                "args": [
+                    "proxy",
+                    "sidecar",
+                    "--domain",
+                    "$(POD_NAMESPACE).svc.cluster.local",
+                    "--proxyLogLevel=warning",
+                    "--concurrency",
+                    "2",
+                ],
+                "env": [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
+            },
         ]
     elif kind == 3:
-        containers = [{"name": "app", "image": "example/worker:1", "command": ["sh", "-c",
-                       "until nslookup db.default.svc; do echo waiting; sleep 2; done; exec /app/worker --queue=jobs"],
-                       "env": env}]
+        containers = [
+            {
+                "name": "app",
+                "image": "example/worker:1",
+                "command": [
+                    "sh",
+                    "-c",
+                    "until nslookup db.default.svc; do echo waiting; sleep 2; done; exec /app/worker --queue=jobs",
+                ],
+                "env": env,
+            }
+        ]
     elif kind == 4:
-        containers = [{"name": "job", "image": "python:3.12", "command": ["python", "-m", "etl"],
-                       "args": [f"--date=2026-12-{index % 28 + 1:02d}", "--source=s3://bucket/in", "--dest=postgres://db:5432/x"],
-                       "envFrom": [{"configMapRef": {"name": "etl-config"}}]}]
+        containers = [
+            {
+                "name": "job",
+                "image": "python:3.12",
+                "command": ["python", "-m", "etl"],
+                "args": [
+                    f"--date=2026-12-{index % 28 + 1:02d}",
+                    "--source=s3://bucket/in",
+                    "--dest=postgres://db:5432/x",
+                ],
+                "envFrom": [{"configMapRef": {"name": "etl-config"}}],
+            }
+        ]
     elif kind == 5:
-        containers = [{"name": "kube-proxy", "image": "registry.k8s.io/kube-proxy:v1.30.0",
-                       "command": ["/usr/local/bin/kube-proxy", "--config=/var/lib/kube-proxy/config.conf",
-                                   "--hostname-override=$(NODE_NAME)"],
-                       "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]}]
+        containers = [
+            {
+                "name": "kube-proxy",
+                "image": "registry.k8s.io/kube-proxy:v1.30.0",
+                "command": [
+                    "/usr/local/bin/kube-proxy",
+                    "--config=/var/lib/kube-proxy/config.conf",
+                    "--hostname-override=$(NODE_NAME)",
+                ],
+                "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+            }
+        ]
     else:
-        containers = [{"name": "app", "image": "example/app:2", "env": env,
-                       "volumeMounts": [{"name": "cfg", "mountPath": "/etc/app"}]}]
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "apps", "uid": f"u{index}"},
-            "spec": {"containers": containers, "volumes": [{"name": "cfg", "configMap": {"name": "app-config"}}]}}
+        containers = [
+            {
+                "name": "app",
+                "image": "example/app:2",
+                "env": env,
+                "volumeMounts": [{"name": "cfg", "mountPath": "/etc/app"}],
+            }
+        ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "apps", "uid": f"u{index}"},
+        "spec": {"containers": containers, "volumes": [{"name": "cfg", "configMap": {"name": "app-config"}}]},
+    }
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:

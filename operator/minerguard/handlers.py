@@ -53,6 +53,12 @@ async def namespace_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> No
     await asyncio.to_thread(app_of(memo).detector.observe_namespace, event.get("type"), dict(event["object"]))
 
 
+@kopf.on.event("v1", "configmaps")
+async def configmap_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    # A thread: a changed ConfigMap has the pods that use it read again from the API.
+    await asyncio.to_thread(app_of(memo).configmaps.observe, event.get("type"), dict(event["object"]))
+
+
 @kopf.on.event("v1", "nodes")
 async def node_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     app_of(memo).detector.observe_node(event.get("type"), dict(event["object"]))

@@ -14,6 +14,8 @@ OPERATOR_RULES: tuple[RbacRule, ...] = (
     # Watched: every pod, namespace, node and NetworkPolicy (kopf event handlers; no writes from here).
     RbacRule(("",), ("pods", "namespaces", "nodes"), ("get", "list", "watch")),
     RbacRule(("networking.k8s.io",), ("networkpolicies",), ("get", "list", "watch")),
+    # ConfigMaps, read for detection (policies with signals.configMaps); never Secrets.
+    RbacRule(("",), ("configmaps",), ("get", "list", "watch")),
     # Owner resolution of a matched pod: ReplicaSet -> Deployment, Job -> CronJob.
     RbacRule(("apps",), ("replicasets", "deployments", "statefulsets", "daemonsets"), ("get",)),
     RbacRule(("batch",), ("jobs", "cronjobs"), ("get",)),

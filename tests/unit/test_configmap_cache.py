@@ -67,15 +67,21 @@ def test_a_change_reads_again_only_the_pods_that_use_the_configmap() -> None:
     bodies = {("apps", n): pod(n, c) for n, c in [("user", "settings"), ("other", "else"), ("plain", None)]}
     for key, body in bodies.items():
         state.put_pod(key, PodEntry(workload_from_pod(body)))
-    state.put_pod(("gone", "x"), PodEntry(workload_from_pod({**pod("x", "settings"), "metadata": {"name": "x", "namespace": "gone"}})))
+    state.put_pod(
+        ("gone", "x"),
+        PodEntry(workload_from_pod({**pod("x", "settings"), "metadata": {"name": "x", "namespace": "gone"}})),
+    )
     storage = FakePods(bodies)
-    seen: list[tuple[str | None, str]] = []
-    cache = ConfigMapCache()
-    service = ConfigMapService(cache, state, storage, lambda t, body: seen.append((t, body["metadata"]["name"])))  # type: ignore[arg-type]
+    seen: list[tuple[str | None, str, bool]] = []
+
+    def observe(event: str | None, body: dict[str, Any], again: bool) -> None:
+        seen.append((event, body["metadata"]["name"], again))
+
+    service = ConfigMapService(ConfigMapCache(), state, storage, observe)  # type: ignore[arg-type]
 
     assert service.refresh("apps", "settings") == [("apps", "user")]
-    assert storage.reads == [("apps", "user")] and seen == [("MODIFIED", "user")]
+    assert storage.reads == [("apps", "user")] and seen == [("MODIFIED", "user", True)]
     del storage.pods[("apps", "user")]
     assert service.refresh("apps", "settings") == [("apps", "user")]
-    assert seen == [("MODIFIED", "user")]  # a pod deleted meanwhile is skipped
+    assert seen == [("MODIFIED", "user", True)]  # a pod deleted meanwhile is skipped
     assert service.refresh("apps", "unused") == []

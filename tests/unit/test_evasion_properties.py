@@ -68,7 +68,7 @@ def wrap(script: str, how: str, wrapper: str) -> str:
     if how == "base64":
         return f"echo {base64.b64encode(script.encode()).decode()} | base64 -d | sh"
     if how == "eval-b64":
-        return f"eval \"$(echo {base64.b64encode(script.encode()).decode()} | base64 --decode)\""
+        return f'eval "$(echo {base64.b64encode(script.encode()).decode()} | base64 --decode)"'
     if how == "printf":
         return "sh -c \"$(printf '" + "".join(f"\\x{b:02x}" for b in script.encode()) + "')\""
     if how == "xxd":
@@ -86,7 +86,21 @@ def wrap(script: str, how: str, wrapper: str) -> str:
 
 LAYERS = st.lists(
     st.tuples(
-        st.sampled_from(["wrapper", "sh-c", "bash-lc", "base64", "eval-b64", "printf", "xxd", "eval", "chain", "subshell", "heredoc"]),
+        st.sampled_from(
+            [
+                "wrapper",
+                "sh-c",
+                "bash-lc",
+                "base64",
+                "eval-b64",
+                "printf",
+                "xxd",
+                "eval",
+                "chain",
+                "subshell",
+                "heredoc",
+            ]
+        ),
         st.sampled_from(WRAPPERS),
     ),
     max_size=MAX_DEPTH - 2,
@@ -94,7 +108,10 @@ LAYERS = st.lists(
 
 
 def pod(container: dict[str, Any]) -> dict[str, Any]:
-    return {"metadata": {"name": "x", "namespace": "apps"}, "spec": {"containers": [{"name": "c", "image": "a", **container}]}}
+    return {
+        "metadata": {"name": "x", "namespace": "apps"},
+        "spec": {"containers": [{"name": "c", "image": "a", **container}]},
+    }
 
 
 def kinds(body: dict[str, Any], config_maps: ConfigMapIndex | None = None) -> set[str]:

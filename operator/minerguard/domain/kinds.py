@@ -10,7 +10,21 @@ import enum
 from collections.abc import Mapping
 from types import MappingProxyType
 
-SPEC_SIGNAL_KINDS = ("image", "imageDigest", "poolEndpoint", "poolHost", "poolPort", "process", "argument", "wallet")
+SPEC_SIGNAL_KINDS = (
+    "image",
+    "imageDigest",
+    "poolEndpoint",
+    "poolHost",
+    "poolPort",
+    "process",
+    "argument",
+    "wallet",
+    "encodedPayload",
+    "oversizedValue",
+)
+"""Kinds found in the pod spec. The last two are always Weak: an encoded payload fed to a shell
+that cannot be decoded (or is over the bounds), and a value or container text over the bounds
+(read at its head and tail only)."""
 METRIC_SIGNAL_KINDS = ("podCpu", "nodeCpu", "nodeUnaccountedCpu")
 SIGNAL_KINDS = SPEC_SIGNAL_KINDS + METRIC_SIGNAL_KINDS
 NODE_SIGNAL_KINDS = frozenset({"nodeCpu", "nodeUnaccountedCpu"})
@@ -29,6 +43,8 @@ DEFAULT_STRENGTH: Mapping[str, str] = MappingProxyType(
         "process": STRONG,
         "argument": STRONG,
         "wallet": STRONG,
+        "encodedPayload": WEAK,
+        "oversizedValue": WEAK,
         "podCpu": WEAK,
         "nodeCpu": WEAK,
         "nodeUnaccountedCpu": WEAK,

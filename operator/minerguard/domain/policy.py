@@ -118,6 +118,10 @@ class Signals:
     arguments: tuple[Indicator, ...] = ()
     monero: bool = False
     wallet_patterns: tuple[Indicator, ...] = ()
+    config_maps: bool = False
+    """Read the ConfigMaps the pod references (envFrom, configMapKeyRef, configMap and projected volumes)."""
+    decode_payloads: bool = True
+    """Decode base64, hex and printf payloads in scripts and look inside them."""
     # Pre-checks over each family's patterns (see PatternSet); derived, not compared.
     image_set: PatternSet = field(init=False, repr=False, compare=False)
     host_set: PatternSet = field(init=False, repr=False, compare=False)
@@ -224,6 +228,14 @@ class Policy:
     scope: Scope = Scope()
     match: MatchSpec = MatchSpec()
     cpu: CpuSignals | None = None
+
+    @property
+    def reads_text(self) -> bool:
+        """Whether the policy looks at container text (programs, arguments, pool hosts or
+        schemes, wallets): only such a policy reports the Weak encodedPayload and
+        oversizedValue signals."""
+        s = self.signals
+        return bool(s.processes or s.arguments or s.pool_hosts or s.pool_schemes or s.monero or s.wallet_patterns)
 
     @property
     def enforce(self) -> bool:
@@ -372,7 +384,24 @@ def _cpu(raw: Mapping[str, Any] | None, path: str) -> CpuSignals | None:
     )
 
 
-_SIGNAL_FIELDS = ("images", "imageDigests", "pools", "processes", "arguments", "wallets", "cpu")
+_SIGNAL_FIELDS = (
+    "images",
+    "imageDigests",
+    "pools",
+    "processes",
+    "arguments",
+    "wallets",
+    "cpu",
+    "configMaps",
+    "decodePayloads",
+)
+
+
+def _flag(raw: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise invalid(f"{path}.{key}", f"must be true or false, got {type_name(value)}")
+    return value
 
 
 def _signals(raw: Mapping[str, Any], path: str) -> tuple[Signals, CpuSignals | None]:
@@ -392,6 +421,8 @@ def _signals(raw: Mapping[str, Any], path: str) -> tuple[Signals, CpuSignals | N
         arguments=_indicators(raw, "arguments", path, 512, "argument"),
         monero=monero,
         wallet_patterns=wallet_patterns,
+        config_maps=_flag(raw, "configMaps", path, False),
+        decode_payloads=_flag(raw, "decodePayloads", path, True),
     )
     return signals, _cpu(opt_mapping(raw, "cpu", path), f"{path}.cpu")
 

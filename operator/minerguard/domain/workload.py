@@ -11,8 +11,17 @@ than about a megabyte of text:
 * at most :data:`MAX_CONTAINERS` containers (all kinds together), :data:`MAX_ENV` env
   entries and :data:`MAX_ARGS` command/args items per container, :data:`MAX_VOLUMES`
   volumes and :data:`MAX_LABELS` labels;
-* every string cut to :data:`~minerguard.domain.patterns.MAX_VALUE_LEN` characters (64 KiB),
-  container and env variable names to :data:`MAX_NAME_LEN` (256);
+* a string longer than :data:`~minerguard.domain.patterns.MAX_VALUE_LEN` characters (64 KiB)
+  is kept as its head and its tail (32 KiB each, joined by a newline), so that padding
+  cannot push an indicator out of view, and the container records it in ``oversized``
+  (the Weak ``oversizedValue`` signal); container and env variable names are cut to
+  :data:`MAX_NAME_LEN` (256);
+* the ConfigMaps the pod references are read from a :class:`ConfigMapLookup` when one is
+  given (the operator's cache, or the ConfigMaps in the files ``minerguard scan`` reads):
+  ``envFrom`` (with its prefix) and ``valueFrom.configMapKeyRef`` become ``config_env``,
+  and the keys of ``configMap`` and ``projected`` volumes mounted into a container become
+  its ``files`` (path, text). Secrets are never read. The names of the ConfigMaps
+  referenced are in ``Workload.config_maps`` whether or not they were found;
 * the text detection reads (each container's image, command and args items, and literal
   env names and values; every item counting one character more than its length) at most
   :data:`MAX_POD_TEXT` characters (1 MiB) per pod. When a pod has more, it is shared out
@@ -20,7 +29,9 @@ than about a megabyte of text:
   the others, and every container keeps all its text or at least ``MAX_POD_TEXT /
   containers`` characters of it (1 KiB with 1000 containers), so junk in one container
   cannot push another out of view.
-  Within a container the image is kept first, then command, args, and env in order; what
+  Within a container the image is kept first, then command, args, env, ConfigMap env and
+  ConfigMap files in order; what does not fit is left out, and the container records that in
+  ``oversized``.
 
 This module has no kopf and no Kubernetes client imports: it is pure data.
 """
@@ -29,21 +40,25 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, DecimalException
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
-from minerguard.domain.patterns import bounded
+from minerguard.domain.patterns import MAX_VALUE_LEN
 
 __all__ = [
+    "MAX_CONFIG_MAP_CHARS",
     "MAX_NAME_LEN",
     "MAX_POD_TEXT",
     "WORKLOAD_KINDS",
+    "ConfigMapIndex",
+    "ConfigMapLookup",
     "ContainerView",
     "OwnerRef",
     "Workload",
+    "config_map_data",
     "fair_shares",
     "parse_quantity",
     "workload_from_pod",
@@ -66,7 +81,9 @@ MAX_POD_TEXT = 1 << 20
 
 @dataclass(frozen=True)
 class ContainerView:
-    """What detection reads of one container. ``env`` holds literal values only."""
+    """What detection reads of one container. ``env`` holds literal values only;
+    ``config_env`` the values taken from ConfigMaps, ``files`` the ConfigMap files mounted
+    (path, text), ``oversized`` where a value or the container's text was cut."""
 
     kind: str
     name: str
@@ -75,6 +92,9 @@ class ContainerView:
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     image_id: str = ""
+    config_env: tuple[tuple[str, str], ...] = ()
+    files: tuple[tuple[str, str], ...] = ()
+    oversized: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,6 +132,8 @@ class Workload:
     cpu_request_cores: float | None = None
     phase: str = ""
     deleting: bool = False
+    config_maps: frozenset[str] = frozenset()
+    """Names of the ConfigMaps (in the workload's namespace) its containers reference."""
 
     @property
     def host_access(self) -> bool:
@@ -129,29 +151,51 @@ def _as_list(value: object, cap: int) -> Sequence[Any]:
     return ()
 
 
+_HEAD = MAX_VALUE_LEN // 2
+_TAIL = MAX_VALUE_LEN - _HEAD - 1
+
+
+def _clip(value: str) -> tuple[str, bool]:
+    """A value within :data:`MAX_VALUE_LEN` (itself, or its head and tail joined by a newline), and if it was cut."""
+    if len(value) <= MAX_VALUE_LEN:
+        return value, False
+    return value[:_HEAD] + "\n" + value[len(value) - _TAIL :], True
+
+
 def _as_str(value: object) -> str:
-    return bounded(value) if isinstance(value, str) else ""
+    return _clip(value)[0] if isinstance(value, str) else ""
 
 
 def _as_name(value: object) -> str:
     return value[:MAX_NAME_LEN] if isinstance(value, str) else ""
 
 
-def _as_strs(value: object) -> list[str]:
-    return [bounded(item) for item in _as_list(value, MAX_ARGS) if isinstance(item, str)]
+def _as_strs(value: object, where: str, oversized: list[str]) -> list[str]:
+    out = []
+    for item in _as_list(value, MAX_ARGS):
+        if isinstance(item, str):
+            text, cut = _clip(item)
+            if cut:
+                oversized.append(f"{where} item of {len(item)} characters")
+            out.append(text)
+    return out
 
 
 def _first(items: Sequence[Any], predicate: Callable[[Any], bool]) -> Any:
     return next((item for item in items if predicate(item)), None)
 
 
-def _env(value: object) -> list[tuple[str, str]]:
+def _env(value: object, oversized: list[str]) -> list[tuple[str, str]]:
     out = []
     for entry in _as_list(value, MAX_ENV):
         entry = _as_map(entry)
         literal = entry.get("value")
         if isinstance(literal, str) and "valueFrom" not in entry:
-            out.append((_as_name(entry.get("name")), bounded(literal)))
+            name = _as_name(entry.get("name"))
+            text, cut = _clip(literal)
+            if cut:
+                oversized.append(f"env {name} value of {len(literal)} characters")
+            out.append((name, text))
     return out
 
 
@@ -180,27 +224,39 @@ class _Text:
     command: list[str]
     args: list[str]
     env: list[tuple[str, str]]
+    config_env: list[tuple[str, str]] = field(default_factory=list)
+    files: list[tuple[str, str]] = field(default_factory=list)
+    oversized: list[str] = field(default_factory=list)
 
     def size(self) -> int:
         items = self.command + self.args
-        return len(self.image) + sum(map(len, items)) + len(items) + sum(len(n) + len(v) + 1 for n, v in self.env)
+        pairs = self.env + self.config_env + self.files
+        return len(self.image) + sum(map(len, items)) + len(items) + sum(len(n) + len(v) + 1 for n, v in pairs)
 
     def cut(self, allowance: int) -> None:
-        """Keep at most ``allowance`` characters: the image, then command, args and env, in order."""
+        """Keep at most ``allowance`` characters: the image, then command, args, env, ConfigMap
+        env and ConfigMap files, in order."""
+        self.oversized.append("container text over the pod's text budget")
         self.image = self.image[:allowance]
         allowance -= len(self.image)
         self.command, allowance = _cut_items(self.command, allowance)
         self.args, allowance = _cut_items(self.args, allowance)
-        env: list[tuple[str, str]] = []
-        for name, value in self.env:
-            cost = len(name) + len(value) + 1
-            if cost > allowance:
-                if allowance > len(name) + 1:
-                    env.append((name, value[: allowance - len(name) - 1]))
-                break
-            env.append((name, value))
-            allowance -= cost
-        self.env = env
+        self.env, allowance = _cut_pairs(self.env, allowance)
+        self.config_env, allowance = _cut_pairs(self.config_env, allowance)
+        self.files, allowance = _cut_pairs(self.files, allowance)
+
+
+def _cut_pairs(pairs: list[tuple[str, str]], allowance: int) -> tuple[list[tuple[str, str]], int]:
+    kept: list[tuple[str, str]] = []
+    for name, value in pairs:
+        cost = len(name) + len(value) + 1
+        if cost > allowance:
+            if allowance > len(name) + 1:
+                kept.append((name, value[: allowance - len(name) - 1]))
+            return kept, 0
+        kept.append((name, value))
+        allowance -= cost
+    return kept, allowance
 
 
 def _cut_items(items: list[str], allowance: int) -> tuple[list[str], int]:
@@ -228,18 +284,32 @@ def fair_shares(demands: Sequence[int], budget: int) -> list[int]:
     return [min(demand, cap) for demand in demands]
 
 
-def _containers(spec: Mapping[str, Any], status: Mapping[str, Any]) -> tuple[ContainerView, ...]:
+def _containers(
+    spec: Mapping[str, Any], status: Mapping[str, Any], namespace: str, maps: ConfigMapLookup | None, names: set[str]
+) -> tuple[ContainerView, ...]:
     found: list[tuple[str, str, _Text, str]] = []
+    volumes: dict[str, list[tuple[str, list[tuple[str, str]] | None]]] = {}
+    for volume in _as_list(spec.get("volumes"), MAX_VOLUMES):
+        sources = _volume_sources(_as_map(volume))
+        if sources:
+            volumes[_as_str(_as_map(volume).get("name"))] = sources
+            names.update(name for name, _ in sources)
     for kind, (spec_key, status_key) in _STATUS_FIELDS.items():
         ids = _image_ids(status, status_key)
         for raw in _as_list(spec.get(spec_key), MAX_CONTAINERS - len(found)):
             container = _as_map(raw)
             name = _as_name(container.get("name"))
+            oversized: list[str] = []
+            config_env, referenced = _config_env(container, namespace, maps)
+            names.update(referenced)
             text = _Text(
                 image=_as_str(container.get("image")),
-                command=_as_strs(container.get("command")),
-                args=_as_strs(container.get("args")),
-                env=_env(container.get("env")),
+                command=_as_strs(container.get("command"), "command", oversized),
+                args=_as_strs(container.get("args"), "args", oversized),
+                env=_env(container.get("env"), oversized),
+                config_env=config_env,
+                files=_config_files(container, volumes, namespace, maps) if volumes else [],
+                oversized=oversized,
             )
             found.append((kind, name, text, ids.get(name, "")))
     sizes = [text.size() for _, _, text, _ in found]
@@ -255,9 +325,154 @@ def _containers(spec: Mapping[str, Any], status: Mapping[str, Any]) -> tuple[Con
             args=tuple(text.args),
             env=tuple(text.env),
             image_id=image_id,
+            config_env=tuple(text.config_env),
+            files=tuple(text.files),
+            oversized=tuple(text.oversized),
         )
         for kind, name, text, image_id in found
     )
+
+
+# ---------------------------------------------------------------------------------------
+# ConfigMaps
+
+
+class ConfigMapLookup(Protocol):
+    """Where workload parsing finds the ConfigMaps a pod references: the operator's cache, or
+    the ConfigMaps of the files ``minerguard scan`` reads. Never Secrets."""
+
+    def get(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        """The ``data`` of ConfigMap namespace/name, or None when it is not known."""
+
+
+MAX_CONFIG_MAP_CHARS = 1 << 20
+"""Characters of one ConfigMap's data kept (keys and values; values cut like any value)."""
+
+
+def config_map_data(body: Mapping[str, Any]) -> dict[str, str]:
+    """The ``data`` of a ConfigMap object, bounded (binaryData is not read)."""
+    data: dict[str, str] = {}
+    budget = MAX_CONFIG_MAP_CHARS
+    for key, value in itertools.islice(_as_map(body.get("data")).items(), MAX_ENV):
+        if isinstance(key, str) and isinstance(value, str) and budget > 0:
+            kept = _clip(value)[0][:budget]
+            data[key[:MAX_NAME_LEN]] = kept
+            budget -= len(kept) + len(key)
+    return data
+
+
+class ConfigMapIndex:
+    """ConfigMaps by namespace and name, from objects (a List of ConfigMaps, the documents of files)."""
+
+    def __init__(self, maps: Mapping[tuple[str, str], Mapping[str, str]] | None = None) -> None:
+        self._maps: dict[tuple[str, str], Mapping[str, str]] = dict(maps or {})
+
+    @classmethod
+    def from_objects(cls, objects: Iterable[Mapping[str, Any]]) -> ConfigMapIndex:
+        index = cls()
+        for obj in objects:
+            index.add(obj)
+        return index
+
+    def add(self, obj: Mapping[str, Any]) -> None:
+        """Adds a ConfigMap object (anything else is ignored); a manifest without a namespace is in default."""
+        if not isinstance(obj, Mapping) or obj.get("kind") != "ConfigMap":
+            return
+        meta = _as_map(obj.get("metadata"))
+        name = meta.get("name")
+        if isinstance(name, str) and name:
+            self._maps[(_as_str(meta.get("namespace")) or "default", name)] = config_map_data(obj)
+
+    def get(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        return self._maps.get((namespace, name))
+
+    def __len__(self) -> int:
+        return len(self._maps)
+
+
+def _config_env(
+    container: Mapping[str, Any], namespace: str, maps: ConfigMapLookup | None
+) -> tuple[list[tuple[str, str]], set[str]]:
+    """Env values a container takes from ConfigMaps (envFrom configMapRef with its prefix, and
+    valueFrom.configMapKeyRef), and the names of the ConfigMaps referenced."""
+    out: list[tuple[str, str]] = []
+    names: set[str] = set()
+    for entry in _as_list(container.get("envFrom"), MAX_ENV):
+        entry = _as_map(entry)
+        ref = _as_map(entry.get("configMapRef"))
+        name = ref.get("name")
+        if not isinstance(name, str) or not name:
+            continue
+        names.add(name)
+        data = maps.get(namespace, name) if maps is not None else None
+        prefix = _as_name(entry.get("prefix"))
+        for key, value in (data or {}).items():
+            out.append((prefix + key, value))
+    for entry in _as_list(container.get("env"), MAX_ENV):
+        entry = _as_map(entry)
+        ref = _as_map(_as_map(entry.get("valueFrom")).get("configMapKeyRef"))
+        ref_name, ref_key = ref.get("name"), ref.get("key")
+        if not isinstance(ref_name, str) or not ref_name or not isinstance(ref_key, str):
+            continue
+        names.add(ref_name)
+        data = maps.get(namespace, ref_name) if maps is not None else None
+        if data is not None and ref_key in data:
+            out.append((_as_name(entry.get("name")), data[ref_key]))
+    return out, names
+
+
+def _volume_sources(volume: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, str]] | None]]:
+    """(ConfigMap name, items) of a configMap volume, or of each configMap source of a projected volume."""
+    found = []
+    sources = [_as_map(volume.get("configMap"))] if isinstance(volume.get("configMap"), Mapping) else []
+    for source in _as_list(_as_map(volume.get("projected")).get("sources"), MAX_VOLUMES):
+        if isinstance(_as_map(source).get("configMap"), Mapping):
+            sources.append(_as_map(_as_map(source).get("configMap")))
+    for source in sources:
+        name = source.get("name")
+        if not isinstance(name, str) or not name:
+            continue
+        items = source.get("items")
+        mapping = None
+        if isinstance(items, Sequence) and not isinstance(items, str):
+            mapping = [
+                (str(_as_map(i).get("key")), str(_as_map(i).get("path") or _as_map(i).get("key")))
+                for i in items[:MAX_ENV]
+                if isinstance(_as_map(i).get("key"), str)
+            ]
+        found.append((name, mapping))
+    return found
+
+
+def _config_files(
+    container: Mapping[str, Any],
+    volumes: Mapping[str, list[tuple[str, list[tuple[str, str]] | None]]],
+    namespace: str,
+    maps: ConfigMapLookup | None,
+) -> list[tuple[str, str]]:
+    """(path, text) of every ConfigMap key mounted into the container (configMap and projected volumes)."""
+    files: list[tuple[str, str]] = []
+    for mount in _as_list(container.get("volumeMounts"), MAX_VOLUMES):
+        mount = _as_map(mount)
+        sources = volumes.get(_as_str(mount.get("name")))
+        mount_path = _as_str(mount.get("mountPath")).rstrip("/")
+        sub_path = _as_str(mount.get("subPath"))
+        if not sources or not mount_path or maps is None:
+            continue
+        for name, items in sources:
+            data = maps.get(namespace, name)
+            if not data:
+                continue
+            pairs = items if items is not None else [(key, key) for key in data]
+            for key, path in pairs:
+                if key not in data:
+                    continue
+                if sub_path:
+                    if path == sub_path:
+                        files.append((mount_path, data[key]))
+                else:
+                    files.append((f"{mount_path}/{path}", data[key]))
+    return files
 
 
 _BINARY_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
@@ -360,18 +575,22 @@ def _build(
     pod_meta: Mapping[str, Any],
     spec: Mapping[str, Any],
     status: Mapping[str, Any],
+    maps: ConfigMapLookup | None = None,
 ) -> Workload:
     """A Workload from the object's metadata, the pod's metadata/spec/status (same for a Pod)."""
     regular = _as_list(spec.get("containers"), MAX_CONTAINERS)
     volumes = _as_list(spec.get("volumes"), MAX_VOLUMES)
+    namespace = _as_str(metadata.get("namespace")) or "default"
+    names: set[str] = set()
+    containers = _containers(spec, status, namespace, maps, names)
     return Workload(
         kind=kind,
-        namespace=_as_str(metadata.get("namespace")) or "default",
+        namespace=namespace,
         name=_as_str(metadata.get("name")),
         uid=_as_str(metadata.get("uid")),
         labels=_labels(pod_meta.get("labels")),
         node_name=_as_str(spec.get("nodeName")),
-        containers=_containers(spec, status),
+        containers=containers,
         host_network=spec.get("hostNetwork") is True,
         host_pid=spec.get("hostPID") is True,
         host_ipc=spec.get("hostIPC") is True,
@@ -382,14 +601,16 @@ def _build(
         cpu_request_cores=_cpu_sum(regular, "requests"),
         phase=_as_str(status.get("phase")),
         deleting=metadata.get("deletionTimestamp") is not None,
+        config_maps=frozenset(itertools.islice(names, MAX_VOLUMES)),
     )
 
 
-def workload_from_pod(pod: Mapping[str, Any]) -> Workload:
-    """The view of a Pod object (from the API or a manifest). Never raises."""
+def workload_from_pod(pod: Mapping[str, Any], config_maps: ConfigMapLookup | None = None) -> Workload:
+    """The view of a Pod object (from the API or a manifest), reading the ConfigMaps it
+    references from ``config_maps`` when given. Never raises."""
     pod = _as_map(pod)
     metadata = _as_map(pod.get("metadata"))
-    return _build("Pod", metadata, metadata, _as_map(pod.get("spec")), _as_map(pod.get("status")))
+    return _build("Pod", metadata, metadata, _as_map(pod.get("spec")), _as_map(pod.get("status")), config_maps)
 
 
 _TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController")
@@ -407,7 +628,7 @@ def _pod_template(doc: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None
     return template if isinstance(template, Mapping) else None
 
 
-def workloads_from_manifest(doc: Mapping[str, Any]) -> list[Workload]:
+def workloads_from_manifest(doc: Mapping[str, Any], config_maps: ConfigMapLookup | None = None) -> list[Workload]:
     """The Pod, or the pod template of a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job,
     CronJob or ReplicationController, as workloads; [] for any other kind. Never raises.
 
@@ -418,11 +639,11 @@ def workloads_from_manifest(doc: Mapping[str, Any]) -> list[Workload]:
         return []
     kind = doc.get("kind")
     if kind == "Pod":
-        return [workload_from_pod(doc)]
+        return [workload_from_pod(doc, config_maps)]
     if not isinstance(kind, str):
         return []
     template = _pod_template(doc, kind)
     if template is None:
         return []
     pod_meta = _as_map(template.get("metadata"))
-    return [_build(kind, _as_map(doc.get("metadata")), pod_meta, _as_map(template.get("spec")), {})]
+    return [_build(kind, _as_map(doc.get("metadata")), pod_meta, _as_map(template.get("spec")), {}, config_maps)]

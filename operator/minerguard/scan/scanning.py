@@ -1,4 +1,9 @@
-"""Scanning: the policies loaded from files, every workload of every object evaluated against them."""
+"""Scanning: the policies loaded from files, every workload of every object evaluated against them.
+
+The ConfigMaps among the scanned objects (from any of the files) are what the workloads'
+ConfigMap references resolve to, as the operator resolves them from the cluster; a
+ConfigMap that is not in the files is unknown, and Secrets are never read.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from minerguard.domain.selectors import show
 from minerguard.domain.text import plural
 from minerguard.domain.workload import (
     WORKLOAD_KINDS,
+    ConfigMapIndex,
     Workload,
     workloads_from_manifest,
 )
@@ -67,7 +73,12 @@ def _name(body: Mapping[str, Any]) -> str:
 def result(obj: SourceObject, workload: Workload, verdict: Verdict, positions: Positions) -> dict[str, Any]:
     evidence = []
     for e in verdict.evidence:
-        found: dict[str, Any] = {"signal": e.signal, "container": e.container, "detail": e.detail}
+        found: dict[str, Any] = {
+            "signal": e.signal,
+            "strength": e.strength,
+            "container": e.container,
+            "detail": e.detail,
+        }
         position = positions.of(obj, e.container, e.value or e.detail)
         if position is not None:
             found["line"], found["column"] = position
@@ -88,20 +99,22 @@ def scan(paths: Sequence[str], policies: Sequence[Policy], run: Run) -> tuple[li
     results: list[dict[str, Any]] = []
     workloads = 0
     positions = Positions(run)
-    for path in paths:
-        for file in input_files(path):
-            for obj in read_objects(file, run, manifests=True) or ():
-                for workload in _workloads(obj, run):
-                    workloads += 1
-                    prepared = prepare(workload)
-                    for policy in policies:
-                        verdict = evaluate(policy, workload, None, prepared=prepared)
-                        if verdict.matched:
-                            results.append(result(obj, workload, verdict, positions))
+    objects = [
+        obj for path in paths for file in input_files(path) for obj in read_objects(file, run, manifests=True) or ()
+    ]
+    config_maps = ConfigMapIndex.from_objects(obj.body for obj in objects)
+    for obj in objects:
+        for workload in _workloads(obj, run, config_maps):
+            workloads += 1
+            prepared = prepare(workload)
+            for policy in policies:
+                verdict = evaluate(policy, workload, None, prepared=prepared)
+                if verdict.matched:
+                    results.append(result(obj, workload, verdict, positions))
     return results, workloads
 
 
-def _workloads(obj: SourceObject, run: Run) -> list[Workload]:
+def _workloads(obj: SourceObject, run: Run, config_maps: ConfigMapIndex) -> list[Workload]:
     """The workloads of an object, recording its problems: no kind, wrong types, a pod template of an unknown kind."""
     body, where = obj.body, obj.where
     kind = body.get("kind")
@@ -113,7 +126,7 @@ def _workloads(obj: SourceObject, run: Run) -> list[Workload]:
         if problems:
             more = f" (and {plural(len(problems) - 1, 'more problem')})" if len(problems) > 1 else ""
             run.error(obj.source, f"{where}: {kind} {plain(_name(body) or '(no name)')}: {problems[0]}{more}")
-        return workloads_from_manifest(body)
+        return workloads_from_manifest(body, config_maps)
     if has_pod_template(body):
         run.error(
             obj.source,

@@ -11,6 +11,7 @@ from minerguard import observability
 from minerguard.actions.guard import NodeGuard
 from minerguard.config import Settings
 from minerguard.domain import netpol
+from minerguard.services.configmaps import ConfigMapCache, ConfigMapService
 from minerguard.services.containment import Containment
 from minerguard.services.detector import Detector, Evaluator
 from minerguard.services.events import Events
@@ -35,6 +36,7 @@ class App:
     containment: Containment
     metrics: MetricsEngine
     gate: ActivityGate
+    configmaps: ConfigMapService
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
@@ -56,7 +58,10 @@ class App:
         evaluator.metric_findings = metrics.findings
         gate = ActivityGate(storage, settings.peering, identity, settings.priority)
         guard.active = gate.active  # asked before every node action, not only when work is taken from the queue
-        return cls(settings, storage, state, policies, detector, containment, metrics, gate)
+        cache = ConfigMapCache()
+        evaluator.config_maps = cache
+        configmaps = ConfigMapService(cache, state, storage, detector.observe_pod)
+        return cls(settings, storage, state, policies, detector, containment, metrics, gate, configmaps)
 
     def start(self) -> None:
         self.containment.start()

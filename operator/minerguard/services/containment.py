@@ -21,7 +21,7 @@ from minerguard.config import Settings
 from minerguard.domain import incidents as inc
 from minerguard.domain.detection import Evidence, Verdict, evaluate_node
 from minerguard.domain.policy import Policy
-from minerguard.domain.workload import OwnerRef, Workload, workload_from_pod
+from minerguard.domain.workload import OwnerRef, Workload
 from minerguard.errors import KubeError, NotFound
 from minerguard.services.detector import Evaluator, held
 from minerguard.services.events import Subject
@@ -89,7 +89,7 @@ class Containment:
                 pod = self.storage.get_pod(namespace, name)
             except NotFound:
                 return
-            wl = workload_from_pod(pod)
+            wl = self.evaluator.workload(pod)
         matched = self.evaluator.matches(wl)
         if matched and not wl.deleting:
             self.contain(wl, pod, matched)
@@ -149,7 +149,7 @@ class Containment:
                     results = self._run_actions(primary, ctx)
                     pod_state = pod_state_of(results)
                     if ctx.pod is not pod:  # written: its watch echo is nothing new
-                        self.state.wrote_pod((wl.namespace, wl.name), ctx.pod, workload_from_pod(ctx.pod))
+                        self.state.wrote_pod((wl.namespace, wl.name), ctx.pod, self.evaluator.workload(ctx.pod))
                 except NotFound:
                     gone = ActionResult(
                         "quarantine",

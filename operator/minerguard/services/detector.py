@@ -19,7 +19,7 @@ from minerguard.domain import incidents as inc
 from minerguard.domain import netpol
 from minerguard.domain.detection import Evidence, Verdict, evaluate, prepare
 from minerguard.domain.policy import Policy
-from minerguard.domain.workload import Workload, parse_quantity, workload_from_pod
+from minerguard.domain.workload import ConfigMapLookup, Workload, parse_quantity, workload_from_pod
 from minerguard.services.policies import PolicyRegistry
 from minerguard.services.state import ClusterState, NodeEntry, PodEntry, PodKey, resource_version, seen
 from minerguard.services.work import ContainPod, PodGone, ReleaseIncident, WorkItem
@@ -39,6 +39,12 @@ class Evaluator:
         self.state = state
         self.policies = policies
         self.metric_findings = metric_findings
+        self.config_maps: ConfigMapLookup | None = None
+        """Where the ConfigMaps pods reference are read (the ConfigMap cache), if anywhere."""
+
+    def workload(self, pod: dict[str, Any]) -> Workload:
+        """The detection view of a pod, with the ConfigMaps it references."""
+        return workload_from_pod(pod, self.config_maps)
 
     def matches(self, wl: Workload) -> list[Verdict]:
         """The verdicts that matched, in policy order."""
@@ -69,8 +75,10 @@ class Detector:
         else:
             self.queue.add(item)
 
-    def observe_pod(self, event_type: str | None, pod: dict[str, Any]) -> None:
-        """Take in one pod watch event. Never writes unless the pod matches a policy."""
+    def observe_pod(self, event_type: str | None, pod: dict[str, Any], again: bool = False) -> None:
+        """Take in one pod watch event (``again``: a pod read anew because a ConfigMap it uses
+        changed, to be evaluated even if the pod itself did not). Never writes unless the pod
+        matches a policy."""
         meta = pod.get("metadata") or {}
         key: PodKey = (str(meta.get("namespace", "")), str(meta.get("name", "")))
         if event_type == "DELETED":
@@ -81,9 +89,9 @@ class Detector:
             return
         rv = resource_version(pod)
         known = self.state.pod(key)
-        if known is not None and seen(rv, known.resource_version):
+        if known is not None and seen(rv, known.resource_version) and not again:
             return  # nothing new: the echo of the operator's own write, a repeated or an older event
-        wl = workload_from_pod(pod)
+        wl = self.evaluator.workload(pod)
         matched = self.evaluator.matches(wl)
         kept = matched or held(wl)
         self.state.put_pod(key, PodEntry(wl, tuple(v.policy for v in matched), pod if kept else None, rv))

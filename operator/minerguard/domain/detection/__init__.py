@@ -23,23 +23,46 @@ Rules
      so both ``*xmrig*`` and ``xmrig:*`` work.
    * *imageDigest*: the ``@sha256:...`` of the image reference and every ``sha256:<64 hex>``
      inside the container status ``imageID``.
-   * *pools*: command, args and literal env values are cut into tokens (on whitespace,
-     quotes, ``; | & ( ) < > { } ` , =``). A URL whose scheme is listed (``stratum+tcp://...``)
-     is a *poolEndpoint*. Hosts of URLs and of ``host:port`` tokens are matched against the
-     pool host patterns (*poolHost*). A listed port counts (*poolPort*) only in a
+   * What is read: command and args, with Kubernetes ``$(VAR)`` references expanded from
+     the container's env; literal env values; with ``signals.configMaps``, the values and
+     files of the ConfigMaps the pod references; and everything :mod:`.shell` finds by
+     reading the scripts the container runs the way a shell does (wrappers and ``sh -c`` at
+     any depth, ``eval``, ``$(...)``, here-documents, shell variables, script files from
+     ConfigMaps) and, with ``signals.decodePayloads`` (the default), by decoding base64,
+     hex, printf and gzip stages. Miner JSON configs (in any of these texts) are read as
+     ``--key=value`` options (see :mod:`.options`).
+   * *pools*: all these texts are cut into tokens (on whitespace, quotes,
+     ``; | & ( ) < > { } ` , =``); a short option glued to its value (``-ostratum+tcp://...``)
+     and a percent-encoded token are read as the value they hold. A URL whose scheme is
+     listed (``stratum+tcp://...``, compared lowercased) is a *poolEndpoint*. Hosts of
+     non-web URLs, of ``host:port`` tokens and of the values of a miner's pool options
+     (``-o``, ``--url``, ``--pool``, ``--server``, a miner config's ``url``; there a bare
+     host counts too) are matched against the pool host patterns (*poolHost*); the host of
+     an http(s)/ws(s) URL is not pool usage (a price dashboard, a pool's statistics API)
+     unless passed as a pool option. A listed port counts (*poolPort*) only in a
      ``host:port`` token or a URL whose scheme is not http, https, ws or wss, and never for
      a loopback or listen-all host (``localhost``, ``127.x``, ``0.0.0.0``); a bare number is
      never a port.
-   * *process*: base names of command[0] (or args[0] without a command) and, for
-     ``sh -c``/``bash -c`` style invocations, of the programs of the shell script: the
-     first word of every command (after ``;``, ``|``, ``&``, ``(``, newlines, backquotes),
-     the program after wrappers such as ``nohup``, ``exec``, ``env``, ``timeout`` or another
-     shell, and every word that looks like a path (``/tmp/x``, ``./x``).
-   * *argument*: a glob is matched against every command/args item and every word inside
-     it; a regex is searched in the command line (command and args joined by spaces).
+   * *process*: base names of the programs really started: command[0] (or args[0] without a
+     command), then after assignments and wrappers (``nohup``, ``nice -n N``, ``timeout D``,
+     ``env A=B``, ``setsid``, ``exec -a``, ``sudo -u U --``, ``chroot DIR``, ``taskset``,
+     ``ionice``, ``stdbuf``, ``busybox``, ``xargs``, ...), in every command of every script
+     read, and the script file of ``sh FILE``. Arguments are not programs
+     (``pkill -f xmrig`` runs ``pkill``).
+   * *argument*: a glob is matched against every command/args item, every word inside it,
+     every word of the commands the scripts run (variables substituted) and every option of
+     a miner config; a regex is searched in the command line (command and args joined by
+     spaces, then each such command and config on a line of its own).
    * *wallet*: with ``monero: true``, any run of exactly 95 or 106 base58 characters
-     starting with 4 or 8 in command, args or literal env values; further wallet patterns
-     (regex searched in each value, glob matched against each word). Shown shortened.
+     starting with 4 or 8 in the texts read; further wallet patterns (regex searched in each
+     text, glob matched against each word). A wallet is reported with its indicator's
+     strength (Monero: Strong) only when it is passed to a miner (the value of a user,
+     login or wallet option such as ``-u``, ``--user``, ``-O``, ``--wallet-address``; a
+     stratum URL's user; a miner config's ``user``); anywhere else it is Weak. Shown shortened.
+   * *encodedPayload* and *oversizedValue* (Weak, reported by policies that read container
+     text): a payload fed to a shell that cannot be decoded or is over the bounds; a value
+     or a container's text over the bounds (see Bounds), or a script too large or too deep
+     to read to the end.
 3. **Match** (:func:`evaluate`): in scope, and at least one Strong finding or Weak findings
    of at least ``match.weakSignalsRequired`` distinct kinds, and every kind of
    ``match.requireSignals`` among the findings. Metric findings (CPU, from Prometheus) are
@@ -60,8 +83,12 @@ Bounds
 Whatever the pod, the work is bounded and the verdict does not depend on how it is done:
 
 * the workload view holds at most 1 MiB of container text per pod, shared fairly between
-  containers, each value cut to 64 KiB (see :mod:`minerguard.domain.workload`), and RE2 matches in
-  linear time with bounded programs (see :mod:`minerguard.domain.patterns`);
+  containers, each value kept to 64 KiB as its head and tail (see
+  :mod:`minerguard.domain.workload`), and RE2 matches in linear time with bounded programs
+  (see :mod:`minerguard.domain.patterns`);
+* scripts are read to a nesting depth of 6 and at most 4000 commands and 1 MiB of script per
+  container; payloads are decoded up to 48 KiB in and 64 KiB out (256 KiB per container);
+  miner configs are read up to 256 KiB per text (see :mod:`.shell` and :mod:`.options`);
 * at most :data:`MAX_TOKENS` distinct tokens per container are examined per signal family
   (a token seen twice in a container is examined once, where it is first seen);
 * at most :data:`MAX_EVIDENCE_PER_KIND` findings of each signal kind are kept in a verdict

@@ -19,8 +19,8 @@ class Evidence:
     ``container`` are made :func:`printable` and shortened with an ellipsis in the middle:
     ``detail`` and ``value`` to at most :data:`MAX_DETAIL` (200) characters, ``container``
     to 253. Evidence only ever quotes what matched (a token, a host, a program name, a
-    shortened wallet), never a whole value, and never anything from ``valueFrom``: Secret
-    and ConfigMap references are not read at all.
+    shortened wallet), never a whole value. Secret references are not read at all;
+    ConfigMaps only by policies with ``signals.configMaps``.
     """
 
     signal: str

@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from urllib.parse import unquote
 
 from minerguard.domain.detection.evidence import Evidence
-from minerguard.domain.detection.shell import argument_tokens, argv_of, programs_of
+from minerguard.domain.detection.options import POOL_OPTIONS, USER_OPTIONS, config_words, option_pairs
+from minerguard.domain.detection.shell import Expansion, argv_of, expand, expand_k8s_vars
 from minerguard.domain.detection.tokens import (
     MAX_TOKENS,
     MONERO_RUNS,
@@ -27,7 +29,7 @@ from minerguard.domain.detection.tokens import (
 )
 from minerguard.domain.kinds import STRONG, WEAK
 from minerguard.domain.patterns import PatternSet
-from minerguard.domain.policy import Indicator, Policy
+from minerguard.domain.policy import Indicator, Policy, Signals
 from minerguard.domain.text import shorten
 from minerguard.domain.workload import ContainerView, Workload
 
@@ -85,10 +87,20 @@ def _with_note(detail: str, indicator_note: str) -> str:
     return f"{detail} ({indicator_note})" if indicator_note else detail
 
 
-def _sources(container: ContainerView) -> list[tuple[str, str]]:
-    """(where, text) of every command item, args item and literal env value."""
-    env = [(f"env {name}" if name else "env", value) for name, value in container.env]
-    return argv_of(container) + env
+@dataclass(frozen=True)
+class Options:
+    """What a policy lets detection read beyond the pod spec (see Signals.config_maps, decode_payloads)."""
+
+    config_maps: bool = False
+    decode: bool = True
+
+    @classmethod
+    def of(cls, signals: Signals) -> Options:
+        return cls(signals.config_maps, signals.decode_payloads)
+
+
+MAX_SOURCES = 20000
+"""Texts (values, decoded payloads, script commands, config lines) read per container."""
 
 
 def _distinct(pairs: Iterable[tuple[str, str]], limit: int = MAX_TOKENS) -> list[tuple[str, str]]:
@@ -104,26 +116,127 @@ def _distinct(pairs: Iterable[tuple[str, str]], limit: int = MAX_TOKENS) -> list
 
 @dataclass(frozen=True)
 class _Endpoint:
-    """A URL or host:port token of a container: where it is, its scheme, host and port."""
+    """A URL or host:port token of a container: where it is, its scheme, host and port, and
+    whether it is the value of a miner's pool option (then a bare host counts too)."""
 
     where: str
     token: str
     scheme: str
     host: str
     port: int | None
+    pool_option: bool = False
+
+
+_GLUED_OPTIONS = frozenset("oPuO")
+"""Short options of miners whose value may be glued to them: pool (-o, -P) and login (-u, -O)."""
+
+
+def _glued(token: str) -> str | None:
+    """The value of a pool or login short option glued to it (``-ostratum+tcp://x`` -> ``stratum+tcp://x``)."""
+    if len(token) > 2 and token[0] == "-" and token[1] in _GLUED_OPTIONS:
+        return token[2:]
+    return None
+
+
+def _unquoted(token: str) -> str | None:
+    """A percent-encoded token decoded (``stratum%2Btcp%3A%2F%2F...``), when it has escapes."""
+    if "%" not in token or len(token) > 4096:
+        return None
+    decoded = unquote(token)
+    return decoded if decoded != token else None
 
 
 class _Text:
     """The work on one container that does not depend on the policy (tokens, programs,
-    endpoints, addresses), each done on first use and then shared by every policy."""
+    endpoints, addresses), each done on first use and then shared by every policy with the
+    same :class:`Options`."""
 
-    def __init__(self, container: ContainerView) -> None:
+    def __init__(self, container: ContainerView, options: Options) -> None:
         self.container = container
+        self.options = options
         self._lines: dict[str, str] = {}
 
     @cached_property
+    def env(self) -> list[tuple[str, str]]:
+        """(name, value) of the container's environment: literal, then from ConfigMaps when read."""
+        env = list(self.container.env)
+        return env + list(self.container.config_env) if self.options.config_maps else env
+
+    @cached_property
+    def expanded_argv(self) -> tuple[list[tuple[str, str]], bool]:
+        return expand_k8s_vars(argv_of(self.container), dict(self.env))
+
+    @cached_property
+    def argv(self) -> list[tuple[str, str]]:
+        """(where, item) of command and args, with Kubernetes ``$(VAR)`` references expanded from the env."""
+        return self.expanded_argv[0]
+
+    @cached_property
+    def expansion(self) -> Expansion:
+        files = dict(self.container.files) if self.options.config_maps else {}
+        return expand(self.argv, dict(self.env), files, decode=self.options.decode)
+
+    @cached_property
     def sources(self) -> list[tuple[str, str]]:
-        return _sources(self.container)
+        """(where, text) of everything read for pools and wallets: argv items, env values,
+        decoded payloads and here-documents, the commands scripts run (variables substituted),
+        and miner configs read as options."""
+        env = [(f"env {name}" if name else "env", value) for name, value in self.env]
+        found = self.argv + env
+        glued = ((c.where, _glued(w)) for c in self.expansion.commands for w in c.words if not w.startswith("--"))
+        found += [(where, value) for where, value in glued if value and len(value) > 8]
+        found += self.expansion.texts
+        found += [(c.where, " ".join(c.words)) for c in self.expansion.commands if c.derived]
+        files = [(f"file {path}", text) for path, text in self.container.files] if self.options.config_maps else []
+        for where, text in found + files:
+            options = config_words(text)
+            if options:
+                found.append((f"miner config in {where}", " ".join(options)))
+        return found[:MAX_SOURCES]
+
+    @cached_property
+    def command_words(self) -> list[tuple[str, list[str]]]:
+        """(where, words) of the commands whose words are not all in argv as written (see
+        :attr:`Command.derived`), and of each miner config read as options."""
+        found = [(c.where, list(c.words)) for c in self.expansion.commands if c.derived]
+        found += [(where, text.split(" ")) for where, text in self.sources if where.startswith("miner config in ")]
+        return found
+
+    def sequences(self, marks: tuple[str, ...]) -> Iterator[tuple[str, list[str]]]:
+        """(where, words) of every command read, of each miner config, and of each other text
+        that holds one of the option marks (only those can hold such an option)."""
+        for command in self.expansion.commands[:MAX_SOURCES]:
+            yield command.where, list(command.words)
+        for where, text in self.sources:
+            if where.startswith("miner config in "):
+                yield where, text.split(" ")
+            elif any(mark in text for mark in marks):
+                yield where, words(text)
+
+    @cached_property
+    def users(self) -> list[str]:
+        """Values passed as a miner's login: user/login/wallet options, stratum URL users, miner config users."""
+        found = [
+            value for _, seq in self.sequences(_USER_MARKS) for opt, value in option_pairs(seq) if opt in USER_OPTIONS
+        ]
+        for endpoint in self.endpoints:
+            if endpoint.scheme.startswith("stratum") and "@" in endpoint.token:
+                found.append(endpoint.token.partition("://")[2].rpartition("@")[0])
+        return found
+
+    @cached_property
+    def pool_options(self) -> list[tuple[str, str]]:
+        """(where, value) passed as a miner's pool (-o, --url, --pool, --server, a miner config's url)."""
+        return [
+            (w, value)
+            for w, seq in self.sequences(_POOL_MARKS)
+            for opt, value in option_pairs(seq)
+            if opt in POOL_OPTIONS
+        ]
+
+    def in_miner_context(self, wallet: str) -> bool:
+        """Whether a wallet is passed to a miner (a login option, a stratum URL's user, a miner config's user)."""
+        return any(wallet in value for value in self.users)
 
     @cached_property
     def images(self) -> list[str]:
@@ -140,7 +253,13 @@ class _Text:
     @cached_property
     def endpoints(self) -> list[_Endpoint]:
         sources = ((where, text) for where, text in self.sources if ":" in text)
-        tokens = ((where, t) for where, text in sources for t in pool_tokens(text) if ":" in t)
+        tokens: list[tuple[str, str]] = []
+        for where, text in sources:
+            for token in pool_tokens(text):
+                if ":" not in token:
+                    continue
+                tokens.append((where, token))
+                tokens += [(where, t) for t in (_glued(token), _unquoted(token)) if t]
         found = []
         for where, token in _distinct(tokens):
             parsed = parse_endpoint(token)
@@ -149,16 +268,47 @@ class _Text:
         return found
 
     @cached_property
+    def pool_values(self) -> list[_Endpoint]:
+        """The values of miner pool options (URL, host:port or a bare host)."""
+        found = []
+        for where, value in _distinct(self.pool_options):
+            token = _unquoted(value) or value
+            parsed = parse_endpoint(token) or (("", token.lower().rstrip("."), None) if _is_host(token) else None)
+            if parsed is not None:
+                found.append(_Endpoint(where, token, *parsed, pool_option=True))
+        return found
+
+    @cached_property
+    def all_endpoints(self) -> list[_Endpoint]:
+        return self.endpoints + self.pool_values
+
+    @cached_property
     def programs(self) -> list[tuple[str, str]]:
-        return _distinct(programs_of(self.container))
+        return _distinct(self.expansion.programs)
 
     @cached_property
     def argument_tokens(self) -> list[tuple[str, str]]:
-        return _distinct(argument_tokens(self.container))
+        def tokens() -> Iterator[tuple[str, str]]:
+            for where, item in self.argv:
+                yield where, item
+                split = words(item)
+                if len(split) > 1 or (split and split[0] != item):
+                    yield from ((where, word) for word in split)
+            for where, sequence in self.command_words:
+                yield from ((where, word) for word in sequence)
+
+        return _distinct(tokens())
+
+    @cached_property
+    def argument_text(self) -> str:
+        """The argv items and the commands read, one per line: every argument token is a line or a word of one."""
+        return "\n".join([item for _, item in self.argv] + [" ".join(sequence) for _, sequence in self.command_words])
 
     @cached_property
     def command_line(self) -> str:
-        return " ".join(self.container.command + self.container.args)
+        """The command line, then every command read (scripts, configs), one per line."""
+        first = " ".join(item for _, item in self.argv)
+        return "\n".join([first] + [" ".join(sequence) for _, sequence in self.command_words])
 
     @cached_property
     def addresses(self) -> list[list[str]]:
@@ -171,6 +321,15 @@ class _Text:
     def source_words(self) -> list[list[str]]:
         return [words(text)[:MAX_TOKENS] for _, text in self.sources]
 
+    @cached_property
+    def oversized(self) -> str:
+        """Where something was over the bounds (cut, or not read to the end), or ''."""
+        if self.container.oversized:
+            return self.container.oversized[0]
+        if self.expanded_argv[1]:
+            return "Kubernetes $(VAR) expansion of command and args over the bound"
+        return "scripts too large or too deep to read to the end" if self.expansion.truncated else ""
+
     def lines(self, family: str) -> str:
         """The values of a family joined by newlines, for :meth:`PatternSet.may_match_lines`."""
         joined = self._lines.get(family)
@@ -179,11 +338,22 @@ class _Text:
         return joined
 
 
+_USER_MARKS = ("-u", "-O", "--user", "--login", "--wallet", "--mining-address", "--start-mining")
+_POOL_MARKS = ("-o", "-P", "--url", "--pool", "--server", "--stratum")
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
+
+
+def _is_host(value: str) -> bool:
+    """A bare DNS name with a dot (``etc.2miners.com``), as given to a pool option."""
+    lowered = value.lower().rstrip(".")
+    return "." in lowered and 3 < len(lowered) < 254 and set(lowered) <= _HOST_CHARS and lowered[0].isalnum()
+
+
 _FAMILIES: dict[str, Callable[[_Text], Iterable[str]]] = {
     "images": lambda t: t.images,
-    "hosts": lambda t: (e.host for e in t.endpoints if e.host),
+    "hosts": lambda t: (e.host for e in t.all_endpoints if e.host),
     "programs": lambda t: (name for _, name in t.programs),
-    "arguments": lambda t: with_words("\n".join(t.container.command + t.container.args)),
+    "arguments": lambda t: with_words(t.argument_text),
     "command_line": lambda t: (t.command_line,),
     "sources": lambda t: (text for _, text in t.sources),
     "words": lambda t: with_words(t.lines("sources"))[1:],
@@ -193,11 +363,25 @@ the values themselves and then their words, one per line (see :func:`with_words`
 
 
 class Prepared:
-    """The policy-independent work on a workload: one :class:`_Text` per container."""
+    """The policy-independent work on a workload: per :class:`Options`, one :class:`_Text` per container."""
 
     def __init__(self, workload: Workload) -> None:
         self.workload = workload
-        self.texts = [_Text(container) for container in workload.containers]
+        self._views: dict[Options, _View] = {}
+
+    def view(self, options: Options) -> _View:
+        found = self._views.get(options)
+        if found is None:
+            found = self._views[options] = _View(self.workload, options)
+        return found
+
+
+class _View:
+    """The texts of every container of a workload, read with some :class:`Options`."""
+
+    def __init__(self, workload: Workload, options: Options) -> None:
+        self.workload = workload
+        self.texts = [_Text(container, options) for container in workload.containers]
         self._lines: dict[str, str] = {}
 
     def lines(self, family: str) -> str:
@@ -239,9 +423,10 @@ class _Scan:
 
     def __init__(self, policy: Policy, prepared: Prepared, out: _Collector) -> None:
         self.signals = signals = policy.signals
-        self.prepared = prepared
+        self.policy = policy
+        self.prepared = prepared.view(Options.of(signals))
         self.out = out
-        self.single = len(prepared.texts) == 1
+        self.single = len(self.prepared.texts) == 1
         self.text: _Text  # the container being read, set by run()
         strengths = {
             "poolHost": [i.strength for i in signals.pool_hosts],
@@ -286,6 +471,21 @@ class _Scan:
             self.processes()
             self.arguments()
             self.wallets()
+            self.bounds()
+
+    def bounds(self) -> None:
+        """The Weak signals of text over the bounds, and of payloads fed to a shell undecoded."""
+        if not self.policy.reads_text:
+            return
+        if self.text.oversized:
+            detail = f"{self.text.oversized}: read at its head and tail only"
+            self.emit("oversizedValue", WEAK, detail, "oversized", key="oversized")
+        undecodable = self.text.expansion.undecodable
+        if undecodable and self.signals.decode_payloads:
+            detail = (
+                f"encoded payload that cannot be decoded (or is over the bounds) fed to a shell in {undecodable[0]}"
+            )
+            self.emit("encodedPayload", WEAK, detail, "encoded payload", key="encoded")
 
     def emit(self, signal: str, strength: str, detail: str, value: str, key: str | None = None) -> None:
         if self.out.saturated(signal, strength):
@@ -316,7 +516,7 @@ class _Scan:
         hosts = self.hit(signals.host_set, "hosts")
         if not (signals.pool_schemes or signals.pool_ports or hosts):
             return
-        endpoints = self.text.endpoints
+        endpoints = self.text.all_endpoints
         host_hits = _may_match_each(signals.host_set, [e.host for e in endpoints]) if hosts else None
         changes, schemes = -1, False
         for endpoint in endpoints:
@@ -334,7 +534,7 @@ class _Scan:
         where, token, scheme, host = endpoint.where, endpoint.token, endpoint.scheme, endpoint.host
         if schemes and scheme in signals.pool_schemes:
             self.emit("poolEndpoint", STRONG, f"pool URL {token} in {where}", token)
-        if host_hit and host:
+        if host_hit and host and (scheme not in WEB_SCHEMES or endpoint.pool_option):
             for indicator in signals.pool_hosts:
                 if indicator.pattern.matches(host):
                     detail = _with_note(f"pool host {host} in {where}", indicator.note)
@@ -405,7 +605,10 @@ class _Scan:
                     return
             for address in text.addresses[index] if monero else ():
                 short = short_wallet(address)
-                self.emit("wallet", STRONG, f"Monero wallet {short} in {where}", short, key=address)
+                strength = STRONG if text.in_miner_context(address) else WEAK
+                self.emit(
+                    "wallet", strength, f"Monero wallet {short} in {where}{_context(strength)}", short, key=address
+                )
             regex_hit = next(regex_hits, False) if regex_hits is not None else False
             split = text.source_words[index] if globs else []
             candidates = [
@@ -422,8 +625,13 @@ class _Scan:
         for wallet in found:
             if wallet:
                 short = short_wallet(wallet)
-                detail = _with_note(f"wallet {short} in {where}", indicator.note)
-                self.emit("wallet", indicator.strength, detail, short, wallet)
+                strength = indicator.strength if self.text.in_miner_context(wallet) else WEAK
+                detail = _with_note(f"wallet {short} in {where}{_context(strength)}", indicator.note)
+                self.emit("wallet", strength, detail, short, wallet)
+
+
+def _context(strength: str) -> str:
+    return " (passed to a miner)" if strength == STRONG else " (not passed to a miner: Weak)"
 
 
 def spec_findings(policy: Policy, workload: Workload, prepared: Prepared | None = None) -> tuple[Evidence, ...]:
