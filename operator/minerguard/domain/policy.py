@@ -11,6 +11,8 @@ the policy's status condition.
 This module has no kopf and no Kubernetes client imports: it is pure data.
 """
 
+# size: the MinerPolicy contract in one place (every field's parsing next to its type).
+
 from __future__ import annotations
 
 from collections.abc import Mapping

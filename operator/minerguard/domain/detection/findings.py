@@ -4,6 +4,9 @@ The policy-independent work on a workload (tokens, programs, endpoints, addresse
 once by :func:`prepare` and shared by every policy evaluated on it.
 """
 
+# size: the per-container text views and the per-policy scan share private types (_Text, _Endpoint,
+# _Collector); the option/context part of _Text is the first candidate to move out.
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence

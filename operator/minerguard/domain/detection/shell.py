@@ -37,6 +37,9 @@ only up to :data:`MAX_PAYLOAD` characters in and :data:`MAX_DECODED` characters 
 :data:`MAX_VAR_VALUE` characters, and :data:`MAX_VARS` assignments are kept.
 """
 
+# size: one static reader of shell scripts (reader, parser, payload decoders) sharing one budget;
+# the payload decoders are the first candidate to move out.
+
 from __future__ import annotations
 
 import base64
