@@ -122,7 +122,7 @@ class Containment:
             log.warning("Upkeep of the quarantine of Pod %s/%s failed: %s", wl.namespace, wl.name, exc)
             return
         if ctx.pod is not pod:  # written: its watch echo is nothing new
-            self.state.wrote_pod((wl.namespace, wl.name), ctx.pod, workload_from_pod(ctx.pod))
+            self.state.wrote_pod((wl.namespace, wl.name), ctx.pod, self.evaluator.workload(ctx.pod))
         self.recorder.kept(Subject.of_pod(wl), name, policy, result, unmatched=not matched and not wl.deleting)
 
     def contain(self, wl: Workload, pod: dict[str, Any], matched: list[Verdict]) -> None:
