@@ -31,6 +31,7 @@ from tests.e2e.objects import (
     allow_all,
     deployment,
     incident_in_state,
+    incidents,
     isolation_problems,
     miner_pod,
     network_policy,
@@ -716,3 +717,140 @@ def test_escape_release_frees_every_pod_beyond_the_recorded_hundred(
     )
     record("escape: release strands pods", outcome="restored (all 120 released)",
            seconds_to_restored=round(time.monotonic() - started, 2))  # fmt: skip
+
+
+# --------------------------------------------------------------------------- item 3: release bound to the workload
+
+
+def release(namespace: str, incident: str) -> None:
+    """A responder (here: the cluster admin) releases the incident."""
+    kubectl(
+        "patch", "minerincident", incident, "-n", namespace, "--type", "merge",
+        "-p", '{"spec": {"release": true, "releasedBy": "rita"}}',
+    )  # fmt: skip
+
+
+def contained_elsewhere(custom: client.CustomObjectsApi, namespace: str, released: str) -> dict[str, Any] | None:
+    """A Contained incident other than the released one: the new detection."""
+    return next(
+        (
+            i
+            for i in incidents(custom, namespace)
+            if i["metadata"]["name"] != released and (i.get("status") or {}).get("state") == "Contained"
+        ),
+        None,
+    )
+
+
+def test_escape_a_miner_made_again_under_a_released_name_is_contained(
+    operator: OperatorProcess,
+    attacker: str,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    make_policy: Any,
+) -> None:
+    """Her miner pod is released (a responder judged it); she deletes it and makes a miner again under that name."""
+    make_policy(namespace)
+    mine = client.CoreV1Api(attacker_api())
+    mine.create_namespaced_pod(namespace, miner_pod("miner"))
+    eventually(lambda: incident_in_state(custom, namespace, "Contained"), 30, "the miner contained")
+    release(namespace, "pod-miner")
+    eventually(lambda: incident_in_state(custom, namespace, "Released"), 30, "released")
+    eventually(lambda: not quarantined(core, namespace, "miner"), 30, "the label lifted")
+    mine.delete_namespaced_pod("miner", namespace, grace_period_seconds=0)
+    eventually(lambda: "miner" not in [p.metadata.name for p in core.list_namespaced_pod(namespace).items], 30, "gone")
+    mine.create_namespaced_pod(namespace, miner_pod("miner"))
+    started = time.monotonic()
+    eventually(lambda: quarantined(core, namespace, "miner"), 30, "the new miner under the released name contained")
+    record("escape: release keyed by name (recreated)", outcome="restored",
+           seconds_to_restored=round(time.monotonic() - started, 2))  # fmt: skip
+    found = eventually(lambda: contained_elsewhere(custom, namespace, "pod-miner"), 30, "a new incident Contained")
+    uid = core.read_namespaced_pod("miner", namespace).metadata.uid
+    assert found["spec"]["workload"]["uid"] == uid
+    released = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "minerincidents", "pod-miner")
+    assert released["status"]["state"] == "Released"
+    assert released["status"]["releasedFor"]["uid"] != uid
+
+
+def test_escape_set_image_on_a_released_deployment_is_contained_again(
+    operator: OperatorProcess,
+    attacker: str,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    make_policy: Any,
+) -> None:
+    """Her released Deployment keeps its name and UID; she switches it to another miner image (a new template)."""
+    make_policy(namespace)
+    client.AppsV1Api(attacker_api()).create_namespaced_deployment(namespace, deployment("miner", 1))
+    eventually(lambda: incident_in_state(custom, namespace, "Contained"), 60, "the Deployment's miner contained")
+    release(namespace, "deployment-miner")
+    eventually(lambda: incident_in_state(custom, namespace, "Released"), 30, "released")
+    selector = f"{netpol.QUARANTINE_LABEL}=true"
+    eventually(lambda: not core.list_namespaced_pod(namespace, label_selector=selector).items, 30, "labels lifted")
+    ok = as_attacker("-n", namespace, "set", "image", "deployment/miner", "worker=alpine:3.21")
+    assert ok.returncode == 0, ok.stderr
+    started = time.monotonic()
+
+    def new_template_quarantined() -> bool:
+        pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+        return any(c.image == "alpine:3.21" for p in pods for c in p.spec.containers)
+
+    eventually(new_template_quarantined, 60, "the pod of the new template contained")
+    record("escape: release keyed by name (set image)", outcome="restored",
+           seconds_to_restored=round(time.monotonic() - started, 2))  # fmt: skip
+    found = eventually(lambda: contained_elsewhere(custom, namespace, "deployment-miner"), 30, "a new incident")
+    assert found["spec"]["workload"]["name"] == "miner"
+    assert found["metadata"]["name"].startswith("deployment-miner-")
+
+
+def test_escape_a_precreated_released_incident_makes_no_miner_immune(
+    operator: OperatorProcess,
+    attacker: str,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    make_policy: Any,
+) -> None:
+    """Without the admission policy, and allowed to create incidents, she pre-creates her miner's released one."""
+    kubectl(
+        "create", "role", "incident-maker", "--verb=get,list,create",
+        "--resource=minerincidents.minerguard.io", "-n", namespace,
+    )  # fmt: skip
+    kubectl("create", "rolebinding", "mallory-maker", "--role=incident-maker", f"--user={ATTACKER}", "-n", namespace)
+    forged = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "MinerIncident",
+        "metadata": {"name": "pod-miner", "namespace": namespace},
+        "spec": {
+            "policy": "anything",
+            "mode": "Enforce",
+            "workload": {"apiVersion": "v1", "kind": "Pod", "name": "miner"},
+            "release": True,
+        },
+    }
+    # An admission policy another test installed may still be in force for a moment: wait until a dry run passes.
+    made = yaml.safe_dump(forged)
+    eventually(
+        lambda: as_attacker("-n", namespace, "create", "-f", "-", "--dry-run=server", stdin=made).returncode == 0,
+        30,
+        "no admission policy in force",
+    )
+    ok = as_attacker("-n", namespace, "create", "-f", "-", stdin=made)
+    assert ok.returncode == 0, ok.stderr
+    make_policy(namespace)
+    client.CoreV1Api(attacker_api()).create_namespaced_pod(namespace, miner_pod("miner"))
+    started = time.monotonic()
+    eventually(lambda: quarantined(core, namespace, "miner"), 30, "the miner contained despite her incident")
+    record("escape: pre-created released incident", outcome="ignored and reported",
+           seconds_to_restored=round(time.monotonic() - started, 2))  # fmt: skip
+    eventually(lambda: contained_elsewhere(custom, namespace, "pod-miner"), 30, "minerguard's own incident Contained")
+    hers = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "minerincidents", "pod-miner")
+    assert not hers.get("status"), hers.get("status")
+
+    def told() -> bool:
+        events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=pod-miner").items
+        return any(e.reason == "IncidentIgnored" for e in events)
+
+    eventually(told, 30, "an IncidentIgnored Event about her incident")

@@ -71,12 +71,13 @@ def label_value(text: str) -> str:
     return value.strip("-_.")
 
 
-def new_incident(namespace: str, ref: WorkloadRef, policy: str, mode: str) -> dict[str, Any]:
+def new_incident(namespace: str, ref: WorkloadRef, policy: str, mode: str, name: str = "") -> dict[str, Any]:
+    """A new incident about ``ref``, named ``name`` (by default the workload's own incident name)."""
     return {
         "apiVersion": f"{API_GROUP}/{API_VERSION}",
         "kind": "MinerIncident",
         "metadata": {
-            "name": incident_name(ref),
+            "name": name or incident_name(ref),
             "namespace": namespace,
             "labels": {
                 "app.kubernetes.io/managed-by": "minerguard",

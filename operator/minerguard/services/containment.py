@@ -18,6 +18,7 @@ from minerguard.actions.base import ActionContext, ActionResult, Outcome
 from minerguard.actions.guard import NodeGuard
 from minerguard.actions.quarantine import INCIDENT_ANNOTATION, POLICY_ANNOTATION
 from minerguard.config import Settings
+from minerguard.domain import binding
 from minerguard.domain import incidents as inc
 from minerguard.domain.detection import Evidence, Verdict, evaluate_node
 from minerguard.domain.policy import Policy
@@ -61,6 +62,7 @@ class Containment:
         self.guard = guard
         self.queue = WorkQueue(self._process, workers=workers, name="contain")
         self._owners: dict[str, inc.WorkloadRef] = {}
+        self._ignored_told: set[tuple[str, str, str]] = set()
 
     def start(self) -> None:
         self.queue.start()
@@ -73,9 +75,10 @@ class Containment:
         match work:
             case ContainPod(namespace, name):
                 self._contain_pod(namespace, name)
-            case PodGone(namespace, name, uid, owner):
-                ref = self.owner_of(namespace, name, uid, owner)
-                self.recorder.pod_gone(namespace, inc.incident_name(ref), name, uid)
+            case PodGone(namespace, name, uid, owner, incident):
+                if not incident:
+                    incident = inc.incident_name(self.owner_of(namespace, name, uid, owner))
+                self.recorder.pod_gone(namespace, incident, name, uid)
             case ReleaseIncident(namespace, name):
                 self.releaser.release_if_asked(namespace, name)
 
@@ -126,42 +129,80 @@ class Containment:
         self.recorder.kept(Subject.of_pod(wl), name, policy, result, unmatched=not matched and not wl.deleting)
 
     def contain(self, wl: Workload, pod: dict[str, Any], matched: list[Verdict]) -> None:
-        """Open or find the workload's incident, run the actions of the first Enforce match, record it all."""
+        """Find the incident this detection belongs in, run the actions of the first Enforce match, record it all.
+
+        A released incident exempts only what its release covers (the workload's UID, pod template and
+        policies, :mod:`minerguard.domain.binding`); anything else is recorded in an incident of its own.
+        """
         enforce = [v for v in matched if v.mode == "Enforce"]
         primary = enforce[0] if enforce else matched[0]
         ref = self.owner_of(wl.namespace, wl.name, wl.uid, wl.owner)
-        name = inc.incident_name(ref)
-        cached = self.state.incident(wl.namespace, name)
-        if cached is not None and cached.release:
+        template = binding.template_hash(pod)
+        policies = [v.policy for v in enforce or matched]
+
+        def accept(body: dict[str, Any]) -> bool:
+            return binding.decide(body, ref.uid, template, policies) == "use"
+
+        for name in binding.candidate_names(ref, template, primary.policy):
+            cached = self.state.incident(wl.namespace, name)
+            decision = binding.decide(cached.body if cached else None, ref.uid, template, policies)
+            if decision == "use":
+                with self.recorder.lock(wl.namespace, name):
+                    incident = self.recorder.ensure(wl.namespace, ref, primary, name, accept)
+                    decision = binding.decide(incident, ref.uid, template, policies)
+                    if decision == "use":
+                        self._contain_in(wl, pod, matched, primary, ref, incident)
+                        return
+            if decision == "exempt":
+                return
+            self._ignored(wl.namespace, name, ref.uid)
+        log.error("No incident name left for Pod %s/%s: every candidate is taken", wl.namespace, wl.name)
+
+    def _ignored(self, namespace: str, name: str, workload_uid: str) -> None:
+        """Tell (once) about an incident minerguard did not make, found where it would record a detection."""
+        cached = self.state.incident(namespace, name)
+        if cached is None or binding.operator_made(cached.body, workload_uid):
+            return  # released for something else: a new detection, nothing to report
+        uid = str((cached.body.get("metadata") or {}).get("uid") or "")
+        if (namespace, name, uid) in self._ignored_told:
             return
-        with self.recorder.lock(wl.namespace, name):
-            incident = self.recorder.ensure(wl.namespace, ref, primary)
-            if (incident.get("spec") or {}).get("release"):
-                self.state.put_incident(wl.namespace, name, incident)
-                return
-            results: list[ActionResult] = []
-            pod_state = inc.POD_DETECTED
-            if enforce:
-                ctx = self._context(wl, pod, name, primary.policy)
-                ctx.owner = ref
-                ctx.previously_contained = _previously_contained(pod, incident, name, wl.uid)
-                try:
-                    results = self._run_actions(primary, ctx)
-                    pod_state = pod_state_of(results)
-                    if ctx.pod is not pod:  # written: its watch echo is nothing new
-                        self.state.wrote_pod((wl.namespace, wl.name), ctx.pod, self.evaluator.workload(ctx.pod))
-                except NotFound:
-                    gone = ActionResult(
-                        "quarantine",
-                        f"Pod {wl.namespace}/{wl.name}",
-                        Outcome.FAILED,
-                        "the pod was deleted during containment",
-                    )
-                    results, pod_state = [gone], inc.POD_DELETED
+        self._ignored_told.add((namespace, name, uid))
+        self.recorder.events.incident_ignored(namespace, name, uid, "it does not exempt or release this workload")
+
+    def _contain_in(
+        self,
+        wl: Workload,
+        pod: dict[str, Any],
+        matched: list[Verdict],
+        primary: Verdict,
+        ref: inc.WorkloadRef,
+        incident: dict[str, Any],
+    ) -> None:
+        """Run the primary verdict's actions (in Enforce mode) for the pod and record them in ``incident``."""
+        name = incident["metadata"]["name"]
+        results: list[ActionResult] = []
+        pod_state = inc.POD_DETECTED
+        if primary.mode == "Enforce":
+            ctx = self._context(wl, pod, name, primary.policy)
+            ctx.owner = ref
+            ctx.previously_contained = _previously_contained(pod, incident, name, wl.uid)
             try:
-                self.recorder.record(Subject.of_pod(wl), incident, matched, primary, results, pod_state)
+                results = self._run_actions(primary, ctx)
+                pod_state = pod_state_of(results)
+                if ctx.pod is not pod:  # written: its watch echo is nothing new
+                    self.state.wrote_pod((wl.namespace, wl.name), ctx.pod, self.evaluator.workload(ctx.pod))
             except NotFound:
-                return
+                gone = ActionResult(
+                    "quarantine",
+                    f"Pod {wl.namespace}/{wl.name}",
+                    Outcome.FAILED,
+                    "the pod was deleted during containment",
+                )
+                results, pod_state = [gone], inc.POD_DELETED
+        try:
+            self.recorder.record(Subject.of_pod(wl), incident, matched, primary, results, pod_state)
+        except NotFound:
+            return
 
     def contain_node(self, policy: Policy, node: str, evidence: list[Evidence]) -> None:
         """A node-level finding (node CPU saturation, unaccounted CPU): open a Node incident, take node actions."""

@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from minerguard import observability
+from minerguard.actions.quarantine import INCIDENT_ANNOTATION
 from minerguard.domain import incidents as inc
 from minerguard.domain import netpol
 from minerguard.domain.detection import Evidence, Verdict, evaluate, prepare
@@ -85,7 +86,9 @@ class Detector:
             old = self.state.drop_pod(key)
             if old is not None and old.matched:
                 wl = old.workload
-                self._add(PodGone(key[0], key[1], wl.uid, wl.owner))
+                annotations = ((old.body or {}).get("metadata") or {}).get("annotations") or {}
+                incident = str(annotations.get(INCIDENT_ANNOTATION) or "")
+                self._add(PodGone(key[0], key[1], wl.uid, wl.owner, incident))
             return
         rv = resource_version(pod)
         known = self.state.pod(key)

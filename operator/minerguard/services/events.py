@@ -182,6 +182,13 @@ class Events:
             node = result.target.split(" ", 1)[-1]
             self.emit(node_ref(node), action.events[1], result.message, warning=False, action="release")
 
+    def incident_ignored(self, namespace: str, name: str, uid: str, why: str) -> None:
+        """A MinerIncident minerguard did not make: it neither exempts nor releases anything."""
+        ref = {"apiVersion": POLICY_API_VERSION, "kind": "MinerIncident", "name": name, "namespace": namespace}
+        note = f"MinerIncident {namespace}/{name} was not made by minerguard and is ignored: {why}"
+        self.emit({**ref, "uid": uid}, "IncidentIgnored", note, action="Verify")
+        log.warning("%s", note, extra={"incident": f"{namespace}/{name}"})
+
     # ------------------------------------------------------------------ policies
 
     def policy_invalid(self, name: str, uid: str, message: str) -> None:

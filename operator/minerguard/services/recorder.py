@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from minerguard import observability
@@ -40,15 +40,23 @@ class Recorder:
         """The lock serialising this process's writes to one incident."""
         return self._locks[hash((namespace, name)) % len(self._locks)]
 
-    def ensure(self, namespace: str, ref: inc.WorkloadRef, verdict: Verdict) -> dict[str, Any]:
-        """The workload's incident, created if missing; an Audit incident is raised to Enforce by an Enforce match."""
-        name = inc.incident_name(ref)
+    def ensure(
+        self,
+        namespace: str,
+        ref: inc.WorkloadRef,
+        verdict: Verdict,
+        name: str = "",
+        accept: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> dict[str, Any]:
+        """The incident ``name`` (default: the workload's), created if missing; an Audit incident is raised to
+        Enforce by an Enforce match, unless ``accept`` refuses the incident found (then it is returned as is)."""
+        name = name or inc.incident_name(ref)
         cached = self.state.incident(namespace, name)
 
         def attempt() -> dict[str, Any]:
             if cached is not None:
                 return cached.body
-            body = inc.new_incident(namespace, ref, verdict.policy, verdict.mode)
+            body = inc.new_incident(namespace, ref, verdict.policy, verdict.mode, name)
             try:
                 created = self.storage.create_incident(namespace, body)
             except AlreadyExists:  # created before the watch told this process (another replica, or a restart)
@@ -57,6 +65,9 @@ class Recorder:
             return created
 
         incident = retrying(attempt, what=f"open MinerIncident {namespace}/{name}")
+        if accept is not None and not accept(incident):
+            self.state.put_incident(namespace, name, incident)
+            return incident
         spec = incident.get("spec") or {}
         if verdict.mode == "Enforce" and spec.get("mode") != "Enforce" and not spec.get("release"):
             incident = self.storage.patch_incident_spec(namespace, name, {"mode": "Enforce", "policy": verdict.policy})
@@ -177,8 +188,16 @@ class Recorder:
             extra={"object": f"Pod {namespace}/{pod}", "incident": f"{namespace}/{incident_name}"},
         )
 
-    def released(self, namespace: str, name: str, pods: list[dict[str, Any]], results: list[ActionResult]) -> None:
-        """Record a finished release: the pods' final states and the reverts; the incident is Released."""
+    def released(
+        self,
+        namespace: str,
+        name: str,
+        pods: list[dict[str, Any]],
+        results: list[ActionResult],
+        released_for: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a finished release: the pods' final states, the reverts and what the release covers
+        (``status.releasedFor``, see :mod:`minerguard.domain.binding`); the incident is Released."""
         now = now_iso()
 
         def attempt() -> dict[str, Any]:
@@ -188,6 +207,8 @@ class Recorder:
             st["podCount"] = len(pods)
             st["actions"] = inc.append_actions(st.get("actions") or [], [r.to_record(now) for r in results])
             st["state"] = inc.RELEASED
+            if released_for is not None:
+                st["releasedFor"] = dict(released_for)
             released_by = (live.get("spec") or {}).get("releasedBy")
             st["message"] = f"Released{' by ' + str(released_by) if released_by else ''}"
             st["lastUpdated"] = now

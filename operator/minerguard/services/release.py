@@ -17,6 +17,7 @@ from minerguard.actions.base import ActionContext, ActionResult
 from minerguard.actions.guard import NodeGuard
 from minerguard.actions.quarantine import INCIDENT_ANNOTATION, INCIDENT_LABEL, incident_label
 from minerguard.config import Settings
+from minerguard.domain import binding
 from minerguard.domain import incidents as inc
 from minerguard.domain.kinds import ActionScope
 from minerguard.domain.workload import workload_from_pod
@@ -39,6 +40,7 @@ class Releaser:
         self.guard = guard
         self.recorder = recorder
         self.events = events
+        self._ignored_told: set[tuple[str, str, str]] = set()
 
     def release_if_asked(self, namespace: str, name: str) -> None:
         """Release the incident if it still asks for it and is not released yet (read fresh)."""
@@ -47,8 +49,21 @@ class Releaser:
         except NotFound:
             return
         spec, status = incident.get("spec") or {}, incident.get("status") or {}
-        if spec.get("release") and status.get("state") != inc.RELEASED:
-            self.release(incident)
+        if not spec.get("release") or status.get("state") == inc.RELEASED:
+            return
+        if not binding.operator_made(incident):
+            self._ignored(incident)
+            return
+        self.release(incident)
+
+    def _ignored(self, incident: dict[str, Any]) -> None:
+        """An incident minerguard did not make asks for a release: refuse it, once per incident and version."""
+        meta = incident.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")), str(meta.get("uid")))
+        if key in self._ignored_told:
+            return
+        self._ignored_told.add(key)
+        self.events.incident_ignored(*key, "its release frees nothing")
 
     def release(self, incident: dict[str, Any]) -> None:
         """Lift every containment this incident applied; keep the record, marked Released."""
@@ -60,13 +75,14 @@ class Releaser:
         node_incident = str(workload.get("kind")) == "Node"
         pods = [dict(p) for p in (incident.get("status") or {}).get("pods") or []]
         results: list[ActionResult] = []
+        templates: set[str] = set()
         for p in pods:
             if p.get("state") in (inc.POD_DELETED, inc.POD_RELEASED):
                 continue
             if node_incident:
                 results += self._release_node(str(p.get("name")), name, namespace, policy)
             else:
-                released = self._release_pod(namespace, str(p.get("name")), name, policy)
+                released = self._release_pod(namespace, str(p.get("name")), name, policy, templates)
                 if released is None:
                     p["state"], p["since"] = inc.POD_DELETED, now_iso()
                     continue
@@ -74,7 +90,7 @@ class Releaser:
             p["state"], p["since"] = inc.POD_RELEASED, now_iso()
         if not node_incident:
             freed = {str(p.get("name")) for p in pods if p.get("state") == inc.POD_RELEASED}
-            results += self._release_labelled(namespace, name, policy, freed)
+            results += self._release_labelled(namespace, name, policy, freed, templates)
         owner = inc.WorkloadRef(
             str(workload.get("apiVersion", "")),
             str(workload.get("kind", "")),
@@ -83,7 +99,7 @@ class Releaser:
         )
         ctx = self._ctx(name, policy, incident_namespace=namespace, owner=owner)
         results += self._revert(of_scope(ActionScope.OWNER), ctx)
-        self.recorder.released(namespace, name, pods, results)
+        self.recorder.released(namespace, name, pods, results, binding.released_for(incident, templates))
         log.info(
             "Released incident %s/%s", namespace, name, extra={"incident": f"{namespace}/{name}", "policy": policy}
         )
@@ -92,12 +108,15 @@ class Releaser:
         ctx = self._ctx(incident, policy, node=node, incident_namespace=namespace)
         return self._revert(of_scope(ActionScope.NODE), ctx)
 
-    def _release_pod(self, namespace: str, pod_name: str, incident: str, policy: str) -> list[ActionResult] | None:
-        """Revert the pod's and its node's actions; None when the pod is gone."""
+    def _release_pod(
+        self, namespace: str, pod_name: str, incident: str, policy: str, templates: set[str]
+    ) -> list[ActionResult] | None:
+        """Revert the pod's and its node's actions, noting its template; None when the pod is gone."""
         try:
             pod = self.storage.get_pod(namespace, pod_name)
         except NotFound:
             return None
+        templates.add(binding.template_hash(pod))
         wl = workload_from_pod(pod)
         ctx = ActionContext(self.storage, self.settings, wl, pod, incident, policy, guard=self.guard)
         actions = [a for a in ACTIONS.values() if a.scope is not ActionScope.OWNER]
@@ -105,14 +124,16 @@ class Releaser:
         self.events.pod_released(wl, incident)
         return results
 
-    def _release_labelled(self, namespace: str, incident: str, policy: str, done: set[str]) -> list[ActionResult]:
+    def _release_labelled(
+        self, namespace: str, incident: str, policy: str, done: set[str], templates: set[str]
+    ) -> list[ActionResult]:
         """Every pod still carrying the incident's label: status.pods lists at most a hundred of them."""
         results: list[ActionResult] = []
         for pod in self.storage.list_pods(namespace, label_selector=f"{INCIDENT_LABEL}={incident_label(incident)}"):
             meta = pod.get("metadata") or {}
             if meta.get("name") in done or (meta.get("annotations") or {}).get(INCIDENT_ANNOTATION) != incident:
                 continue
-            released = self._release_pod(namespace, str(meta.get("name")), incident, policy)
+            released = self._release_pod(namespace, str(meta.get("name")), incident, policy, templates)
             results += released or []
         return results
 

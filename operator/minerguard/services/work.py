@@ -28,6 +28,8 @@ class PodGone:
     uid: str
     owner: OwnerRef | None = None
     """The pod's controller, to find its incident."""
+    incident: str = ""
+    """The incident the pod was contained under (its annotation), when it was."""
 
 
 @dataclass(frozen=True)
