@@ -14,6 +14,8 @@ WORKDIR /src
 RUN python -m venv /opt/build && /opt/build/bin/pip install --no-cache-dir build==1.6.1
 COPY pyproject.toml README.md requirements.lock ./
 COPY operator ./operator
+# operator/minerguard/pack is a symlink to manifests/policies: the default pack, package data of the wheel.
+COPY manifests/policies ./manifests/policies
 RUN /opt/build/bin/python -m build --wheel --outdir /dist .
 # The runtime virtualenv: the locked dependencies first (hashes required, wheels only: the
 # image has no compiler), then minerguard's own wheel without resolving anything more.

@@ -121,7 +121,8 @@ manifests: tools
 IMAGE_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE_ARCHIVE := dist/minerguard-$(IMAGE_VERSION).docker.tar
 IMAGE_INPUTS := Dockerfile requirements.lock pyproject.toml README.md hack/image.py helm/minerguard/Chart.yaml \
-  helm/minerguard/values.yaml $(shell find operator -name '*.py' -not -path '*/__pycache__/*')
+  helm/minerguard/values.yaml $(shell find operator -name '*.py' -not -path '*/__pycache__/*') \
+  $(wildcard manifests/policies/*.yaml)
 image: $(IMAGE_ARCHIVE)
 $(IMAGE_ARCHIVE): $(IMAGE_INPUTS)
 	@hack/tools.sh image-tools

@@ -37,6 +37,7 @@ import tarfile
 import tomllib
 import urllib.request
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -158,8 +159,9 @@ def image_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
             target = Path(mapped(root, dest)) if dest.startswith("/") else cwd / dest
             for source in sources:
                 src = ROOT / source
-                if src.is_dir():
-                    shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+                if src.is_dir():  # symlinks are copied as symlinks, as Docker's COPY does
+                    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+                    shutil.copytree(src, target, symlinks=True, ignore=ignore)
                 else:
                     target.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(src, target / src.name)
@@ -195,6 +197,73 @@ def test_virtualenv_holds_the_wheel_and_exactly_the_lock(image_root: Path) -> No
         capture_output=True, text=True, check=True, cwd="/",
     ).stdout  # fmt: skip
     assert where.startswith(str(venv)), where
+
+
+MINER_POD = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: innocent-name, namespace: apps}
+spec:
+  containers:
+  - name: c
+    image: alpine
+    command: [/usr/local/bin/xmrig, -o, "stratum+tcp://pool.supportxmr.com:3333"]
+"""
+
+
+def scan_json(minerguard: list[str], manifest: str, cwd: str, env: dict[str, str] | None = None) -> tuple[int, Any]:
+    res = subprocess.run(
+        [*minerguard, "scan", "-o", "json", manifest], capture_output=True, text=True, cwd=cwd, env=env
+    )
+    assert res.returncode in (0, 1), res.stdout[-2000:] + res.stderr[-2000:]
+    return res.returncode, json.loads(res.stdout)
+
+
+def test_wheel_carries_the_default_pack(tmp_path: Path) -> None:
+    """``pip wheel --no-deps``: the wheel holds manifests/policies/*.yaml, byte for byte, as minerguard/pack.
+
+    Built from a copy of the checkout's files (without build/ and *.egg-info, whose stale
+    SOURCES.txt would let setuptools add the pack even if pyproject.toml did not declare it).
+    """
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout.split(b"\0")  # fmt: skip
+    source = tmp_path / "src"
+    for name in filter(None, files):
+        path, target = ROOT / os.fsdecode(name), source / os.fsdecode(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink():
+            target.symlink_to(os.readlink(path))
+        elif path.is_file():
+            shutil.copy2(path, target)
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir", str(tmp_path)]
+    subprocess.run([*pip_wheel, str(source)], check=True)
+    [wheel] = tmp_path.glob("minerguard-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        packed = {n.rsplit("/", 1)[1]: zf.read(n) for n in zf.namelist() if n.startswith("minerguard/pack/")}
+    pack = ROOT / "manifests" / "policies"
+    assert packed == {f.name: f.read_bytes() for f in pack.glob("*.yaml")} and len(packed) >= 4
+
+
+def test_scan_from_the_dockerfile_virtualenv_needs_no_checkout(image_root: Path, tmp_path: Path) -> None:
+    """The wheel installed from the Dockerfile's steps scans with its packaged pack, from a folder outside the repo."""
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy" / "miner.yaml").write_text(MINER_POD)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    code, out = scan_json([str(image_root / "opt" / "venv" / "bin" / "minerguard")], "deploy", str(tmp_path), env)
+    assert code == 1 and out["errors"] == []
+    assert {r["policy"] for r in out["results"]} == {"miner-binaries-and-args", "mining-pools"}
+
+
+def test_scan_from_the_built_image_needs_no_checkout(rootfs: Path) -> None:
+    """The image's wheel (``pip wheel --no-deps`` in hack/image.py, installed in a clean venv) brings its own pack."""
+    (rootfs / "tmp" / "deploy").mkdir(exist_ok=True)
+    (rootfs / "tmp" / "deploy" / "miner.yaml").write_text(MINER_POD)
+    chroot = ["chroot", "--userspec=65532:65532", str(rootfs), "/usr/bin/env", "-i", "-C", "/tmp"]
+    code, out = scan_json([*chroot, "/opt/venv/bin/minerguard"], "deploy", "/")
+    assert code == 1 and out["errors"] == []
+    assert {r["policy"] for r in out["results"]} == {"miner-binaries-and-args", "mining-pools"}
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from minerguard.scan import main
+from minerguard.scan.cli import default_pack
 
 pytestmark = pytest.mark.unit
 
@@ -352,7 +353,7 @@ def test_errors_are_single_lines(tmp_path: Path, policies: str, capsys: pytest.C
 
 
 def test_usage_errors_exit_2_and_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["manifest.yaml"]) == 2  # --policies is required
+    assert main(["manifest.yaml"]) == 2  # the default pack, and a manifest that does not exist
     assert main(["--policies", "p.yaml"]) == 2  # no manifest path
     assert main(["--policies", "p.yaml", "-o", "xml", "m.yaml"]) == 2
     assert main(["--help"]) == 0
@@ -365,6 +366,27 @@ def test_default_pack_scans_the_examples_cleanly(capsys: pytest.CaptureFixture[s
     )
     assert (code, out["results"], err) == (0, [], [])
     assert {e["policy"] for e in out["notEvaluable"]} == {"cpu-saturation", "node-unaccounted-cpu", "cpu-plus-spec"}
+
+
+def test_without_policies_the_packaged_default_pack_is_used(
+    tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = write(tmp_path / "m.yaml", MINER_POD)
+    code, out, err = run_json(capsys, manifest)
+    assert (code, err) == (1, [])
+    assert {r["policy"] for r in out["results"]} == {"miner-binaries-and-args", "mining-pools"}
+    code, out, err = run_json(capsys, "--policies", policies, manifest)  # --policies replaces the pack
+    assert (code, [r["policy"] for r in out["results"]], err) == (1, ["xmrig"], [])
+
+
+def test_the_packaged_pack_is_the_charts_pack() -> None:
+    """One copy: the package data, the policies chart's files and manifests/policies are the same files."""
+    pack = Path(default_pack())
+    chart = ROOT / "helm" / "minerguard-policies" / "files" / "policies"
+    assert pack.resolve() == chart.resolve() == (ROOT / "manifests" / "policies").resolve()
+    names = {d["metadata"]["name"] for f in sorted(pack.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text())}
+    rendered = yaml.safe_load_all((ROOT / "manifests" / "policies-audit.yaml").read_text())
+    assert names == {d["metadata"]["name"] for d in rendered if d} and len(names) >= 6
 
 
 def test_cli_dispatches_to_scan(tmp_path: Path, policies: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,6 +1,10 @@
 """``minerguard scan``: evaluate Kubernetes manifests against MinerPolicies, offline.
 
-    minerguard scan --policies PATH [--policies PATH ...] [-o json|text] PATH...
+    minerguard scan [--policies PATH ...] [-o text|json|sarif] [--fail-on enforce|audit|never] PATH...
+
+Without ``--policies`` the default pack is used: ``minerguard/pack/*.yaml``, package data
+in the wheel, which is the repository's ``manifests/policies`` (a symlink; the policies
+chart reads the same files), so a plain ``pip install`` scans without a checkout.
 
 Inputs are files, folders (searched recursively for ``*.yaml``, ``*.yml`` and ``*.json``)
 or ``-`` for standard input; YAML files may hold several documents, and ``kind: List``

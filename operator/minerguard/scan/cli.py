@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from minerguard.domain.text import printable
@@ -21,9 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--policies",
         action="append",
-        required=True,
         metavar="PATH",
-        help="MinerPolicy file or folder (repeatable)",
+        help="MinerPolicy file or folder (repeatable); without it, the default pack installed with minerguard",
     )
     parser.add_argument(
         "-o", "--output", choices=("text", "json", "sarif"), default="text", help="output format (default text)"
@@ -45,7 +46,7 @@ def main(argv: list[str]) -> int:
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else 2
     run = Run()
-    policies = load_policies(args.policies, run)
+    policies = load_policies(args.policies or [default_pack()], run)
     results: list[dict[str, Any]] = []
     workloads = 0
     if policies:
@@ -64,6 +65,12 @@ def main(argv: list[str]) -> int:
 
 
 FAIL_ON = ("enforce", "audit", "never")
+
+
+def default_pack() -> str:
+    """The folder of the default policy pack shipped in the package (``minerguard/pack``, package data)."""
+    pack = resources.files("minerguard") / "pack"
+    return str(pack) if isinstance(pack, Path) else "minerguard/pack"
 
 
 def fails(mode: str, fail_on: str) -> bool:
