@@ -149,6 +149,13 @@ class FakeStorage:
         self._count("patch", "Pod")
         return self._patch("Pod", namespace, name, {"metadata": {"labels": labels, "annotations": annotations}})
 
+    def delete_pod(self, namespace: str, name: str, uid: str) -> None:
+        self._count("delete", "Pod")
+        live = self._get("Pod", namespace, name)
+        if live["metadata"].get("uid") != uid:
+            raise Conflict(f"delete Pod {namespace}/{name}: 409 precondition failed", 409, "Conflict")
+        del self.objects[("Pod", namespace, name)]
+
     def get_owner(self, namespace: str, kind: str, name: str) -> dict[str, Any]:
         self._count("get", kind)
         return copy.deepcopy(self._get(kind, namespace, name))

@@ -30,6 +30,16 @@ def _int(env: Mapping[str, str], key: str, default: int) -> int:
         raise ValueError(f"{key}={raw!r} is not a whole number") from None
 
 
+def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (the first is the default); anything else is an error."""
+    raw = env.get(key, "").strip()
+    if not raw:
+        return choices[0]
+    if raw not in choices:
+        raise ValueError(f"{key}={raw!r} is not one of {', '.join(choices)}")
+    return raw
+
+
 def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
     """true/false, yes/no, on/off, 1/0; anything else is an error (a typo must never mean "act for real")."""
     raw = env.get(key, "").strip().lower()
@@ -84,6 +94,10 @@ class GuardSettings:
     max_actions_per_hour: int = 10
     max_scale_replicas: int = 10
     """scaleOwner holds back (Suppressed) owners running more replicas than this."""
+    max_evictions_per_hour: int = 10
+    """evict holds back (Suppressed) once this many pods were evicted in the last hour."""
+    evict_excluded_namespaces: str = "kube-system"
+    """Namespaces (comma-separated) evict never acts in; the operator's own is always excluded."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,9 @@ class Settings:
     priority: int = 0
     peering_lifetime: int = 10
     dry_run: bool = False
+    host_network_fallback: str = "evict"
+    """What an Enforce policy listing quarantine does to a hostNetwork pod, which NetworkPolicy cannot cut off:
+    ``evict`` (delete it, guarded) or ``none`` (record it NotContainable)."""
     resync_interval: float = 30.0
     status_interval: float = 5.0
     prometheus: PrometheusSettings = field(default_factory=PrometheusSettings)
@@ -140,6 +157,8 @@ class Settings:
             excluded_node_selector=env.get("MINERGUARD_GUARD_EXCLUDED_NODES", "node-role.kubernetes.io/control-plane"),
             max_actions_per_hour=_int(env, "MINERGUARD_GUARD_MAX_ACTIONS_PER_HOUR", 10),
             max_scale_replicas=_int(env, "MINERGUARD_GUARD_MAX_SCALE_REPLICAS", 10),
+            max_evictions_per_hour=_int(env, "MINERGUARD_GUARD_MAX_EVICTIONS_PER_HOUR", 10),
+            evict_excluded_namespaces=env.get("MINERGUARD_GUARD_EVICT_EXCLUDED_NAMESPACES", "kube-system"),
         )
         return cls(
             namespace=env.get("MINERGUARD_NAMESPACE", "minerguard-system"),
@@ -148,6 +167,7 @@ class Settings:
             priority=_int(env, "MINERGUARD_PRIORITY", 0),
             peering_lifetime=_int(env, "MINERGUARD_PEERING_LIFETIME", 10),
             dry_run=_bool(env, "MINERGUARD_DRY_RUN", False),
+            host_network_fallback=_choice(env, "MINERGUARD_HOST_NETWORK_FALLBACK", ("evict", "none")),
             resync_interval=_float(env, "MINERGUARD_RESYNC_INTERVAL", 30.0),
             status_interval=_float(env, "MINERGUARD_STATUS_INTERVAL", 5.0),
             prometheus=prom,

@@ -195,7 +195,6 @@ def test_operator_account_has_exactly_what_the_code_needs(
         ("bind", "clusterroles"),
         ("create", "rolebindings"),
         ("create", "clusterrolebindings"),
-        ("delete", "pods"),
         ("create", "pods"),
         ("update", "minerpolicies.minerguard.io"),
         ("delete", "nodes"),

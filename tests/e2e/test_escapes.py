@@ -854,3 +854,41 @@ def test_escape_a_precreated_released_incident_makes_no_miner_immune(
         return any(e.reason == "IncidentIgnored" for e in events)
 
     eventually(told, 30, "an IncidentIgnored Event about her incident")
+
+
+# --------------------------------------------------------------------------- item 7: hostNetwork miners
+
+
+def host_network_miner(name: str) -> client.V1Pod:
+    pod = miner_pod(name)
+    pod.spec.host_network = True
+    return pod
+
+
+def test_escape_a_host_network_miner_is_evicted_with_its_evidence_kept(
+    operator: OperatorProcess,
+    attacker: str,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    make_policy: Any,
+) -> None:
+    """Her miner runs on the host network, where no NetworkPolicy reaches it (quarantine: NotContainable)."""
+    make_policy(namespace)
+    client.CoreV1Api(attacker_api()).create_namespaced_pod(namespace, host_network_miner("miner"))
+    started = time.monotonic()
+    eventually(
+        lambda: "miner" not in [p.metadata.name for p in core.list_namespaced_pod(namespace).items],
+        30,
+        "the hostNetwork miner evicted",
+    )
+    record("escape: hostNetwork miner", outcome="restored (evicted)",
+           seconds_to_restored=round(time.monotonic() - started, 2))  # fmt: skip
+    found = eventually(lambda: incident_in_state(custom, namespace, "Ended"), 30, "the incident Ended, not Contained")
+    status = found["status"]
+    assert any(e["signal"] == "process" for e in status["evidence"]), status  # the evidence outlives the pod
+    evicts = [a for a in status["actions"] if a["action"] == "evict"]
+    assert [a["result"] for a in evicts] == ["Succeeded"], status["actions"]
+    assert not [a for a in status["actions"] if a["action"] == "quarantine"], status["actions"]
+    events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=miner").items
+    assert {"MinerDetected", "PodEvicted"} <= {e.reason for e in events}

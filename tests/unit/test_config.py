@@ -114,6 +114,9 @@ FULL_ENV = {
     "MINERGUARD_GUARD_EXCLUDED_NODES": "pool=infra,gpu",
     "MINERGUARD_GUARD_MAX_ACTIONS_PER_HOUR": "7",
     "MINERGUARD_GUARD_MAX_SCALE_REPLICAS": "4",
+    "MINERGUARD_GUARD_MAX_EVICTIONS_PER_HOUR": "3",
+    "MINERGUARD_GUARD_EVICT_EXCLUDED_NAMESPACES": "kube-system,infra",
+    "MINERGUARD_HOST_NETWORK_FALLBACK": "none",
 }
 
 
@@ -155,8 +158,16 @@ def test_every_variable_is_read() -> None:
             excluded_node_selector="pool=infra,gpu",
             max_actions_per_hour=7,
             max_scale_replicas=4,
+            max_evictions_per_hour=3,
+            evict_excluded_namespaces="kube-system,infra",
         ),
+        host_network_fallback="none",
     )
+
+
+def test_a_host_network_fallback_other_than_evict_or_none_is_refused() -> None:
+    with pytest.raises(ValueError, match="MINERGUARD_HOST_NETWORK_FALLBACK"):
+        Settings.from_env({"MINERGUARD_HOST_NETWORK_FALLBACK": "cordon"})
 
 
 def test_numbers_have_their_types() -> None:

@@ -287,7 +287,8 @@ def test_a_stale_deny_all_view_costs_a_conflict_and_a_read_not_a_wrong_result(op
 # ------------------------------------------------------------------ outcomes
 
 
-def test_a_host_network_pod_is_recorded_not_containable(op: Operator) -> None:
+def test_a_host_network_pod_is_recorded_not_containable_without_the_fallback() -> None:
+    op = build(settings=replace(Settings(), host_network_fallback="none"))
     op.storage.put("Pod", pod_body(hostNetwork=True))
     op.settle()
     record = op.incident("pod-worker-6b7f")["status"]["pods"][0]

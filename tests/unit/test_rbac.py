@@ -81,15 +81,21 @@ def test_the_operator_never_changes_policies_or_deletes_incidents() -> None:
     assert ("minerguard.io", "minerincidents", "delete") not in REQUIRED
 
 
-def test_delete_only_on_network_policies() -> None:
+def test_delete_only_on_network_policies_and_pods_for_evict() -> None:
     deletes = {(g, r) for g, r, v in REQUIRED if v == "delete"}
-    assert deletes == {("networking.k8s.io", "networkpolicies")}
+    assert deletes == {("networking.k8s.io", "networkpolicies"), ("", "pods")}
+    declaring = [
+        a.name for a in ACTIONS.values() for rule in a.rbac if "delete" in rule.verbs and "pods" in rule.resources
+    ]
+    assert declaring == ["evict"]  # deleting pods comes with the evict action, and only with it
 
 
-def test_pods_and_nodes_are_never_deleted_or_created() -> None:
+def test_pods_and_nodes_are_never_created_and_nodes_never_deleted() -> None:
     for resource in ("pods", "nodes", "namespaces"):
-        for verb in ("create", "delete", "update"):
+        for verb in ("create", "update"):
             assert ("", resource, verb) not in REQUIRED
+    assert ("", "nodes", "delete") not in REQUIRED
+    assert ("", "namespaces", "delete") not in REQUIRED
     assert ("", "pods/exec", "create") not in REQUIRED
     assert ("", "pods/eviction", "create") not in REQUIRED
 
@@ -101,6 +107,7 @@ GRANTS = {
     ("get", "Pod"): ("", "pods", "get"),
     ("list", "Pod"): ("", "pods", "list"),
     ("patch", "Pod"): ("", "pods", "patch"),
+    ("delete", "Pod"): ("", "pods", "delete"),
     ("get", "Node"): ("", "nodes", "get"),
     ("list", "Node"): ("", "nodes", "list"),
     ("patch", "Node"): ("", "nodes", "patch"),
@@ -113,6 +120,7 @@ GRANTS = {
     ("get", "Namespace"): ("", "namespaces", "get"),
     ("patch", "Namespace"): ("", "namespaces", "patch"),
     ("get", "MinerIncident"): ("minerguard.io", "minerincidents", "get"),
+    ("list", "MinerIncident"): ("minerguard.io", "minerincidents", "list"),
     ("create", "MinerIncident"): ("minerguard.io", "minerincidents", "create"),
     ("patch", "MinerIncident"): ("minerguard.io", "minerincidents", "patch"),
     ("update", "MinerIncident"): ("minerguard.io", "minerincidents/status", "update"),

@@ -77,6 +77,10 @@ the same rule is added here. No wildcard, no secrets.
 - apiGroups: [""]
   resources: [pods, nodes, namespaces]
   verbs: [patch]
+# evict (hostNetwork miners by default, or when a policy lists it): delete the matched pod, that UID only.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [delete]
 # quarantine's deny-all NetworkPolicies (and watching them for tampering); exclusions are JSON patches.
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]

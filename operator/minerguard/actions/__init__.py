@@ -14,12 +14,15 @@ from types import MappingProxyType
 
 from minerguard.actions.base import Action, ActionContext, ActionResult, Blocked, Outcome, RbacRule
 from minerguard.actions.cordon import Cordon
+from minerguard.actions.evict import Evict
 from minerguard.actions.quarantine import Quarantine
 from minerguard.actions.scale_owner import ScaleOwner
 from minerguard.actions.taint import Taint
 from minerguard.domain.kinds import ACTION_SCOPES, ActionScope
 
-ACTIONS: Mapping[str, Action] = MappingProxyType({a.name: a for a in (Quarantine(), Cordon(), Taint(), ScaleOwner())})
+ACTIONS: Mapping[str, Action] = MappingProxyType(
+    {a.name: a for a in (Quarantine(), Cordon(), Taint(), ScaleOwner(), Evict())}
+)
 
 _declared = {name: action.scope for name, action in ACTIONS.items()}
 if _declared != dict(ACTION_SCOPES):

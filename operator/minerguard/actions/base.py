@@ -98,6 +98,8 @@ class ActionContext:
     """Whether this pod was contained before, so a fix found necessary now is tampering."""
     network_policies: NetworkPolicyView | None = None
     """Where NetworkPolicies are read; the live API when not given."""
+    evictions_last_hour: int = 0
+    """Pods evicted in the last hour, as the incidents record them (the evict guard reads it)."""
 
     @property
     def policies(self) -> NetworkPolicyView:

@@ -70,6 +70,7 @@ ACTION_SCOPES: Mapping[str, ActionScope] = MappingProxyType(
         "cordon": ActionScope.NODE,
         "taint": ActionScope.NODE,
         "scaleOwner": ActionScope.OWNER,
+        "evict": ActionScope.POD,
     }
 )
 """The actions a MinerPolicy may name, and their scopes: part of the MinerPolicy contract (the CRD

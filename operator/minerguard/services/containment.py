@@ -9,7 +9,10 @@ event, a resync or a restart only confirms what is done and repairs what was und
 
 from __future__ import annotations
 
+import datetime
 import logging
+import time
+from collections.abc import Iterable
 from typing import Any
 
 from minerguard import observability
@@ -186,6 +189,9 @@ class Containment:
             ctx = self._context(wl, pod, name, primary.policy)
             ctx.owner = ref
             ctx.previously_contained = _previously_contained(pod, incident, name, wl.uid)
+            if "evict" in self._actions_for(primary, wl) and not wl.deleting and not ctx.dry_run:
+                incident = self._evidence_first(wl, incident, matched, primary)
+                ctx.evictions_last_hour = evictions_since(self.state.incident_bodies(), time.time() - 3600)
             try:
                 results = self._run_actions(primary, ctx)
                 pod_state = pod_state_of(results)
@@ -244,10 +250,27 @@ class Containment:
             network_policies=WatchedNetworkPolicies(self.state),
         )
 
+    def _actions_for(self, verdict: Verdict, wl: Workload | None) -> tuple[str, ...]:
+        """The verdict's actions; for a hostNetwork pod, which quarantine cannot cut off, evict instead of quarantine
+        (``hostNetworkFallback``, by default)."""
+        names = verdict.actions
+        if wl is not None and wl.host_network and self.settings.host_network_fallback == "evict":
+            names = tuple(dict.fromkeys("evict" if n == "quarantine" else n for n in names))
+        return names
+
+    def _evidence_first(
+        self, wl: Workload, incident: dict[str, Any], matched: list[Verdict], primary: Verdict
+    ) -> dict[str, Any]:
+        """Record the detection (evidence, Events) before a pod is deleted, so a crash cannot lose it with the pod."""
+        namespace, name = wl.namespace, incident["metadata"]["name"]
+        self.recorder.record(Subject.of_pod(wl), incident, matched, primary, [], inc.POD_DETECTED)
+        cached = self.state.incident(namespace, name)
+        return cached.body if cached is not None else incident
+
     def _run_actions(self, verdict: Verdict, ctx: ActionContext) -> list[ActionResult]:
         """The verdict's actions from the registry, in order; a pod deleted meanwhile (NotFound) ends the pass."""
         results = []
-        for action_name in verdict.actions:
+        for action_name in self._actions_for(verdict, ctx.workload):
             action = ACTIONS.get(action_name)
             if action is None:
                 results.append(ActionResult(action_name, ctx.incident, Outcome.FAILED, "unknown action"))
@@ -296,12 +319,30 @@ def _previously_contained(pod: dict[str, Any], incident: dict[str, Any], name: s
     )
 
 
+def evictions_since(incidents: Iterable[dict[str, Any]], since: float) -> int:
+    """Pods evicted since ``since`` (epoch seconds), as the incidents' action records say."""
+    count = 0
+    for body in incidents:
+        for a in (body.get("status") or {}).get("actions") or []:
+            if a.get("action") != "evict" or a.get("result") != Outcome.SUCCEEDED:
+                continue
+            try:
+                when = datetime.datetime.fromisoformat(str(a.get("time")).replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+            count += when >= since
+    return count
+
+
 def pod_state_of(results: list[ActionResult]) -> str:
-    """A pod's state from its actions: quarantine decides Contained; a held-back node action makes it partial."""
+    """A pod's state from its actions: quarantine decides Contained; a held-back node action makes it partial;
+    an evicted pod is Deleted (its evidence stays in the incident)."""
     if not results:
         return inc.POD_DETECTED
     if any(r.result == Outcome.DRY_RUN for r in results):
         return inc.POD_DETECTED
+    if any(r.action == "evict" and r.result == Outcome.SUCCEEDED for r in results):
+        return inc.POD_DELETED
     quarantine = next((r for r in results if r.action == "quarantine"), None)
     others_ok = all(r.result == Outcome.SUCCEEDED for r in results if r is not quarantine)
     if quarantine is not None:

@@ -123,6 +123,9 @@ class Events:
             if r.action == "quarantine" and r.result == Outcome.SUCCEEDED and entered_contained:
                 self._once(t, "quarantined", t.subject.ref, "PodQuarantined", r.message, action=r.action)
                 log.warning("%s %s", r.message, t.where, extra=t.fields)
+            if r.action == "evict" and r.result == Outcome.SUCCEEDED and r.changed:
+                self._once(t, "evicted", t.subject.ref, "PodEvicted", r.message, action=r.action)
+                log.warning("%s", r.message, extra=t.fields)
             if r.result == Outcome.SUCCEEDED and r.changed and _is_node_action(r.action):
                 node = node_ref(r.target.split(" ", 1)[-1])
                 self._once(t, f"node-{r.action}", node, _action_events(r.action)[0], r.message, action=r.action)

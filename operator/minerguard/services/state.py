@@ -139,6 +139,10 @@ class ClusterState:
         with self.lock:
             self.incidents.pop((namespace, name), None)
 
+    def incident_bodies(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [entry.body for entry in self.incidents.values()]
+
     def incident(self, namespace: str, name: str) -> IncidentEntry | None:
         with self.lock:
             return self.incidents.get((namespace, name))

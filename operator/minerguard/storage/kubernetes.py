@@ -157,6 +157,13 @@ class KubeStorage:
             )
         )
 
+    def delete_pod(self, namespace: str, name: str, uid: str) -> None:
+        """Delete the pod now (grace period 0), only if it is still the one with ``uid`` (409 otherwise)."""
+        body = {"gracePeriodSeconds": 0, "preconditions": {"uid": uid}}
+        self._call(
+            f"delete Pod {namespace}/{name}", self.core.delete_namespaced_pod, name, namespace, body=body, write=True
+        )
+
     def get_owner(self, namespace: str, kind: str, name: str) -> dict[str, Any]:
         readers: dict[str, Callable[..., Any]] = {
             "ReplicaSet": self.apps.read_namespaced_replica_set,
