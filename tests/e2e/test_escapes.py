@@ -127,12 +127,40 @@ def first_refusal(namespace: str, *args: str, stdin: str | None = None) -> str:
     return refused(" ".join(args), "-n", namespace, *args, stdin=stdin)
 
 
+def release(namespace: str, incident: str, by: str = RESPONDER) -> None:
+    """A responder (here: the cluster admin, signing as ``by``) releases the incident."""
+    patch = json.dumps({"spec": {"release": True, "releasedBy": by}})
+    kubectl("patch", "minerincident", incident, "-n", namespace, "--type", "merge", "-p", patch)
+
+
+def create_as_attacker(namespace: str, body: dict[str, Any]) -> None:
+    """Mallory creates ``body``, once no admission policy another test installed is in force any more (a
+    removed policy may still be loaded for a moment: wait until a server-side dry run of it passes)."""
+    text = yaml.safe_dump(body)
+    eventually(
+        lambda: as_attacker("-n", namespace, "create", "-f", "-", "--dry-run=server", stdin=text).returncode == 0,
+        30,
+        "no admission policy in force",
+    )
+    ok = as_attacker("-n", namespace, "create", "-f", "-", stdin=text)
+    assert ok.returncode == 0, ok.stderr
+
+
+@pytest.fixture
+def responders(people_roles: dict[str, str], namespace: str) -> None:
+    """Mallory and rita hold the responder role in the namespace (RBAC lets them patch release)."""
+    kubectl(
+        "create", "rolebinding", "mallory-responder", f"--clusterrole={people_roles['responder']}",
+        f"--user={ATTACKER}", f"--user={RESPONDER}", "-n", namespace,
+    )  # fmt: skip
+
+
 # --------------------------------------------------------------------------- item 4: who may release
 
 
 def test_escape_release_by_a_namespace_admin_is_refused(
     admission_policies: None,
-    people_roles: dict[str, str],
+    responders: None,
     operator: OperatorProcess,
     attacker: str,
     core: client.CoreV1Api,
@@ -142,10 +170,6 @@ def test_escape_release_by_a_namespace_admin_is_refused(
     make_policy: Any,
 ) -> None:
     """Mallory holds the responder role in her namespace (RBAC allows the patch): admission still refuses."""
-    kubectl(
-        "create", "rolebinding", "mallory-responder", f"--clusterrole={people_roles['responder']}",
-        f"--user={ATTACKER}", f"--user={RESPONDER}", "-n", namespace,
-    )  # fmt: skip
     contained(custom, namespace, make_policy, core)
     release = '{"spec": {"release": true, "releasedBy": "mallory"}}'
     message = first_refusal(namespace, "patch", "minerincident", "pod-miner", "--type", "merge", "-p", release)
@@ -171,7 +195,7 @@ def test_escape_release_by_a_namespace_admin_is_refused(
 
 def test_escape_incidents_forged_by_the_tenant_are_refused(
     admission_policies: None,
-    people_roles: dict[str, str],
+    responders: None,
     operator: OperatorProcess,
     attacker: str,
     core: client.CoreV1Api,
@@ -180,10 +204,6 @@ def test_escape_incidents_forged_by_the_tenant_are_refused(
     make_policy: Any,
 ) -> None:
     """With write access to incidents, mallory still cannot pre-create a released one, delete one, or write status."""
-    kubectl(
-        "create", "rolebinding", "mallory-responder", f"--clusterrole={people_roles['responder']}",
-        f"--user={ATTACKER}", "-n", namespace,
-    )  # fmt: skip
     kubectl(
         "create", "role", "incident-writer", "--verb=get,create,delete,update,patch",
         "--resource=minerincidents.minerguard.io,minerincidents.minerguard.io/status", "-n", namespace,
@@ -258,9 +278,7 @@ def test_escape_allow_policy_created_next_to_a_quarantine_is_refused(
     assert ok.returncode == 0, ok.stderr
     assert isolation_problems(core, networking, namespace, "miner") == []
     # Release lifts the mark: the namespace is ordinary again.
-    kubectl(
-        "patch", "minerincident", "pod-miner", "-n", namespace, "--type", "merge", "-p", '{"spec": {"release": true}}'
-    )
+    release(namespace, "pod-miner")
     eventually(
         lambda: NAMESPACE_MARK not in (core.read_namespace(namespace).metadata.labels or {}),
         30,
@@ -333,19 +351,7 @@ def test_escape_precreated_quarantine_policy_with_a_foreign_owner_is_taken_over(
             ],
         }
     )
-    # An admission policy another test removed may still be in force for a moment: wait until a dry run passes.
-    eventually(
-        lambda: (
-            as_attacker(
-                "-n", namespace, "create", "-f", "-", "--dry-run=server", stdin=yaml.safe_dump(planted)
-            ).returncode
-            == 0
-        ),
-        30,
-        "no admission policy in force",
-    )
-    ok = as_attacker("-n", namespace, "create", "-f", "-", stdin=yaml.safe_dump(planted))
-    assert ok.returncode == 0, ok.stderr
+    create_as_attacker(namespace, planted)
     started = time.monotonic()
     contained(custom, namespace, make_policy, core)
 
@@ -462,10 +468,7 @@ def test_escape_scaling_up_after_scale_owner_is_undone(
     incident = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "minerincidents", "deployment-miner")
     assert (incident.get("status") or {}).get("scaledOwner", {}).get("replicasBefore") == 2, incident.get("status")
     # Release restores what the owner had before minerguard scaled it, not what mallory set since.
-    kubectl(
-        "patch", "minerincident", "deployment-miner", "-n", namespace, "--type", "merge",
-        "-p", '{"spec": {"release": true}}',
-    )  # fmt: skip
+    release(namespace, "deployment-miner")
     eventually(lambda: apps.read_namespaced_deployment("miner", namespace).spec.replicas == 2, 30, "back at 2")
 
 
@@ -705,10 +708,7 @@ def test_escape_release_frees_every_pod_beyond_the_recorded_hundred(
         180,
         "all 120 replicas quarantined",
     )
-    kubectl(
-        "patch", "minerincident", "deployment-miner", "-n", namespace, "--type", "merge",
-        "-p", '{"spec": {"release": true}}',
-    )  # fmt: skip
+    release(namespace, "deployment-miner")
     started = time.monotonic()
     eventually(
         lambda: not core.list_namespaced_pod(namespace, label_selector=selector).items,
@@ -720,14 +720,6 @@ def test_escape_release_frees_every_pod_beyond_the_recorded_hundred(
 
 
 # --------------------------------------------------------------------------- item 3: release bound to the workload
-
-
-def release(namespace: str, incident: str) -> None:
-    """A responder (here: the cluster admin) releases the incident."""
-    kubectl(
-        "patch", "minerincident", incident, "-n", namespace, "--type", "merge",
-        "-p", '{"spec": {"release": true, "releasedBy": "rita"}}',
-    )  # fmt: skip
 
 
 def contained_elsewhere(custom: client.CustomObjectsApi, namespace: str, released: str) -> dict[str, Any] | None:
@@ -830,15 +822,7 @@ def test_escape_a_precreated_released_incident_makes_no_miner_immune(
             "release": True,
         },
     }
-    # An admission policy another test installed may still be in force for a moment: wait until a dry run passes.
-    made = yaml.safe_dump(forged)
-    eventually(
-        lambda: as_attacker("-n", namespace, "create", "-f", "-", "--dry-run=server", stdin=made).returncode == 0,
-        30,
-        "no admission policy in force",
-    )
-    ok = as_attacker("-n", namespace, "create", "-f", "-", stdin=made)
-    assert ok.returncode == 0, ok.stderr
+    create_as_attacker(namespace, forged)
     make_policy(namespace)
     client.CoreV1Api(attacker_api()).create_namespaced_pod(namespace, miner_pod("miner"))
     started = time.monotonic()
