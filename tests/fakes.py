@@ -277,6 +277,13 @@ class FakeStorage:
         self._count("patch", "MinerPolicy")
         return self._patch("MinerPolicy", "", name, {"status": status})
 
+    def get_secret_value(self, namespace: str, name: str, key: str) -> str:
+        self._count("get", "Secret")
+        data = self._get("Secret", namespace, name).get("stringData") or {}
+        if key not in data:
+            raise NotFound(f"Secret {namespace}/{name} has no key {key}", 404, "NotFound")
+        return str(data[key]).strip()
+
     def get_peering(self, name: str) -> dict[str, Any]:
         self._count("get", "ClusterKopfPeering")
         return copy.deepcopy(self._get("ClusterKopfPeering", "", name))

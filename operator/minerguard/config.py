@@ -101,6 +101,48 @@ class GuardSettings:
 
 
 @dataclass(frozen=True)
+class FalcoSettings:
+    """The Falco endpoint (off by default): where it listens, its TLS files, the Secret holding its token,
+    its bounds, and how old an event may be (``max_age``) and how long it counts as evidence (``retention``)."""
+
+    enabled: bool = False
+    address: str = "0.0.0.0"  # noqa: S104 - in a pod, Falco posts from other pods
+    port: int = 8443
+    tls_cert: str = ""
+    tls_key: str = ""
+    token_secret: str = ""
+    token_key: str = "token"  # noqa: S105 - the name of the key in the Secret, not a token
+    max_body: int = 64 * 1024
+    rate: float = 20.0
+    burst: int = 100
+    max_age: float = 300.0
+    retention: float = 3600.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> FalcoSettings:
+        falco = cls(
+            enabled=_bool(env, "MINERGUARD_FALCO_ENABLED", False),
+            address=env.get("MINERGUARD_FALCO_ADDRESS", "0.0.0.0"),  # noqa: S104
+            port=_int(env, "MINERGUARD_FALCO_PORT", 8443),
+            tls_cert=env.get("MINERGUARD_FALCO_TLS_CERT", ""),
+            tls_key=env.get("MINERGUARD_FALCO_TLS_KEY", ""),
+            token_secret=env.get("MINERGUARD_FALCO_TOKEN_SECRET", ""),
+            token_key=env.get("MINERGUARD_FALCO_TOKEN_KEY", "token"),
+            max_body=_int(env, "MINERGUARD_FALCO_MAX_BODY", 64 * 1024),
+            rate=_float(env, "MINERGUARD_FALCO_RATE", 20.0),
+            burst=_int(env, "MINERGUARD_FALCO_BURST", 100),
+            max_age=_float(env, "MINERGUARD_FALCO_MAX_AGE", 300.0),
+            retention=_float(env, "MINERGUARD_FALCO_RETENTION", 3600.0),
+        )
+        if falco.enabled and not (falco.tls_cert and falco.tls_key and falco.token_secret):
+            raise ValueError(
+                "MINERGUARD_FALCO_ENABLED needs MINERGUARD_FALCO_TLS_CERT, MINERGUARD_FALCO_TLS_KEY and "
+                "MINERGUARD_FALCO_TOKEN_SECRET: the endpoint serves TLS only, to holders of the token only"
+            )
+        return falco
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the operator reads from its environment."""
 
@@ -117,6 +159,7 @@ class Settings:
     status_interval: float = 5.0
     prometheus: PrometheusSettings = field(default_factory=PrometheusSettings)
     guards: GuardSettings = field(default_factory=GuardSettings)
+    falco: FalcoSettings = field(default_factory=FalcoSettings)
     log_format: str = "text"
     log_level: str = "INFO"
     metrics_port: int = 0
@@ -172,6 +215,7 @@ class Settings:
             status_interval=_float(env, "MINERGUARD_STATUS_INTERVAL", 5.0),
             prometheus=prom,
             guards=guards,
+            falco=FalcoSettings.from_env(env),
             log_format=env.get("MINERGUARD_LOG_FORMAT", "text"),
             log_level=env.get("MINERGUARD_LOG_LEVEL", "INFO"),
             metrics_port=_int(env, "MINERGUARD_METRICS_PORT", 0),

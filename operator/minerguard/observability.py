@@ -49,6 +49,16 @@ OPEN_INCIDENTS = Gauge(
     "MinerIncidents neither released nor ended, by state, as the acting replica sees them.",
     ["state"],
 )
+RUNTIME_EVENTS = Counter(
+    "minerguard_runtime_events_total",
+    "Falco events at the operator's endpoint, by outcome (accepted, stale, future, replayed, no pod, unknown pod).",
+    ["outcome"],
+)
+RUNTIME_REQUESTS = Counter(
+    "minerguard_runtime_requests_total",
+    "Requests to the Falco endpoint, by HTTP status code.",
+    ["code"],
+)
 _open = OpenIncidents()
 
 

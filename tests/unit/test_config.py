@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from minerguard.config import GuardSettings, PrometheusSettings, Settings
+from minerguard.config import FalcoSettings, GuardSettings, PrometheusSettings, Settings
 
 pytestmark = pytest.mark.unit
 
@@ -117,6 +117,18 @@ FULL_ENV = {
     "MINERGUARD_GUARD_MAX_EVICTIONS_PER_HOUR": "3",
     "MINERGUARD_GUARD_EVICT_EXCLUDED_NAMESPACES": "kube-system,infra",
     "MINERGUARD_HOST_NETWORK_FALLBACK": "none",
+    # MINERGUARD_FALCO_ENABLED is tested on its own (it needs the TLS files and the token's Secret).
+    "MINERGUARD_FALCO_ADDRESS": "127.0.0.1",
+    "MINERGUARD_FALCO_PORT": "9443",
+    "MINERGUARD_FALCO_TLS_CERT": "/tls/tls.crt",
+    "MINERGUARD_FALCO_TLS_KEY": "/tls/tls.key",
+    "MINERGUARD_FALCO_TOKEN_SECRET": "falco-token",
+    "MINERGUARD_FALCO_TOKEN_KEY": "bearer",
+    "MINERGUARD_FALCO_MAX_BODY": "4096",
+    "MINERGUARD_FALCO_RATE": "2.5",
+    "MINERGUARD_FALCO_BURST": "7",
+    "MINERGUARD_FALCO_MAX_AGE": "120",
+    "MINERGUARD_FALCO_RETENTION": "600",
 }
 
 
@@ -162,6 +174,20 @@ def test_every_variable_is_read() -> None:
             evict_excluded_namespaces="kube-system,infra",
         ),
         host_network_fallback="none",
+        falco=FalcoSettings(
+            enabled=False,
+            address="127.0.0.1",
+            port=9443,
+            tls_cert="/tls/tls.crt",
+            tls_key="/tls/tls.key",
+            token_secret="falco-token",
+            token_key="bearer",
+            max_body=4096,
+            rate=2.5,
+            burst=7,
+            max_age=120.0,
+            retention=600.0,
+        ),
     )
 
 
@@ -337,4 +363,4 @@ def test_every_variable_the_chart_sets_is_read() -> None:
     unread = sorted(v for v in chart_vars if f'"{v}"' not in source)
     assert not unread, f"the chart sets variables the operator never reads: {unread}"
     # ...and each one is covered by the tests above.
-    assert chart_vars <= {*FULL_ENV, "MINERGUARD_PROMETHEUS_TOKEN_FILE"}
+    assert chart_vars <= {*FULL_ENV, "MINERGUARD_PROMETHEUS_TOKEN_FILE", "MINERGUARD_FALCO_ENABLED"}

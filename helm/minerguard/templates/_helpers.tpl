@@ -164,3 +164,17 @@ app.kubernetes.io/component: test
 - --timeout
 - {{ .Values.tests.timeoutSeconds | toString | quote }}
 {{- end }}
+
+{{/* The Secret holding the Falco endpoint's token. */}}
+{{- define "minerguard.falcoTokenSecret" -}}
+{{- .Values.falco.token.existingSecret | default (printf "%s-falco-token" (include "minerguard.fullname" .)) -}}
+{{- end }}
+
+{{/* The kubernetes.io/tls Secret the Falco endpoint serves. */}}
+{{- define "minerguard.falcoTlsSecret" -}}
+{{- if eq .Values.falco.tls.source "existingSecret" -}}
+{{- .Values.falco.tls.existingSecret -}}
+{{- else -}}
+{{- printf "%s-falco-tls" (include "minerguard.fullname" .) -}}
+{{- end -}}
+{{- end }}

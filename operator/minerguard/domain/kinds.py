@@ -26,7 +26,9 @@ SPEC_SIGNAL_KINDS = (
 that cannot be decoded (or is over the bounds), and a value or container text over the bounds
 (read at its head and tail only)."""
 METRIC_SIGNAL_KINDS = ("podCpu", "nodeCpu", "nodeUnaccountedCpu")
-SIGNAL_KINDS = SPEC_SIGNAL_KINDS + METRIC_SIGNAL_KINDS
+RUNTIME_SIGNAL_KINDS = ("runtime",)
+"""Kinds reported by a runtime sensor (Falco events for a pod, see :mod:`minerguard.domain.runtime`)."""
+SIGNAL_KINDS = SPEC_SIGNAL_KINDS + METRIC_SIGNAL_KINDS + RUNTIME_SIGNAL_KINDS
 NODE_SIGNAL_KINDS = frozenset({"nodeCpu", "nodeUnaccountedCpu"})
 """Metric signal kinds measured for a node as a whole rather than for a pod."""
 
@@ -48,6 +50,7 @@ DEFAULT_STRENGTH: Mapping[str, str] = MappingProxyType(
         "podCpu": WEAK,
         "nodeCpu": WEAK,
         "nodeUnaccountedCpu": WEAK,
+        "runtime": STRONG,
     }
 )
 

@@ -50,6 +50,7 @@ from minerguard.domain.kinds import (
     WEAK,
 )
 from minerguard.domain.patterns import MAX_PATTERN_LEN, Pattern, PatternError, PatternSet, compile_pattern
+from minerguard.domain.runtime import RuntimeSignals, parse_runtime
 from minerguard.domain.selectors import show
 
 __all__ = [
@@ -230,6 +231,8 @@ class Policy:
     scope: Scope = Scope()
     match: MatchSpec = MatchSpec()
     cpu: CpuSignals | None = None
+    runtime: RuntimeSignals | None = None
+    """``signals.runtime``: which Falco events of a pod count (see :mod:`minerguard.domain.runtime`)."""
 
     @property
     def reads_text(self) -> bool:
@@ -248,6 +251,11 @@ class Policy:
     def metric_kinds(self) -> tuple[str, ...]:
         """The metric signal kinds this policy uses (empty without cpu signals)."""
         return self.cpu.kinds() if self.cpu is not None else ()
+
+    @property
+    def caller_kinds(self) -> tuple[str, ...]:
+        """The signal kinds whose findings the caller measures and passes in: CPU, then runtime."""
+        return self.metric_kinds + (("runtime",) if self.runtime is not None else ())
 
 
 _PATTERN_FIELDS = ("glob", "regex", "strength", "note")
@@ -396,6 +404,7 @@ _SIGNAL_FIELDS = (
     "cpu",
     "configMaps",
     "decodePayloads",
+    "runtime",
 )
 
 
@@ -528,4 +537,5 @@ def parse_policy(obj: Mapping[str, Any]) -> Policy:
         signals=signals,
         match=_match(opt_mapping(spec, "match", "spec"), "spec.match"),
         cpu=cpu,
+        runtime=parse_runtime(opt_mapping(spec["signals"], "runtime", "spec.signals"), "spec.signals.runtime"),
     )

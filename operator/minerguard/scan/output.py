@@ -21,6 +21,7 @@ def _notes(policies: Sequence[Policy]) -> list[str]:
         for p in policies
         if p.metric_kinds
     ]
+    notes += [f"policy {p.name}: runtime not evaluable offline (needs Falco events)" for p in policies if p.runtime]
     notes += [
         f"policy {p.name}: has a namespaceSelector; namespace labels are unknown offline, so it applies to nothing"
         for p in policies

@@ -125,4 +125,4 @@ def shape_problems(body: Mapping[str, Any]) -> list[str]:
 
 
 def not_evaluable(policies: Sequence[Policy]) -> list[dict[str, Any]]:
-    return [{"policy": p.name, "signals": list(p.metric_kinds)} for p in policies if p.metric_kinds]
+    return [{"policy": p.name, "signals": list(p.caller_kinds)} for p in policies if p.caller_kinds]

@@ -15,11 +15,13 @@ from minerguard.services.configmaps import ConfigMapCache, ConfigMapService
 from minerguard.services.containment import Containment
 from minerguard.services.detector import Detector, Evaluator
 from minerguard.services.events import Events
+from minerguard.services.falco_http import FalcoEndpoint, Token
 from minerguard.services.gate import ActivityGate
 from minerguard.services.metrics import MetricsEngine
 from minerguard.services.policies import PolicyRegistry
 from minerguard.services.recorder import Recorder
 from minerguard.services.release import Releaser
+from minerguard.services.runtime import RuntimeEvents
 from minerguard.services.state import ClusterState
 from minerguard.storage.kubernetes import KubeStorage, load_api_client
 
@@ -37,6 +39,8 @@ class App:
     metrics: MetricsEngine
     gate: ActivityGate
     configmaps: ConfigMapService
+    runtime: RuntimeEvents
+    falco: FalcoEndpoint | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
@@ -55,16 +59,31 @@ class App:
         metrics = MetricsEngine(
             settings.prometheus, state, policies, storage, events, detector.reevaluate_keys, containment.contain_node
         )
-        evaluator.metric_findings = metrics.findings
+        runtime = RuntimeEvents(state, detector.reevaluate_keys, settings.falco)
+        evaluator.metric_findings = lambda policy, wl: (*metrics.findings(policy, wl), *runtime.findings(policy, wl))
         gate = ActivityGate(storage, settings.peering, identity, settings.priority)
         guard.active = gate.active  # asked before every node action, not only when work is taken from the queue
         cache = ConfigMapCache()
         evaluator.config_maps = cache
         configmaps = ConfigMapService(cache, state, storage, detector.observe_pod)
-        return cls(settings, storage, state, policies, detector, containment, metrics, gate, configmaps)
+        falco = None
+        if settings.falco.enabled:
+            f = settings.falco
+            token = Token(storage, settings.namespace, f.token_secret, f.token_key)
+            falco = FalcoEndpoint(f, token, runtime, gate.active)
+        return cls(settings, storage, state, policies, detector, containment, metrics, gate, configmaps, runtime, falco)
 
     def start(self) -> None:
         self.containment.start()
+        if self.falco is not None:
+            self.falco.start()
+            falco = self.falco
+            self._loop(
+                "falco-label",
+                2.0,
+                lambda: falco.advertise(self.storage, self.settings.namespace, self.settings.instance),
+                gated=False,
+            )
         self._loop("resync", self.settings.resync_interval, self.detector.resync)
         self._loop("policy-status", self.settings.status_interval, self.report_policy_counts)
         self._loop("metrics", self.settings.prometheus.interval, self.metrics.cycle)
@@ -75,11 +94,11 @@ class App:
         for t in self.threads:
             t.join(timeout=5)
 
-    def _loop(self, name: str, interval: float, fn: Callable[[], None]) -> None:
+    def _loop(self, name: str, interval: float, fn: Callable[[], None], gated: bool = True) -> None:
         def run() -> None:
             while not self.stop_event.wait(interval):
                 try:
-                    if self.gate.active():
+                    if not gated or self.gate.active():
                         fn()
                 except Exception:
                     log.exception("Background loop %s failed; it goes on", name)

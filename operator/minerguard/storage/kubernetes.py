@@ -8,6 +8,7 @@ API call (or a documented small sequence), takes and returns plain dicts, and tu
 
 from __future__ import annotations
 
+import base64
 import datetime
 import logging
 import uuid
@@ -394,6 +395,14 @@ class KubeStorage:
                 write=True,
             )
         )
+
+    def get_secret_value(self, namespace: str, name: str, key: str) -> str:
+        """One key of a Secret, decoded (the Falco endpoint's token: the only Secret the operator may read)."""
+        secret = self._call(f"get Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace)
+        raw = (secret.data or {}).get(key)
+        if raw is None:
+            raise NotFound(f"Secret {namespace}/{name} has no key {key}")
+        return base64.b64decode(raw).decode("utf-8").strip()
 
     def get_peering(self, name: str) -> dict[str, Any]:
         return self._plain(

@@ -67,7 +67,9 @@ Rules
    of at least ``match.weakSignalsRequired`` distinct kinds, and every kind of
    ``match.requireSignals`` among the findings. Metric findings (CPU, from Prometheus) are
    measured by the caller against this policy's thresholds and passed in; they count like
-   spec ones, but only for the kinds the policy declares under ``signals.cpu``.
+   spec ones, but only for the kinds the policy declares under ``signals.cpu``. Runtime
+   findings (``runtime``: Falco events for the pod that ``signals.runtime`` counts, see
+   :mod:`.runtime`) are passed in the same way and count the same way.
 4. **Actions**: none in Audit mode. In Enforce mode the policy's actions in order, minus
    those with ``when: HostAccess`` when the pod has no host access (privileged, hostPID,
    hostIPC, hostNetwork or a hostPath volume).

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from minerguard.domain.detection.evidence import Evidence, Verdict
 from minerguard.domain.detection.findings import Prepared, spec_findings
-from minerguard.domain.kinds import NODE_ACTIONS, NODE_SIGNAL_KINDS, SPEC_SIGNAL_KINDS, STRONG, WEAK
+from minerguard.domain.kinds import NODE_ACTIONS, NODE_SIGNAL_KINDS, SIGNAL_KINDS, STRONG, WEAK
 from minerguard.domain.policy import Policy
 from minerguard.domain.text import plural, printable, shorten
 from minerguard.domain.workload import Workload
@@ -63,7 +63,7 @@ def _decide(policy: Policy, evidence: Sequence[Evidence]) -> tuple[bool, str]:
     return matched, reason
 
 
-_ORDER = {kind: index for index, kind in enumerate((*SPEC_SIGNAL_KINDS, "podCpu", "nodeCpu", "nodeUnaccountedCpu"))}
+_ORDER = {kind: index for index, kind in enumerate(SIGNAL_KINDS)}
 
 
 def _kind_order(kind: str) -> tuple[int, str]:
@@ -120,16 +120,16 @@ def evaluate(
 ) -> Verdict:
     """The verdict of one policy on one workload (rules 1 to 4 of the module docstring).
 
-    ``metric_findings`` are the caller's CPU findings for this policy; those of a kind the
-    policy does not declare under ``signals.cpu`` are ignored. The evidence lists every
-    finding, also when the workload does not match.
+    ``metric_findings`` are the caller's CPU and runtime findings for this policy; those of a
+    kind the policy does not declare (under ``signals.cpu`` or ``signals.runtime``) are
+    ignored. The evidence lists every finding, also when the workload does not match.
     """
     if not in_scope(policy, workload, namespace_labels):
         return Verdict(
             policy=policy.name, matched=False, mode=policy.mode, evidence=(), actions=(), reason="not in scope"
         )
     evidence = spec_findings(policy, workload, prepared)
-    kinds = policy.metric_kinds
+    kinds = policy.caller_kinds
     evidence += tuple(dict.fromkeys(e for e in metric_findings if e.signal in kinds and e not in evidence))
     matched, reason = _decide(policy, evidence)
     return Verdict(
