@@ -281,3 +281,17 @@ def test_the_active_replica_labels_its_own_pod_for_the_service() -> None:
     assert label() == "standby"
     active[0] = True
     endpoint.advertise(storage, "minerguard-system", "absent")  # type: ignore[arg-type]  # logged, not raised
+
+
+def test_the_readme_example_policy_is_valid() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Falco runtime events", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in section.split("```yaml\n")[1:]]
+    [example] = [yaml.safe_load(b) for b in blocks if "kind: MinerPolicy" in b]
+    parsed = parse_policy(example)
+    assert parsed.runtime is not None and parsed.runtime.tags == {"mitre_impact", "T1496"}
+    assert parsed.runtime.counts(event())
