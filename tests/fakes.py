@@ -11,9 +11,10 @@ from __future__ import annotations
 import copy
 import itertools
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from minerguard.domain.admintier import PolicyKind
 from minerguard.errors import AlreadyExists, Conflict, Invalid, NotFound
 
 Key = tuple[str, str, str]  # (resource, namespace, name)
@@ -216,6 +217,44 @@ class FakeStorage:
         self._count("delete", "NetworkPolicy")
         self._get("NetworkPolicy", namespace, name)
         del self.objects[("NetworkPolicy", namespace, name)]
+
+    # ------------------------------------------------------------------ cluster-wide policies (admin tier)
+
+    served: frozenset[str] = frozenset()
+    """The ``group/version/plural`` keys discovery lists (tests set it; none by default)."""
+
+    def served_resources(self, group_versions: Iterable[str]) -> set[str]:
+        wanted = set(group_versions)
+        return {key for key in self.served if key.rsplit("/", 1)[0] in wanted}
+
+    def get_cluster_policy(self, kind: PolicyKind, name: str) -> dict[str, Any]:
+        self._count("get", kind.kind)
+        return copy.deepcopy(self._get(kind.served_key, "", name))
+
+    def list_cluster_policies(self, kind: PolicyKind) -> list[dict[str, Any]]:
+        self._count("list", kind.kind)
+        return copy.deepcopy([o for (r, _, _), o in self.objects.items() if r == kind.served_key])
+
+    def create_cluster_policy(self, kind: PolicyKind, body: Mapping[str, Any]) -> dict[str, Any]:
+        self._count("create", kind.kind)
+        created = self._create(kind.served_key, "", body)
+        del self.objects[(kind.served_key, "", created["metadata"]["name"])]["metadata"]["namespace"]
+        return self._get(kind.served_key, "", created["metadata"]["name"])
+
+    def patch_cluster_policy(
+        self, kind: PolicyKind, name: str, patch: list[dict[str, Any]] | Mapping[str, Any]
+    ) -> dict[str, Any]:
+        self._count("patch", kind.kind)
+        if not isinstance(patch, list):
+            return self._patch(kind.served_key, "", name, patch)
+        patched = json_patch(copy.deepcopy(self._get(kind.served_key, "", name)), patch)
+        self.objects[(kind.served_key, "", name)] = self._stamp(patched)
+        return copy.deepcopy(patched)
+
+    def delete_cluster_policy(self, kind: PolicyKind, name: str) -> None:
+        self._count("delete", kind.kind)
+        self._get(kind.served_key, "", name)
+        del self.objects[(kind.served_key, "", name)]
 
     # ------------------------------------------------------------------ namespaces
 

@@ -9,6 +9,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from minerguard.domain.admintier import AUTO, CHOICES
+
 
 def _float(env: Mapping[str, str], key: str, default: float) -> float:
     raw = env.get(key, "")
@@ -164,6 +166,10 @@ class Settings:
     log_level: str = "INFO"
     metrics_port: int = 0
     metrics_address: str = "0.0.0.0"  # noqa: S104 - in a pod, Prometheus scrapes from other pods
+    enforcement: str = AUTO
+    """The quarantine backend: auto, adminNetworkPolicy, cilium, calico or networkPolicy."""
+    enforcement_priority: int = 0
+    """The priority (order, for Calico) of the cluster-wide Deny policy: 0 is the highest."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -203,6 +209,9 @@ class Settings:
             max_evictions_per_hour=_int(env, "MINERGUARD_GUARD_MAX_EVICTIONS_PER_HOUR", 10),
             evict_excluded_namespaces=env.get("MINERGUARD_GUARD_EVICT_EXCLUDED_NAMESPACES", "kube-system"),
         )
+        enforcement = env.get("MINERGUARD_ENFORCEMENT", "").strip() or AUTO
+        if enforcement not in CHOICES:
+            raise ValueError(f"MINERGUARD_ENFORCEMENT={enforcement!r} is not one of {', '.join(CHOICES)}")
         return cls(
             namespace=env.get("MINERGUARD_NAMESPACE", "minerguard-system"),
             instance=env.get("MINERGUARD_INSTANCE", env.get("HOSTNAME", "minerguard-local")),
@@ -220,4 +229,6 @@ class Settings:
             log_level=env.get("MINERGUARD_LOG_LEVEL", "INFO"),
             metrics_port=_int(env, "MINERGUARD_METRICS_PORT", 0),
             metrics_address=env.get("MINERGUARD_METRICS_ADDRESS", "0.0.0.0"),  # noqa: S104
+            enforcement=enforcement,
+            enforcement_priority=_int(env, "MINERGUARD_ENFORCEMENT_PRIORITY", 0),
         )

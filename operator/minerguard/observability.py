@@ -41,6 +41,9 @@ API_CALLS = Counter(
     ["verb", "resource"],
 )
 API_WRITES = Counter("minerguard_api_writes_total", "Kubernetes API write calls made by the operator.", ["kind"])
+ENFORCEMENT_BACKEND = Gauge(
+    "minerguard_enforcement_backend", "The quarantine backend decided at start (1 for the one in use).", ["backend"]
+)
 PODS_WATCHED = Gauge("minerguard_pods_watched", "Pods in the operator's watch cache.")
 WORK_QUEUE_DEPTH = Gauge("minerguard_work_queue_depth", "Work items queued, running or waiting for a retry.")
 BUILD = Info("minerguard_build", "The running minerguard: its version and Python's (always 1).")

@@ -6,8 +6,12 @@ the chart and compares), so a new API call means a new line here, in review.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from minerguard.actions import ACTIONS
 from minerguard.actions.base import RbacRule
+from minerguard.actions.quarantine import Quarantine
+from minerguard.domain.admintier import BACKENDS
 
 # What the operator itself calls, outside the actions (see storage.py and handlers.py).
 OPERATOR_RULES: tuple[RbacRule, ...] = (
@@ -32,9 +36,15 @@ OPERATOR_RULES: tuple[RbacRule, ...] = (
 )
 
 
-def required_rules() -> set[tuple[str, str, str]]:
-    """Every (apiGroup, resource, verb) the operator may call."""
+def required_rules(backends: Iterable[str] = BACKENDS) -> set[tuple[str, str, str]]:
+    """Every (apiGroup, resource, verb) the operator may call with the given enforcement backends.
+
+    The default, every backend, is what ``enforcement.backend: auto`` needs
+    (:func:`minerguard.actions.enforcement.backends_for` tells the set for the other settings).
+    """
     rules = list(OPERATOR_RULES)
     for action in ACTIONS.values():
         rules.extend(action.rbac)
+    for backend in backends:
+        rules.extend(Quarantine.backend_rbac[backend])
     return {(g, r, v) for rule in rules for g in rule.api_groups for r in rule.resources for v in rule.verbs}

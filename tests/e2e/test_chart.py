@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
+from minerguard.actions.enforcement import backends_for
 from minerguard.rbac import required_rules
 from tests.e2e.bare import Bare
 from tests.e2e.cluster import bindir, kube_version, template_args
@@ -156,7 +157,7 @@ def test_defaults_render_a_hardened_operator_with_peering() -> None:
         "ClusterKopfPeering",
     ):
         assert kinds.count(kind) == 1, kind
-    assert kinds.count("ValidatingAdmissionPolicy") == kinds.count("ValidatingAdmissionPolicyBinding") == 2
+    assert kinds.count("ValidatingAdmissionPolicy") == kinds.count("ValidatingAdmissionPolicyBinding") == 3
     # The operator's ClusterRole, and the two for people (view, aggregated; responder).
     assert sorted(r["metadata"]["name"] for r in of_kind(docs, "ClusterRole")) == [
         "minerguard",
@@ -407,7 +408,7 @@ def test_admission_policy_only_where_the_cluster_serves_it(tmp_path: Path) -> No
     assert (
         len(of_kind(served, "ValidatingAdmissionPolicy"))
         == len(of_kind(served, "ValidatingAdmissionPolicyBinding"))
-        == 2
+        == 3
     )
     assert "is NOT installed" not in notes(tmp_path / "served", *template_args())
     # A cluster whose discovery does not list admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy.
@@ -528,6 +529,7 @@ def test_clusterrole_grants_exactly_the_operators_required_rules() -> None:
         assert not {"secrets", "secrets/status"} & set(rule["resources"]), f"secrets in {rule}"
     binding = one(docs, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == roles[0]["metadata"]["name"]
+
     assert binding["subjects"] == [
         {
             "kind": "ServiceAccount",
@@ -535,6 +537,34 @@ def test_clusterrole_grants_exactly_the_operators_required_rules() -> None:
             "namespace": "minerguard-system",
         }
     ]
+
+
+@pytest.mark.parametrize(
+    ("backend", "migrate"),
+    [
+        ("networkPolicy", True),
+        ("adminNetworkPolicy", True),
+        ("adminNetworkPolicy", False),
+        ("cilium", False),
+        ("calico", False),
+    ],
+)
+def test_clusterrole_grants_only_the_chosen_enforcement_backends(backend: str, migrate: bool) -> None:
+    """enforcement.backend renders the writes of that backend only (plus networkPolicy's while migrating):
+    with an admin-tier backend alone the operator cannot write a tenant's NetworkPolicy or namespace."""
+    docs = render(
+        *sets(f"enforcement.backend={backend}", f"enforcement.migrateFromNetworkPolicy={str(migrate).lower()}")
+    )
+    role = next(d for d in of_kind(docs, "ClusterRole") if "people" not in str(d["metadata"].get("labels")))
+    triples = {
+        (g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
+    }
+    assert triples == required_rules(backends_for(backend, migrate))
+    env = {e["name"]: e.get("value") for e in container(docs)["env"]}
+    assert env["MINERGUARD_ENFORCEMENT"] == backend
+    if backend != "networkPolicy" and not migrate:
+        assert ("networking.k8s.io", "networkpolicies", "patch") not in triples
+        assert ("", "namespaces", "patch") not in triples
 
 
 # --------------------------------------------------------------------------- alerts
@@ -718,7 +748,7 @@ def test_install_yaml_is_rendered_from_the_chart(tmp_path: Path) -> None:
         "labels": {"app.kubernetes.io/part-of": "minerguard"},
     }
     assert one(docs, "Deployment")["metadata"]["namespace"] == "minerguard-system"
-    assert len(of_kind(docs, "ValidatingAdmissionPolicy")) == 2
+    assert len(of_kind(docs, "ValidatingAdmissionPolicy")) == 3
     pack = [d for d in yaml.safe_load_all(committed_pack.read_text()) if d]
     assert {p["kind"] for p in pack} == {"MinerPolicy"} and {p["spec"]["mode"] for p in pack} == {"Audit"}
     assert len(pack) == len(source_docs("manifests/policies/*.yaml"))
@@ -899,6 +929,7 @@ def test_first_install_upgrade_rollback_to_every_revision_and_uninstall_keep_det
     assert bare.names("validatingadmissionpolicies") == {
         "minerguard-protect-quarantine",
         "minerguard-protect-incidents",
+        "minerguard-protect-admin-tier",
     }
     assert "ClusterKopfPeering" not in bare.manifest_kinds("minerguard")  # a hook, always
     # The pack, a release of its own now that the CRDs are served: ordinary objects, in Audit.

@@ -11,6 +11,8 @@ from __future__ import annotations
 import pytest
 
 from minerguard.actions import ACTIONS, RbacRule
+from minerguard.actions.enforcement import backends_for
+from minerguard.domain import admintier
 from minerguard.rbac import required_rules
 
 pytestmark = pytest.mark.unit
@@ -83,11 +85,27 @@ def test_the_operator_never_changes_policies_or_deletes_incidents() -> None:
 
 def test_delete_only_on_network_policies_and_pods_for_evict() -> None:
     deletes = {(g, r) for g, r, v in REQUIRED if v == "delete"}
-    assert deletes == {("networking.k8s.io", "networkpolicies"), ("", "pods")}
+    admin_tier = {(k.group, k.plural) for k in admintier.KINDS}
+    assert deletes == {("networking.k8s.io", "networkpolicies"), ("", "pods")} | admin_tier
     declaring = [
         a.name for a in ACTIONS.values() for rule in a.rbac if "delete" in rule.verbs and "pods" in rule.resources
     ]
     assert declaring == ["evict"]  # deleting pods comes with the evict action, and only with it
+
+
+@pytest.mark.parametrize("backend", admintier.BACKENDS)
+def test_each_backend_asks_only_for_its_own_policies(backend: str) -> None:
+    """An admin-tier backend alone cannot write tenants' NetworkPolicies or namespaces; networkPolicy alone
+    cannot write any cluster-wide policy; ``auto`` needs them all."""
+    alone = required_rules((backend,))
+    writes = {(g, r) for g, r, v in alone if v in ("create", "patch", "delete")}
+    own = {(k.group, k.plural) for k in admintier.KINDS if k.backend == backend}
+    others = {(k.group, k.plural) for k in admintier.KINDS} - own
+    assert own <= writes and not (others & writes)
+    tenant = {("networking.k8s.io", "networkpolicies"), ("", "namespaces")}
+    assert (tenant <= writes) == (backend == admintier.NETWORK_POLICY)
+    assert required_rules(backends_for(admintier.AUTO)) == REQUIRED
+    assert required_rules(backends_for(backend, migrate_from_network_policy=False)) == alone
 
 
 def test_pods_and_nodes_are_never_created_and_nodes_never_deleted() -> None:

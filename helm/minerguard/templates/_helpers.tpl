@@ -73,18 +73,50 @@ the same rule is added here. No wildcard, no secrets.
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch]
-# quarantine labels the pod and marks its namespace; cordon and taint patch the node.
+# quarantine labels the pod; cordon and taint patch the node.
 - apiGroups: [""]
-  resources: [pods, nodes, namespaces]
+  resources: [pods, nodes]
   verbs: [patch]
 # evict (hostNetwork miners by default, or when a policy lists it): delete the matched pod, that UID only.
 - apiGroups: [""]
   resources: [pods]
   verbs: [delete]
-# quarantine's deny-all NetworkPolicies (and watching them for tampering); exclusions are JSON patches.
+# Watched: NetworkPolicies (a change re-checks the quarantined pods it could reopen).
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [get, list, watch]
+{{- $backends := include "minerguard.enforcementBackends" . | splitList "," }}
+{{- if has "networkPolicy" $backends }}
+# Enforcement backend networkPolicy: the deny-all NetworkPolicy per namespace, the exclusions in tenants'
+# policies (JSON patches) and the namespace mark the admission policy reads.
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [create, patch, delete]
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [patch]
+{{- end }}
+{{- if has "adminNetworkPolicy" $backends }}
+# Enforcement backend adminNetworkPolicy: minerguard's one AdminNetworkPolicy or ClusterNetworkPolicy.
+- apiGroups: [policy.networking.k8s.io]
+  resources: [adminnetworkpolicies, clusternetworkpolicies]
+  verbs: [get, list, create, patch, delete]
+{{- end }}
+{{- if has "cilium" $backends }}
+# Enforcement backend cilium: minerguard's one CiliumClusterwideNetworkPolicy.
+- apiGroups: [cilium.io]
+  resources: [ciliumclusterwidenetworkpolicies]
+  verbs: [get, list, create, patch, delete]
+{{- end }}
+{{- if has "calico" $backends }}
+# Enforcement backend calico: minerguard's one GlobalNetworkPolicy (Calico's API server, or its CRD).
+- apiGroups: [projectcalico.org]
+  resources: [globalnetworkpolicies]
+  verbs: [get, list, create, patch, delete]
+- apiGroups: [crd.projectcalico.org]
+  resources: [globalnetworkpolicies]
+  verbs: [get, list, create, patch, delete]
+{{- end }}
 # Owner resolution of a matched pod: ReplicaSet -> Deployment, Job -> CronJob.
 - apiGroups: [apps]
   resources: [replicasets, deployments, statefulsets, daemonsets]
@@ -123,6 +155,19 @@ the same rule is added here. No wildcard, no secrets.
 - apiGroups: [kopf.dev]
   resources: [clusterkopfpeerings]
   verbs: [get, list, watch, patch]
+{{- end }}
+
+{{/*
+The enforcement backends whose RBAC the operator needs, comma-separated: all of them for auto; a named
+admin-tier backend plus networkPolicy while enforcement.migrateFromNetworkPolicy (to move quarantines made
+with it). minerguard.actions.enforcement.backends_for says the same; tests/e2e/test_chart.py compares.
+*/}}
+{{- define "minerguard.enforcementBackends" -}}
+{{- $b := .Values.enforcement.backend }}
+{{- if eq $b "auto" }}adminNetworkPolicy,cilium,calico,networkPolicy
+{{- else if and (ne $b "networkPolicy") .Values.enforcement.migrateFromNetworkPolicy }}{{ $b }},networkPolicy
+{{- else }}{{ $b }}
+{{- end }}
 {{- end }}
 
 {{/*

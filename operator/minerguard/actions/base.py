@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from minerguard.domain.kinds import ActionScope
 
 if TYPE_CHECKING:
+    from minerguard.actions.enforcement import Enforcement
     from minerguard.actions.guard import NodeGuard
     from minerguard.config import Settings
     from minerguard.domain.incidents import WorkloadRef
@@ -100,6 +101,8 @@ class ActionContext:
     """Where NetworkPolicies are read; the live API when not given."""
     evictions_last_hour: int = 0
     """Pods evicted in the last hour, as the incidents record them (the evict guard reads it)."""
+    enforcement: Enforcement | None = None
+    """The quarantine backend decided at start; None is the networkPolicy backend."""
 
     @property
     def policies(self) -> NetworkPolicyView:

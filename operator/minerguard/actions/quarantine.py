@@ -21,6 +21,7 @@ from minerguard.actions.base import (
     NetworkPolicyView,
     RbacRule,
 )
+from minerguard.actions.enforcement import BACKEND_RBAC, Enforcement
 from minerguard.domain import netpol
 from minerguard.domain.incidents import label_value
 from minerguard.domain.kinds import ActionScope
@@ -41,15 +42,14 @@ class Quarantine(Action):
     description: ClassVar[str] = (
         "Label the pod minerguard.io/quarantined=true, make sure the namespace's deny-all policy "
         "minerguard-quarantine exists, and take the pod out of every other NetworkPolicy that would allow it "
-        "traffic. Requires a CNI that enforces NetworkPolicy."
+        "traffic. Requires a CNI that enforces NetworkPolicy. With an admin-tier backend (AdminNetworkPolicy or "
+        "ClusterNetworkPolicy, Cilium, Calico) only the label: one cluster-wide Deny policy minerguard owns "
+        "isolates every labelled pod, and no tenant object is touched."
     )
     parameters: ClassVar[dict[str, str]] = {}
-    rbac: ClassVar[tuple[RbacRule, ...]] = (
-        RbacRule(("",), ("pods",), ("get", "list", "watch", "patch")),
-        RbacRule(("networking.k8s.io",), ("networkpolicies",), ("get", "list", "watch", "create", "patch", "delete")),
-        # The namespace label minerguard.io/quarantined-pods, which the admission policy reads.
-        RbacRule(("",), ("namespaces",), ("patch",)),
-    )
+    rbac: ClassVar[tuple[RbacRule, ...]] = (RbacRule(("",), ("pods",), ("get", "list", "watch", "patch")),)
+    backend_rbac: ClassVar[dict[str, tuple[RbacRule, ...]]] = BACKEND_RBAC
+    """What each enforcement backend needs besides: the chart renders only the backends it may use."""
 
     def precondition(self, ctx: ActionContext) -> Blocked | None:
         if ctx.workload is None:
@@ -69,7 +69,9 @@ class Quarantine(Action):
 
     def apply(self, ctx: ActionContext) -> ActionResult:
         assert ctx.workload is not None
-        ns, name = ctx.workload.namespace, ctx.workload.name
+        if ctx.enforcement is not None and ctx.enforcement.cluster_wide:
+            return self._apply_cluster_wide(ctx, ctx.enforcement)
+        ns = ctx.workload.namespace
         undone: list[str] = []
         known = ctx.policies.list(ns)
         policy_change = ensure_quarantine_policy(ctx.storage, ctx.policies, ns, known)
@@ -93,20 +95,7 @@ class Quarantine(Action):
             or annotations.get(POLICY_ANNOTATION) != (ctx.policy)
             or labels.get(INCIDENT_LABEL) != incident_label(ctx.incident)
         ):
-            if (
-                labels.get(netpol.QUARANTINE_LABEL) != "true"
-                or labels.get(INCIDENT_LABEL) != incident_label(ctx.incident)
-                or annotations.get(INCIDENT_ANNOTATION) != ctx.incident
-            ):
-                ctx.pod = retrying(
-                    lambda: ctx.storage.patch_pod_metadata(
-                        ns,
-                        name,
-                        {netpol.QUARANTINE_LABEL: "true", INCIDENT_LABEL: incident_label(ctx.incident)},
-                        {INCIDENT_ANNOTATION: ctx.incident, POLICY_ANNOTATION: ctx.policy},
-                    ),
-                    what=f"label {ctx.pod_ref}",
-                )
+            label_pod(ctx, labels, annotations)
         if policy_change:  # after the label: the mark guards against new allow policies, not the cut itself
             mark_namespace(ctx.storage, ns)
         changed = bool(undone) or annotations.get(INCIDENT_ANNOTATION) != ctx.incident
@@ -130,8 +119,43 @@ class Quarantine(Action):
         if ctx.workload is None:
             return []
         labels = (ctx.pod.get("metadata") or {}).get("labels") or {}
+        if ctx.enforcement is not None and ctx.enforcement.cluster_wide:
+            found = [] if labels.get(netpol.QUARANTINE_LABEL) == "true" else [f"{ctx.pod_ref} is not labelled"]
+            return found + ctx.enforcement.problems(ctx.storage)
         policies = ctx.policies.list(ctx.workload.namespace)
         return netpol.isolation_problems(policies, labels, host_network=ctx.workload.host_network)
+
+    def _apply_cluster_wide(self, ctx: ActionContext, enforcement: Enforcement) -> ActionResult:
+        """Label the pod; the cluster-wide Deny (created or restored here) isolates it; no tenant object changes.
+
+        Quarantines made before by the networkPolicy backend are moved: once this one verifies, the namespace's
+        deny-all and the exclusions in tenants' policies are taken out again.
+        """
+        assert ctx.workload is not None and enforcement.kind is not None
+        what = f"{enforcement.kind.kind} {enforcement.kind.name}"
+        change = enforcement.ensure(ctx.storage)
+        undone = {"created": [f"{what} was missing"], "restored": [f"{what} was edited"]}.get(change, [])
+        if change == "taken over":
+            undone.append(f"{what} was made by someone else (its owners and labels are reset)")
+        meta = ctx.pod.get("metadata") or {}
+        labels, annotations = dict(meta.get("labels") or {}), dict(meta.get("annotations") or {})
+        if labels.get(netpol.QUARANTINE_LABEL) != "true":
+            undone.append(f"the label {netpol.QUARANTINE_LABEL} was missing")
+        changed = label_pod(ctx, labels, annotations) or bool(change)
+        tampered = "; ".join(undone) if ctx.previously_contained and undone else ""
+        problems = self.verify(ctx)
+        if problems:
+            return ActionResult(self.name, ctx.pod_ref, FAILED, "; ".join(problems), changed, tampered=tampered)
+        if netpol_artefacts(ctx.policies.list(ctx.workload.namespace)):
+            release_namespace(ctx.storage, ctx.workload.namespace)  # moved from the networkPolicy backend
+        return ActionResult(
+            self.name,
+            ctx.pod_ref,
+            SUCCEEDED,
+            f"Quarantined {ctx.pod_ref} behind {what} (backend {enforcement.backend}); no tenant object changed",
+            changed,
+            tampered=tampered,
+        )
 
     # ------------------------------------------------------------------ revert
 
@@ -157,9 +181,11 @@ class Quarantine(Action):
             )
         except NotFound:
             pass
-        remaining = ctx.storage.list_pods(ns, label_selector=f"{netpol.QUARANTINE_LABEL}=true")
-        if not remaining:
-            release_namespace(ctx.storage, ns)
+        cluster_wide = ctx.enforcement is not None and ctx.enforcement.cluster_wide
+        if not cluster_wide or netpol_artefacts(ctx.policies.list(ns)):  # tenant objects only if touched before
+            remaining = ctx.storage.list_pods(ns, label_selector=f"{netpol.QUARANTINE_LABEL}=true")
+            if not remaining:
+                release_namespace(ctx.storage, ns)
         return ActionResult("release", ctx.pod_ref, SUCCEEDED, f"Released {ctx.pod_ref} from quarantine", True)
 
 
@@ -281,3 +307,32 @@ def release_namespace(storage: KubeStorage, namespace: str) -> None:
         storage.patch_namespace_labels(namespace, {netpol.NAMESPACE_MARK: None})
     except NotFound:
         pass
+
+
+def label_pod(ctx: ActionContext, labels: Mapping[str, str], annotations: Mapping[str, str]) -> bool:
+    """Give the pod the quarantine label and the incident's label and annotations unless it has them."""
+    assert ctx.workload is not None
+    ns, name = ctx.workload.namespace, ctx.workload.name
+    if (
+        labels.get(netpol.QUARANTINE_LABEL) == "true"
+        and labels.get(INCIDENT_LABEL) == incident_label(ctx.incident)
+        and annotations.get(INCIDENT_ANNOTATION) == ctx.incident
+    ):
+        return False
+    ctx.pod = retrying(
+        lambda: ctx.storage.patch_pod_metadata(
+            ns,
+            name,
+            {netpol.QUARANTINE_LABEL: "true", INCIDENT_LABEL: incident_label(ctx.incident)},
+            {INCIDENT_ANNOTATION: ctx.incident, POLICY_ANNOTATION: ctx.policy},
+        ),
+        what=f"label {ctx.pod_ref}",
+    )
+    return True
+
+
+def netpol_artefacts(policies: list[dict[str, Any]]) -> bool:
+    """Whether the networkPolicy backend left anything in these policies (its deny-all, an exclusion)."""
+    return any(
+        (p.get("metadata") or {}).get("name") == netpol.QUARANTINE_POLICY or netpol.has_exclusion(p) for p in policies
+    )

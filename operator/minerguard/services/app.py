@@ -14,6 +14,7 @@ from minerguard.domain import netpol
 from minerguard.services.configmaps import ConfigMapCache, ConfigMapService
 from minerguard.services.containment import Containment
 from minerguard.services.detector import Detector, Evaluator
+from minerguard.services.enforcement import EnforcementService
 from minerguard.services.events import Events
 from minerguard.services.falco_http import FalcoEndpoint, Token
 from minerguard.services.gate import ActivityGate
@@ -39,6 +40,7 @@ class App:
     metrics: MetricsEngine
     gate: ActivityGate
     configmaps: ConfigMapService
+    enforcement: EnforcementService
     runtime: RuntimeEvents
     falco: FalcoEndpoint | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
@@ -55,6 +57,10 @@ class App:
         releaser = Releaser(storage, settings, guard, recorder, events)
         evaluator = Evaluator(state, policies)
         containment = Containment(storage, settings, state, evaluator, recorder, releaser, guard=guard)
+        enforcement = EnforcementService(storage, settings, events)
+        chosen = enforcement.decide()
+        containment.enforcement = releaser.enforcement = chosen
+        recorder.enforcement = chosen.backend
         detector = Detector(evaluator, state, containment.queue)
         metrics = MetricsEngine(
             settings.prometheus, state, policies, storage, events, detector.reevaluate_keys, containment.contain_node
@@ -71,7 +77,20 @@ class App:
             f = settings.falco
             token = Token(storage, settings.namespace, f.token_secret, f.token_key)
             falco = FalcoEndpoint(f, token, runtime, gate.active)
-        return cls(settings, storage, state, policies, detector, containment, metrics, gate, configmaps, runtime, falco)
+        return cls(
+            settings,
+            storage,
+            state,
+            policies,
+            detector,
+            containment,
+            metrics,
+            gate,
+            configmaps,
+            enforcement,
+            runtime,
+            falco,
+        )
 
     def start(self) -> None:
         self.containment.start()
@@ -85,6 +104,7 @@ class App:
                 gated=False,
             )
         self._loop("resync", self.settings.resync_interval, self.detector.resync)
+        self._loop("enforcement", self.settings.resync_interval, self.enforcement.maintain)
         self._loop("policy-status", self.settings.status_interval, self.report_policy_counts)
         self._loop("metrics", self.settings.prometheus.interval, self.metrics.cycle)
 

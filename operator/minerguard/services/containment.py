@@ -18,6 +18,7 @@ from typing import Any
 from minerguard import observability
 from minerguard.actions import ACTIONS
 from minerguard.actions.base import ActionContext, ActionResult, Outcome
+from minerguard.actions.enforcement import Enforcement
 from minerguard.actions.guard import NodeGuard
 from minerguard.actions.quarantine import INCIDENT_ANNOTATION, POLICY_ANNOTATION
 from minerguard.config import Settings
@@ -63,6 +64,7 @@ class Containment:
         self.recorder = recorder
         self.releaser = releaser
         self.guard = guard
+        self.enforcement: Enforcement | None = None  # the backend decided at start (App.build); None: networkPolicy
         self.queue = WorkQueue(self._process, workers=workers, name="contain")
         self._owners: dict[str, inc.WorkloadRef] = {}
         self._ignored_told: set[tuple[str, str, str]] = set()
@@ -248,6 +250,7 @@ class Containment:
             guard=self.guard,
             dry_run=self.settings.dry_run,
             network_policies=WatchedNetworkPolicies(self.state),
+            enforcement=self.enforcement,
         )
 
     def _actions_for(self, verdict: Verdict, wl: Workload | None) -> tuple[str, ...]:

@@ -35,6 +35,10 @@ def node_ref(name: str) -> dict[str, str]:
     return {"apiVersion": "v1", "kind": "Node", "name": name}
 
 
+def peering_ref(name: str) -> dict[str, str]:
+    return {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "name": name}
+
+
 def policy_ref(name: str, uid: str = "") -> dict[str, str]:
     ref = {"apiVersion": POLICY_API_VERSION, "kind": "MinerPolicy", "name": name}
     if uid:
@@ -191,6 +195,19 @@ class Events:
         note = f"MinerIncident {namespace}/{name} was not made by minerguard and is ignored: {why}"
         self.emit({**ref, "uid": uid}, "IncidentIgnored", note, action="Verify")
         log.warning("%s", note, extra={"incident": f"{namespace}/{name}"})
+
+    # ------------------------------------------------------------------ enforcement
+
+    def enforcement_chosen(self, peering: str, described: str) -> None:
+        """A Normal Event on the ClusterKopfPeering object (the operator's own cluster object): the backend."""
+        if peering:
+            note = f"Quarantine is enforced with {described}"
+            self.emit(peering_ref(peering), "EnforcementBackend", note, warning=False, action="Start")
+
+    def enforcement_restored(self, peering: str, what: str, change: str) -> None:
+        if peering:
+            note = f"{what} was {'deleted' if change == 'created' else 'changed'}; minerguard restored it"
+            self.emit(peering_ref(peering), "QuarantineRestored", note, action="Restore")
 
     # ------------------------------------------------------------------ policies
 

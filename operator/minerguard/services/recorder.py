@@ -32,6 +32,7 @@ class Recorder:
     def __init__(self, storage: KubeStorage, state: ClusterState, events: Events) -> None:
         self.storage = storage
         self.state = state
+        self.enforcement = ""  # the quarantine backend decided at start, recorded in every incident's status
         self.events = events
         self._locks = [threading.Lock() for _ in range(64)]
         self._kept_told: set[str] = set()
@@ -104,6 +105,8 @@ class Recorder:
             status["evidence"] = inc.merge_evidence(status.get("evidence") or [], evidence)
             status["actions"] = inc.append_actions(previous_actions, [r.to_record(now) for r in results])
             status.setdefault("firstSeen", now)
+            if self.enforcement:
+                status["enforcement"] = self.enforcement
             spec = live.get("spec") or {}
             status["state"] = inc.overall_state(pods, str(spec.get("mode", primary.mode)), carried_out(live))
             status["message"] = _message(status["state"], subject, results)

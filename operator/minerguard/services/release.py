@@ -14,6 +14,7 @@ from typing import Any
 
 from minerguard.actions import ACTIONS, Action, of_scope
 from minerguard.actions.base import ActionContext, ActionResult
+from minerguard.actions.enforcement import Enforcement
 from minerguard.actions.guard import NodeGuard
 from minerguard.actions.quarantine import INCIDENT_ANNOTATION, INCIDENT_LABEL, incident_label
 from minerguard.config import Settings
@@ -41,6 +42,7 @@ class Releaser:
         self.recorder = recorder
         self.events = events
         self._ignored_told: set[tuple[str, str, str]] = set()
+        self.enforcement: Enforcement | None = None  # the backend decided at start (App.build); None: networkPolicy
 
     def release_if_asked(self, namespace: str, name: str) -> None:
         """Release the incident if it still asks for it and is not released yet (read fresh)."""
@@ -118,7 +120,9 @@ class Releaser:
             return None
         templates.add(binding.template_hash(pod))
         wl = workload_from_pod(pod)
-        ctx = ActionContext(self.storage, self.settings, wl, pod, incident, policy, guard=self.guard)
+        ctx = ActionContext(
+            self.storage, self.settings, wl, pod, incident, policy, guard=self.guard, enforcement=self.enforcement
+        )
         actions = [a for a in ACTIONS.values() if a.scope is not ActionScope.OWNER]
         results = self._revert(actions, ctx)
         self.events.pod_released(wl, incident)

@@ -22,6 +22,7 @@ from kubernetes.client.rest import ApiException
 
 from minerguard import API_GROUP, API_VERSION, __version__, observability
 from minerguard.errors import AlreadyExists, Conflict, Forbidden, Invalid, KubeError, NotFound, Transient
+from minerguard.storage.clusterpolicies import ClusterPolicies
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -101,7 +102,7 @@ def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     return api
 
 
-class KubeStorage:
+class KubeStorage(ClusterPolicies):
     """Typed, error-translating access to the objects minerguard reads and writes."""
 
     def __init__(self, api: client.ApiClient, instance: str, request_timeout: float = 10.0) -> None:
