@@ -164,6 +164,22 @@ def operator_account(core: client.CoreV1Api) -> Iterator[tuple[str, Path]]:
     kubeconfig.unlink(missing_ok=True)
 
 
+def access_review(user: str, group: str, resource: str, verb: str) -> bool:
+    base, _, sub = resource.partition("/")
+    attributes = {"group": group, "resource": base, "subresource": sub, "verb": verb}
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": user,
+            "groups": ["system:serviceaccounts", "system:authenticated"],
+            "resourceAttributes": attributes,
+        },
+    }
+    res = kubectl("create", "-o", "json", "-f", "-", stdin=json.dumps(review))
+    return bool(json.loads(res.stdout)["status"].get("allowed"))
+
+
 def can_i(user: str, verb: str, resource: str, *extra: str) -> bool:
     res = kubectl("auth", "can-i", verb, resource, "--as", user, *extra, check=False)
     return res.stdout.strip() == "yes"
@@ -179,10 +195,9 @@ def test_operator_account_has_exactly_what_the_code_needs(
 ) -> None:
     user, kubeconfig = operator_account
     for group, resource, verb in sorted(required_rules()):
-        base, _, sub = resource.partition("/")
-        target = f"{base}.{group}" if group else base
-        extra = ("--subresource", sub) if sub else ()
-        assert can_i(user, verb, target, "-A", *extra), f"{user} cannot {verb} {resource} in {group!r}"
+        # A SubjectAccessReview, as `kubectl auth can-i` makes, but without discovery: the admin-tier
+        # policy resources of the enforcement backends are granted whether or not their CRDs are served.
+        assert access_review(user, group, resource, verb), f"{user} cannot {verb} {resource} in {group!r}"
     for verb, resource in [
         ("get", "secrets"),
         ("list", "secrets"),

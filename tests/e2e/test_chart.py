@@ -564,7 +564,6 @@ def test_clusterrole_grants_only_the_chosen_enforcement_backends(backend: str, m
     assert env["MINERGUARD_ENFORCEMENT"] == backend
     if backend != "networkPolicy" and not migrate:
         assert ("networking.k8s.io", "networkpolicies", "patch") not in triples
-        assert ("", "namespaces", "patch") not in triples
 
 
 # --------------------------------------------------------------------------- alerts

@@ -129,6 +129,8 @@ FULL_ENV = {
     "MINERGUARD_FALCO_BURST": "7",
     "MINERGUARD_FALCO_MAX_AGE": "120",
     "MINERGUARD_FALCO_RETENTION": "600",
+    "MINERGUARD_ENFORCEMENT": "cilium",
+    "MINERGUARD_ENFORCEMENT_PRIORITY": "7",
 }
 
 
@@ -188,12 +190,20 @@ def test_every_variable_is_read() -> None:
             max_age=120.0,
             retention=600.0,
         ),
+        enforcement="cilium",
+        enforcement_priority=7,
     )
 
 
 def test_a_host_network_fallback_other_than_evict_or_none_is_refused() -> None:
     with pytest.raises(ValueError, match="MINERGUARD_HOST_NETWORK_FALLBACK"):
         Settings.from_env({"MINERGUARD_HOST_NETWORK_FALLBACK": "cordon"})
+
+
+def test_an_unknown_enforcement_backend_is_an_error() -> None:
+    with pytest.raises(ValueError, match="MINERGUARD_ENFORCEMENT='iptables' is not one of auto, adminNetworkPolicy"):
+        Settings.from_env({"MINERGUARD_ENFORCEMENT": "iptables"})
+    assert Settings.from_env({"MINERGUARD_ENFORCEMENT": " "}).enforcement == "auto"
 
 
 def test_numbers_have_their_types() -> None:

@@ -95,15 +95,15 @@ def test_delete_only_on_network_policies_and_pods_for_evict() -> None:
 
 @pytest.mark.parametrize("backend", admintier.BACKENDS)
 def test_each_backend_asks_only_for_its_own_policies(backend: str) -> None:
-    """An admin-tier backend alone cannot write tenants' NetworkPolicies or namespaces; networkPolicy alone
+    """An admin-tier backend alone cannot write tenants' NetworkPolicies; networkPolicy alone
     cannot write any cluster-wide policy; ``auto`` needs them all."""
     alone = required_rules((backend,))
     writes = {(g, r) for g, r, v in alone if v in ("create", "patch", "delete")}
     own = {(k.group, k.plural) for k in admintier.KINDS if k.backend == backend}
     others = {(k.group, k.plural) for k in admintier.KINDS} - own
     assert own <= writes and not (others & writes)
-    tenant = {("networking.k8s.io", "networkpolicies"), ("", "namespaces")}
-    assert (tenant <= writes) == (backend == admintier.NETWORK_POLICY)
+    tenant = ("networking.k8s.io", "networkpolicies")
+    assert (tenant in writes) == (backend == admintier.NETWORK_POLICY)
     assert required_rules(backends_for(admintier.AUTO)) == REQUIRED
     assert required_rules(backends_for(backend, migrate_from_network_policy=False)) == alone
 

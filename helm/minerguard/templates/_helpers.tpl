@@ -73,9 +73,10 @@ the same rule is added here. No wildcard, no secrets.
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch]
-# quarantine labels the pod; cordon and taint patch the node.
+# quarantine labels the pod (and, with the networkPolicy backend, marks its namespace); cordon and taint
+# patch the node; the node guard's lock is an annotation on the operator's namespace.
 - apiGroups: [""]
-  resources: [pods, nodes]
+  resources: [pods, nodes, namespaces]
   verbs: [patch]
 # evict (hostNetwork miners by default, or when a policy lists it): delete the matched pod, that UID only.
 - apiGroups: [""]
@@ -87,14 +88,11 @@ the same rule is added here. No wildcard, no secrets.
   verbs: [get, list, watch]
 {{- $backends := include "minerguard.enforcementBackends" . | splitList "," }}
 {{- if has "networkPolicy" $backends }}
-# Enforcement backend networkPolicy: the deny-all NetworkPolicy per namespace, the exclusions in tenants'
-# policies (JSON patches) and the namespace mark the admission policy reads.
+# Enforcement backend networkPolicy: the deny-all NetworkPolicy per namespace and the exclusions in
+# tenants' policies (JSON patches).
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
   verbs: [create, patch, delete]
-- apiGroups: [""]
-  resources: [namespaces]
-  verbs: [patch]
 {{- end }}
 {{- if has "adminNetworkPolicy" $backends }}
 # Enforcement backend adminNetworkPolicy: minerguard's one AdminNetworkPolicy or ClusterNetworkPolicy.
