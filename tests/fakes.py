@@ -71,11 +71,14 @@ class FakeStorage:
         self.calls: Counter[tuple[str, str]] = Counter()
         self._versions = itertools.count(100)
         self.fail_next: dict[tuple[str, str], Exception] = {}
+        self.allowed: set[tuple[str, str, str, str]] = set()
+        self.order: list[tuple[str, str]] = []
 
     # ------------------------------------------------------------------ plumbing
 
     def _count(self, verb: str, resource: str) -> None:
         self.calls[(verb, resource)] += 1
+        self.order.append((verb, resource))
         error = self.fail_next.pop((verb, resource), None)
         if error is not None:
             raise error
@@ -326,6 +329,14 @@ class FakeStorage:
     def get_peering(self, name: str) -> dict[str, Any]:
         self._count("get", "ClusterKopfPeering")
         return copy.deepcopy(self._get("ClusterKopfPeering", "", name))
+
+    # ------------------------------------------------------------------ access reviews
+
+    def review_access(self, user: str, groups: list[str], attributes: Mapping[str, str]) -> bool:
+        """Allowed when ``self.allowed`` holds (user, verb, resource, namespace or "")."""
+        self._count("create", "SubjectAccessReview")
+        key = (user, attributes.get("verb", ""), attributes.get("resource", ""), attributes.get("namespace", ""))
+        return key in self.allowed
 
     # ------------------------------------------------------------------ events
 

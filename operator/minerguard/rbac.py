@@ -30,6 +30,8 @@ OPERATOR_RULES: tuple[RbacRule, ...] = (
     RbacRule(("minerguard.io",), ("minerincidents/status",), ("update",)),
     # Events about pods, nodes, policies and incidents.
     RbacRule(("events.k8s.io",), ("events",), ("create",)),
+    # Foothold evidence: SubjectAccessReviews of a miner's ServiceAccount for the dangerous verbs.
+    RbacRule(("authorization.k8s.io",), ("subjectaccessreviews",), ("create",)),
     # kopf: resource discovery and peering between replicas.
     RbacRule(("apiextensions.k8s.io",), ("customresourcedefinitions",), ("list", "watch")),
     RbacRule(("kopf.dev",), ("clusterkopfpeerings",), ("get", "list", "watch", "patch")),

@@ -71,9 +71,24 @@ def test_printer_columns_and_conditions_in_the_status(namespace: str) -> None:
     got = json.loads(kubectl("get", "minerincident", "deployment-x", "-n", namespace, "-o", "json").stdout)
     assert got["status"]["conditions"][0]["observedGeneration"] == 1  # kept by the schema, not pruned
     table = kubectl("get", "minerincidents", "-n", namespace, "-o", "wide").stdout.splitlines()
-    assert table[0].split() == ["NAME", "STATE", "POLICY", "KIND", "WORKLOAD", "PODS", "MODE", "AGE"]
+    header = [
+        "NAME",
+        "STATE",
+        "POLICY",
+        "KIND",
+        "WORKLOAD",
+        "PODS",
+        "EST.",
+        "COST",
+        "RELATED",
+        "FOOTHOLD",
+        "MODE",
+        "AGE",
+    ]
+    assert table[0].split() == header
     row = table[1].split()
-    assert row[:7] == ["deployment-x", "Contained", "mining-pools", "Deployment", "x", "2", "Enforce"]
+    assert row[:6] == ["deployment-x", "Contained", "mining-pools", "Deployment", "x", "2"]
+    assert "Enforce" in row[6:]  # after the canary's columns, empty until the operator fills them
     bad = kubectl(
         "patch", "minerincident", "deployment-x", "-n", namespace, "--subresource", "status", "--type", "merge",
         "-p", json.dumps({"status": {"conditions": [{"type": "Contained", "status": "Maybe"}]}}), check=False,

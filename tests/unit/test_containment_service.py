@@ -22,6 +22,7 @@ from minerguard.errors import Conflict, Forbidden, NotFound
 from minerguard.services.containment import Containment
 from minerguard.services.detector import Detector, Evaluator
 from minerguard.services.events import Events
+from minerguard.services.foothold import Footholds
 from minerguard.services.policies import PolicyRegistry
 from minerguard.services.recorder import Recorder
 from minerguard.services.release import Releaser
@@ -124,7 +125,17 @@ def build(settings: Settings | None = None, policy: dict[str, Any] | None = None
     recorder = Recorder(storage, state, events)  # type: ignore[arg-type]
     releaser = Releaser(storage, settings, guard, recorder, events)  # type: ignore[arg-type]
     evaluator = Evaluator(state, policies)
-    containment = Containment(storage, settings, state, evaluator, recorder, releaser, guard=guard)  # type: ignore[arg-type]
+    footholds = Footholds(storage)  # type: ignore[arg-type]
+    containment = Containment(
+        storage,  # type: ignore[arg-type]
+        settings,
+        state,
+        evaluator,
+        recorder,
+        releaser,
+        guard=guard,
+        footholds=footholds,
+    )
     queue = ListQueue()
     detector = Detector(evaluator, state, queue)  # type: ignore[arg-type]
     storage.calls.clear()
@@ -150,7 +161,7 @@ def test_an_unmatched_pod_costs_no_call_at_all(op: Operator) -> None:
     assert op.storage.events == []
 
 
-def test_a_new_miner_costs_at_most_eight_calls_and_its_echo_none(op: Operator) -> None:
+def test_a_new_miner_costs_eight_calls_and_the_reviews_after_the_cut_and_its_echo_none(op: Operator) -> None:
     op.storage.put("Pod", pod_body())
     op.deliver()
     op.drain()
@@ -161,7 +172,11 @@ def test_a_new_miner_costs_at_most_eight_calls_and_its_echo_none(op: Operator) -
         ("patch", "Pod"): 1,
         ("create", "Event"): 3,
         ("update", "MinerIncident"): 1,
+        ("create", "SubjectAccessReview"): 12,  # the foothold: once per ServiceAccount, after the cut (below)
     }
+    order = op.storage.order
+    cut = max(order.index(("patch", "Pod")), order.index(("create", "NetworkPolicy")))
+    assert all(i > cut for i, call in enumerate(order) if call == ("create", "SubjectAccessReview"))
     assert op.storage.reasons() == ["MinerDetected", "MinerDetected", "PodQuarantined"]
     before = op.storage.total_calls()
     op.settle()  # the watch echoes of the pod patch, the NetworkPolicy and the incident writes

@@ -45,6 +45,13 @@ def test_no_secrets() -> None:
     assert not {t for t in REQUIRED if "secret" in t[1]}
 
 
+def test_the_only_authorization_call_is_a_subject_access_review() -> None:
+    """The foothold asks what a miner's ServiceAccount can do; that is the one authorization call (#15)."""
+    assert {t for t in REQUIRED if t[0] == "authorization.k8s.io"} == {
+        ("authorization.k8s.io", "subjectaccessreviews", "create")
+    }
+
+
 def test_no_escalation_verbs() -> None:
     verbs = {v for _, _, v in REQUIRED}
     assert not verbs & {"escalate", "bind", "impersonate", "deletecollection"}
@@ -145,6 +152,7 @@ GRANTS = {
     ("get", "MinerPolicy"): ("minerguard.io", "minerpolicies", "get"),
     ("patch", "MinerPolicy"): ("minerguard.io", "minerpolicies/status", "patch"),
     ("create", "Event"): ("events.k8s.io", "events", "create"),
+    ("create", "SubjectAccessReview"): ("authorization.k8s.io", "subjectaccessreviews", "create"),
     ("get", "ReplicaSet"): ("apps", "replicasets", "get"),
     ("get", "Deployment"): ("apps", "deployments", "get"),
     ("patch", "Deployment"): ("apps", "deployments", "patch"),
@@ -179,5 +187,6 @@ def test_every_call_the_services_make_is_granted() -> None:
     op.settle()
     made = set(op.storage.calls)
     assert {("scale", "Deployment"), ("patch", "Node"), ("patch", "Pod")} <= made  # the flow really ran them
+    assert ("create", "SubjectAccessReview") in made  # the foothold's reviews
     ungranted = sorted(call for call in made if call not in GRANTS or GRANTS[call] not in REQUIRED)
     assert not ungranted, f"calls the operator's RBAC does not grant: {ungranted}"

@@ -142,6 +142,10 @@ the same rule is added here. No wildcard, no secrets.
 - apiGroups: [minerguard.io]
   resources: [minerincidents/status]
   verbs: [update]
+# Foothold evidence: what a miner's ServiceAccount can do (one review per dangerous verb; stores nothing).
+- apiGroups: [authorization.k8s.io]
+  resources: [subjectaccessreviews]
+  verbs: [create]
 # Events about pods, nodes, policies and incidents.
 - apiGroups: [events.k8s.io]
   resources: [events]
@@ -176,6 +180,14 @@ discovery lists group/version/Kind; `helm template` needs
 */}}
 {{- define "minerguard.admissionPolicyServed" -}}
 {{- if and .Values.admissionPolicy.enabled (.Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy") }}true{{ end }}
+{{- end }}
+
+{{/*
+True (non-empty) when the creator stamp is wanted and the cluster serves admissionregistration.k8s.io/v1
+MutatingAdmissionPolicy (`helm template` needs --api-versions admissionregistration.k8s.io/v1/MutatingAdmissionPolicy).
+*/}}
+{{- define "minerguard.creatorStampServed" -}}
+{{- if and .Values.creatorStamp.enabled (.Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy") }}true{{ end }}
 {{- end }}
 
 {{/* Labels of the `helm test` objects: not the operator's selector labels, so the check never counts itself. */}}

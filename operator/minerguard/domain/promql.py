@@ -136,3 +136,18 @@ def read_vector(answer: Any, keys: Sequence[str]) -> dict[tuple[str, ...], float
         if all(key):
             out[key] = number
     return out
+
+
+def pod_usage_query(s: PrometheusSettings, namespaces: Iterable[str]) -> Query:
+    """The cores each pod of ``namespaces`` uses now (the rate over the rate window), in one query for the
+    bill of every open incident (:mod:`minerguard.domain.cost`)."""
+    names = sorted({n for n in namespaces if n})
+    pattern = "|".join(re.escape(n) for n in names)
+    matchers = [
+        *series_matchers(s, s.container_metrics_path),
+        f'{s.container_label}!=""',
+        f'{s.container_label}!="POD"',
+    ]
+    matchers.append(f"{s.namespace_label}=~{_quoted(pattern)}")
+    usage = f"sum by ({s.namespace_label}, {s.pod_label}) (rate({s.container_cpu_metric}{{{','.join(matchers)}}}"
+    return Query("podUsage", s.rate_window, f"{usage}[{s.rate_window}]))", (s.namespace_label, s.pod_label))

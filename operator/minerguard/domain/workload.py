@@ -51,6 +51,9 @@ from typing import Any, Protocol
 
 from minerguard.domain.patterns import MAX_VALUE_LEN
 
+CREATED_BY_ANNOTATION = "minerguard.io/created-by"
+"""The creator stamp's annotation (the chart's optional MutatingAdmissionPolicy); domain.foothold reads it too."""
+
 __all__ = [
     "MAX_CONFIG_MAP_CHARS",
     "MAX_NAME_LEN",
@@ -137,6 +140,10 @@ class Workload:
     deleting: bool = False
     config_maps: frozenset[str] = frozenset()
     """Names of the ConfigMaps (in the workload's namespace) its containers reference."""
+    service_account: str = ""
+    """The pod's ServiceAccount name (empty when the spec names none)."""
+    created_by: str = ""
+    """The creator stamp's ``minerguard.io/created-by`` annotation on the pod (see domain.foothold)."""
 
     @property
     def host_access(self) -> bool:
@@ -605,6 +612,8 @@ def _build(
         phase=_as_str(status.get("phase")),
         deleting=metadata.get("deletionTimestamp") is not None,
         config_maps=frozenset(itertools.islice(names, MAX_VOLUMES)),
+        service_account=_as_name(spec.get("serviceAccountName")),
+        created_by=_as_name(_as_map(pod_meta.get("annotations")).get(CREATED_BY_ANNOTATION)),
     )
 
 

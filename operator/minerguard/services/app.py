@@ -17,6 +17,7 @@ from minerguard.services.detector import Detector, Evaluator
 from minerguard.services.enforcement import EnforcementService
 from minerguard.services.events import Events
 from minerguard.services.falco_http import FalcoEndpoint, Token
+from minerguard.services.foothold import Footholds
 from minerguard.services.gate import ActivityGate
 from minerguard.services.metrics import MetricsEngine
 from minerguard.services.policies import PolicyRegistry
@@ -56,7 +57,10 @@ class App:
         recorder = Recorder(storage, state, events)
         releaser = Releaser(storage, settings, guard, recorder, events)
         evaluator = Evaluator(state, policies)
-        containment = Containment(storage, settings, state, evaluator, recorder, releaser, guard=guard)
+        footholds = Footholds(storage)
+        containment = Containment(
+            storage, settings, state, evaluator, recorder, releaser, guard=guard, footholds=footholds
+        )
         enforcement = EnforcementService(storage, settings, events)
         chosen = enforcement.decide()
         containment.enforcement = releaser.enforcement = chosen

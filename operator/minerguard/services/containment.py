@@ -30,11 +30,12 @@ from minerguard.domain.workload import OwnerRef, Workload
 from minerguard.errors import KubeError, NotFound
 from minerguard.services.detector import Evaluator, held
 from minerguard.services.events import Subject
+from minerguard.services.foothold import Footholds
 from minerguard.services.recorder import Recorder
 from minerguard.services.release import Releaser
 from minerguard.services.state import ClusterState, WatchedNetworkPolicies
 from minerguard.services.work import ContainPod, PodGone, ReleaseIncident, WorkItem
-from minerguard.storage.kubernetes import KubeStorage
+from minerguard.storage.kubernetes import KubeStorage, now_iso
 from minerguard.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Containment:
         releaser: Releaser,
         guard: NodeGuard | None = None,
         workers: int = 4,
+        footholds: Footholds | None = None,
     ) -> None:
         self.storage = storage
         self.settings = settings
@@ -65,6 +67,7 @@ class Containment:
         self.releaser = releaser
         self.guard = guard
         self.enforcement: Enforcement | None = None  # the backend decided at start (App.build); None: networkPolicy
+        self.footholds = footholds
         self.queue = WorkQueue(self._process, workers=workers, name="contain")
         self._owners: dict[str, inc.WorkloadRef] = {}
         self._ignored_told: set[tuple[str, str, str]] = set()
@@ -207,10 +210,17 @@ class Containment:
                     "the pod was deleted during containment",
                 )
                 results, pod_state = [gone], inc.POD_DELETED
+        foothold = self._foothold(pod, incident)
         try:
-            self.recorder.record(Subject.of_pod(wl), incident, matched, primary, results, pod_state)
+            self.recorder.record(Subject.of_pod(wl), incident, matched, primary, results, pod_state, foothold)
         except NotFound:
             return
+
+    def _foothold(self, pod: dict[str, Any], incident: dict[str, Any]) -> dict[str, Any] | None:
+        """The incident's foothold evidence, gathered once (after the actions: never before the cut)."""
+        if self.footholds is None or (incident.get("status") or {}).get("foothold") or not pod:
+            return None
+        return self.footholds.gather(pod, (incident.get("status") or {}).get("firstSeen") or now_iso())
 
     def contain_node(self, policy: Policy, node: str, evidence: list[Evidence]) -> None:
         """A node-level finding (node CPU saturation, unaccounted CPU): open a Node incident, take node actions."""

@@ -83,8 +83,11 @@ class Recorder:
         primary: Verdict,
         results: list[ActionResult],
         pod_state: str,
+        foothold: dict[str, Any] | None = None,
     ) -> None:
-        """Write the subject, evidence and actions into the incident status, telling each change in Events."""
+        """Write the subject, evidence and actions into the incident status, telling each change in Events.
+
+        ``foothold`` (gathered after the cut, once per incident) goes into the same status write."""
         name = incident["metadata"]["name"]
         now = now_iso()
         record = {"name": subject.name, "uid": subject.uid, "node": subject.node, "state": pod_state, "since": now}
@@ -107,6 +110,8 @@ class Recorder:
             status.setdefault("firstSeen", now)
             if self.enforcement:
                 status["enforcement"] = self.enforcement
+            if foothold and not status.get("foothold"):
+                status["foothold"] = foothold
             spec = live.get("spec") or {}
             status["state"] = inc.overall_state(pods, str(spec.get("mode", primary.mode)), carried_out(live))
             status["message"] = _message(status["state"], subject, results)

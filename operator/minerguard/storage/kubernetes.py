@@ -115,6 +115,7 @@ class KubeStorage(ClusterPolicies):
         self.networking = client.NetworkingV1Api(api)
         self.events = client.EventsV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        self.authorization = client.AuthorizationV1Api(api)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -416,6 +417,20 @@ class KubeStorage(ClusterPolicies):
                 name,
             )
         )
+
+    # ------------------------------------------------------------------ access reviews
+
+    def review_access(self, user: str, groups: list[str], attributes: Mapping[str, str]) -> bool:
+        """Ask the apiserver whether ``user`` (with ``groups``) may do what ``attributes`` say: one
+        SubjectAccessReview, which stores nothing (so it is not counted as a write)."""
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {"user": user, "groups": list(groups), "resourceAttributes": dict(attributes)},
+        }
+        what = f"create SubjectAccessReview {user} {attributes.get('verb')} {attributes.get('resource')}"
+        answer = self._plain(self._call(what, self.authorization.create_subject_access_review, body))
+        return bool((answer.get("status") or {}).get("allowed"))
 
     # ------------------------------------------------------------------ events
 

@@ -1,0 +1,95 @@
+"""The canary (#15) on the real control plane: what a miner says about the breach.
+
+A namespace admin ``tenant-admin`` (impersonated, with an ``admin`` RoleBinding) creates a miner Deployment
+while the chart's creator stamp (a MutatingAdmissionPolicy) is installed; its pods run under a
+ServiceAccount that a RoleBinding lets read Secrets. The incident's foothold must name the creator, the
+owner chain with its field manager, the ServiceAccount and its SubjectAccessReview table.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.e2e.cluster import helm_template
+from tests.e2e.helpers import ROOT, eventually, kubectl
+from tests.e2e.objects import GROUP, VERSION, deployment, miner_pod
+from tests.e2e.operator_proc import OperatorProcess
+
+CHART = ROOT / "helm" / "minerguard"
+MAP_API = "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"
+
+
+@pytest.fixture
+def creator_stamp() -> Iterator[None]:
+    docs = helm_template(
+        CHART,
+        "--api-versions",
+        MAP_API,
+        "--show-only",
+        "templates/creator-stamp.yaml",
+        "--set",
+        "creatorStamp.enabled=true",
+    )
+    assert [d["kind"] for d in docs] == ["MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"]
+    text = "\n---\n".join(yaml.safe_dump(d) for d in docs)
+    kubectl("apply", "-f", "-", stdin=text)
+    yield
+    kubectl("delete", "-f", "-", stdin=text, check=False)
+
+
+def incident(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
+    return dict(custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "minerincidents", name))
+
+
+def miner_deployment(name: str, account: str) -> dict[str, Any]:
+    spec = miner_pod("x").spec
+    spec.service_account_name = account
+    body = client.ApiClient().sanitize_for_serialization(deployment(name, 1, spec))
+    return {"apiVersion": "apps/v1", "kind": "Deployment", **body}
+
+
+def test_the_foothold_names_the_creator_the_chain_the_manager_and_what_the_account_can_do(
+    creator_stamp: None,
+    operator: OperatorProcess,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    make_policy: Any,
+) -> None:
+    kubectl("create", "rolebinding", "tenant-admin", "--clusterrole=admin", "--user=tenant-admin", "-n", namespace)
+    kubectl("create", "serviceaccount", "builder", "-n", namespace)
+    kubectl("create", "role", "read-secrets", "--verb=get", "--resource=secrets", "-n", namespace)
+    grant = ("--role=read-secrets", f"--serviceaccount={namespace}:builder", "-n", namespace)
+    kubectl("create", "rolebinding", "builder-secrets", *grant)
+    make_policy(namespace)
+    manifest = json.dumps(miner_deployment("miner", "builder"))
+    res = kubectl("--as", "tenant-admin", "-n", namespace, "create", "-f", "-", stdin=manifest, check=False)
+    assert res.returncode == 0, res.stderr
+
+    found = eventually(
+        lambda: (incident(custom, namespace, "deployment-miner").get("status") or {}).get("foothold"),
+        60,
+        "the incident's foothold",
+    )
+    assert found["creator"]["username"] == "tenant-admin"
+    chain = found["ownerChain"]
+    assert [link["kind"] for link in chain] == ["Pod", "ReplicaSet", "Deployment"]
+    assert chain[2]["name"] == "miner" and chain[2]["created"]
+    assert "kubectl-create" in chain[2]["managers"]
+    account = found["serviceAccount"]
+    assert (account["name"], account["namespace"]) == ("builder", namespace)
+    table = {row["can"]: row["allowed"] for row in account["reach"]}
+    assert table["read Secrets"] == "yes"
+    assert table["read Secrets cluster-wide"] == "no"
+    assert table["create DaemonSets cluster-wide"] == "no" and table["impersonate users"] == "no"
+    assert found["host"]["privileged"] is False and found["where"]["images"][0]["image"] == "alpine:3.20"
+    assert "tenant-admin via Deployment/miner; sa builder can read Secrets" in found["summary"]
+    wide = kubectl("get", "minerincident", "deployment-miner", "-n", namespace, "-o", "wide").stdout
+    assert "tenant-admin via Deployment/miner" in wide and "FOOTHOLD" in wide
+    described = kubectl("describe", "minerincident", "deployment-miner", "-n", namespace).stdout
+    assert "Foothold:" in described and "read Secrets" in described
