@@ -61,6 +61,19 @@ def _list(env: Mapping[str, str], key: str, default: tuple[str, ...]) -> tuple[s
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _prometheus_token(env: Mapping[str, str]) -> str:
+    """MINERGUARD_PROMETHEUS_TOKEN, or the content of MINERGUARD_PROMETHEUS_TOKEN_FILE (a mounted Secret)."""
+    token = env.get("MINERGUARD_PROMETHEUS_TOKEN", "")
+    token_file = env.get("MINERGUARD_PROMETHEUS_TOKEN_FILE", "")
+    if not token and token_file:
+        try:
+            with open(token_file, encoding="utf-8") as f:
+                token = f.read().strip()
+        except OSError as exc:
+            raise ValueError(f"MINERGUARD_PROMETHEUS_TOKEN_FILE={token_file!r} cannot be read: {exc}") from None
+    return token
+
+
 @dataclass(frozen=True)
 class PrometheusSettings:
     """How to reach Prometheus, and the metric and label names to query."""
@@ -145,6 +158,25 @@ class FalcoSettings:
 
 
 @dataclass(frozen=True)
+class CostSettings:
+    """The bill of an incident (status.cost): the price of a CPU core-hour and how often the bill is written."""
+
+    price_per_core_hour: float = 0.0445
+    """The article's ~130 USD a month for a fully used node, as 130 / 730 h / 4 cores (domain.cost)."""
+    currency: str = "USD"
+    write_interval: float = 60.0
+    """At most one status.cost write per incident per this many seconds."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> CostSettings:
+        return cls(
+            price_per_core_hour=_float(env, "MINERGUARD_COST_PRICE_PER_CORE_HOUR", 0.0445),
+            currency=env.get("MINERGUARD_COST_CURRENCY", "USD") or "USD",
+            write_interval=_float(env, "MINERGUARD_COST_WRITE_INTERVAL", 60.0),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the operator reads from its environment."""
 
@@ -162,6 +194,7 @@ class Settings:
     prometheus: PrometheusSettings = field(default_factory=PrometheusSettings)
     guards: GuardSettings = field(default_factory=GuardSettings)
     falco: FalcoSettings = field(default_factory=FalcoSettings)
+    cost: CostSettings = field(default_factory=CostSettings)
     log_format: str = "text"
     log_level: str = "INFO"
     metrics_port: int = 0
@@ -174,17 +207,9 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        token = env.get("MINERGUARD_PROMETHEUS_TOKEN", "")
-        token_file = env.get("MINERGUARD_PROMETHEUS_TOKEN_FILE", "")
-        if not token and token_file:
-            try:
-                with open(token_file, encoding="utf-8") as f:
-                    token = f.read().strip()
-            except OSError as exc:
-                raise ValueError(f"MINERGUARD_PROMETHEUS_TOKEN_FILE={token_file!r} cannot be read: {exc}") from None
         prom = PrometheusSettings(
             url=env.get("MINERGUARD_PROMETHEUS_URL", ""),
-            token=token,
+            token=_prometheus_token(env),
             ca_file=env.get("MINERGUARD_PROMETHEUS_CA_FILE", ""),
             timeout=_float(env, "MINERGUARD_PROMETHEUS_TIMEOUT", 10.0),
             container_cpu_metric=env.get("MINERGUARD_METRIC_CONTAINER_CPU", "container_cpu_usage_seconds_total"),
@@ -225,6 +250,7 @@ class Settings:
             prometheus=prom,
             guards=guards,
             falco=FalcoSettings.from_env(env),
+            cost=CostSettings.from_env(env),
             log_format=env.get("MINERGUARD_LOG_FORMAT", "text"),
             log_level=env.get("MINERGUARD_LOG_LEVEL", "INFO"),
             metrics_port=_int(env, "MINERGUARD_METRICS_PORT", 0),

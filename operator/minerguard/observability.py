@@ -44,6 +44,11 @@ API_WRITES = Counter("minerguard_api_writes_total", "Kubernetes API write calls 
 ENFORCEMENT_BACKEND = Gauge(
     "minerguard_enforcement_backend", "The quarantine backend decided at start (1 for the one in use).", ["backend"]
 )
+STOLEN_CPU = Counter(
+    "minerguard_stolen_cpu_core_seconds",
+    "CPU core-seconds burned by the pods of open MinerIncidents (the bill, status.cost), by namespace.",
+    ["namespace"],
+)
 PODS_WATCHED = Gauge("minerguard_pods_watched", "Pods in the operator's watch cache.")
 WORK_QUEUE_DEPTH = Gauge("minerguard_work_queue_depth", "Work items queued, running or waiting for a retry.")
 BUILD = Info("minerguard_build", "The running minerguard: its version and Python's (always 1).")

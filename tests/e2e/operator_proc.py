@@ -57,6 +57,7 @@ class OperatorProcess:
                 "MINERGUARD_METRICS_INTERVAL": "2",
                 "MINERGUARD_RATE_WINDOW": "10s",
                 "MINERGUARD_PROMETHEUS_TIMEOUT": "3",
+                "MINERGUARD_COST_WRITE_INTERVAL": "2",
                 "PYTHONUNBUFFERED": "1",
             }
         )

@@ -9,6 +9,8 @@ owner chain with its field manager, the ServiceAccount and its SubjectAccessRevi
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,8 +19,8 @@ import yaml
 from kubernetes import client
 
 from tests.e2e.cluster import helm_template
-from tests.e2e.helpers import ROOT, eventually, kubectl
-from tests.e2e.objects import GROUP, VERSION, deployment, miner_pod
+from tests.e2e.helpers import KUBECONFIG, ROOT, consistently, eventually, kubectl
+from tests.e2e.objects import GROUP, VERSION, WALLET, deployment, miner_pod
 from tests.e2e.operator_proc import OperatorProcess
 
 CHART = ROOT / "helm" / "minerguard"
@@ -93,3 +95,71 @@ def test_the_foothold_names_the_creator_the_chain_the_manager_and_what_the_accou
     assert "tenant-admin via Deployment/miner" in wide and "FOOTHOLD" in wide
     described = kubectl("describe", "minerincident", "deployment-miner", "-n", namespace).stdout
     assert "Foothold:" in described and "read Secrets" in described
+    cli = subprocess.run(
+        [sys.executable, "-m", "minerguard", "incident", "describe", f"{namespace}/deployment-miner",
+         "--kubeconfig", str(KUBECONFIG)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    assert "Created By:        tenant-admin" in cli.stdout and "Deployment miner" in cli.stdout
+    assert f"1. Rotate the token of ServiceAccount {namespace}/builder - it can read Secrets" in cli.stdout
+    assert "2. Check the credentials of tenant-admin" in cli.stdout
+
+
+def test_a_second_namespace_with_the_same_wallet_is_related_and_the_bill_grows_until_release(
+    operator: OperatorProcess,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    make_policy: Any,
+) -> None:
+    second = f"{namespace[:50]}-b"
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=second, labels={"minerguard-test": "1"}))
+    )
+    try:
+        helper = client.V1Pod(
+            metadata=client.V1ObjectMeta(name="helper"),
+            spec=client.V1PodSpec(
+                containers=[client.V1Container(name="c", image="busybox", command=["sleep"], args=["--id", WALLET])]
+            ),
+        )
+        eventually(lambda: core.create_namespaced_pod(second, helper), 30, "the helper pod (no policy there)")
+        make_policy(namespace)
+        burning = miner_pod("miner")
+        burning.metadata.annotations = {"kwok.x-k8s.io/usage-cpu": "1"}
+        core.create_namespaced_pod(namespace, burning)
+
+        def related_found() -> dict[str, Any] | None:
+            status = incident(custom, namespace, "pod-miner").get("status") or {}
+            return status if any(r["namespace"] == second for r in status.get("related") or []) else None
+
+        status = eventually(related_found, 60, "the helper in the second namespace listed as related")
+        entry = next(r for r in status["related"] if r["namespace"] == second)
+        assert entry["name"] == "helper" and entry["kind"] == "Pod" and entry["shares"][0].startswith("wallet 4AAAA")
+        notes = [e.message for e in core.list_namespaced_event(namespace).items if e.reason == "RelatedWorkloadsFound"]
+        assert notes and f"Pod {second}/helper" in notes[0]
+        assert "minerguard.io/quarantined" not in (core.read_namespaced_pod("helper", second).metadata.labels or {})
+
+        def billed(above: float) -> float | None:
+            bill = (incident(custom, namespace, "pod-miner").get("status") or {}).get("cost") or {}
+            seconds = float(bill.get("cpuCoreSeconds") or 0)
+            return seconds if seconds > above and bill["estimate"].endswith(" USD") else None
+
+        first = eventually(lambda: billed(0.0), 60, "a bill for the burning pod")
+        eventually(lambda: billed(first + 2), 30, "the bill growing while the pod burns CPU")
+        wide = kubectl("get", "minerincident", "pod-miner", "-n", namespace).stdout
+        assert "EST. COST" in wide and " USD" in wide
+
+        custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, "minerincidents", "pod-miner", {"spec": {"release": True}}
+        )
+        eventually(lambda: incident(custom, namespace, "pod-miner")["status"]["state"] == "Released", 30, "released")
+        at_release = incident(custom, namespace, "pod-miner")["status"]["cost"]
+        consistently(
+            lambda: incident(custom, namespace, "pod-miner")["status"]["cost"] == at_release,
+            8,
+            "the bill stopped at the release",
+        )
+    finally:
+        core.delete_namespace(second, propagation_policy="Background")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from minerguard.config import FalcoSettings, GuardSettings, PrometheusSettings, Settings
+from minerguard.config import CostSettings, FalcoSettings, GuardSettings, PrometheusSettings, Settings
 
 pytestmark = pytest.mark.unit
 
@@ -131,6 +131,9 @@ FULL_ENV = {
     "MINERGUARD_FALCO_RETENTION": "600",
     "MINERGUARD_ENFORCEMENT": "cilium",
     "MINERGUARD_ENFORCEMENT_PRIORITY": "7",
+    "MINERGUARD_COST_PRICE_PER_CORE_HOUR": "0.08",
+    "MINERGUARD_COST_CURRENCY": "EUR",
+    "MINERGUARD_COST_WRITE_INTERVAL": "30",
 }
 
 
@@ -192,6 +195,7 @@ def test_every_variable_is_read() -> None:
         ),
         enforcement="cilium",
         enforcement_priority=7,
+        cost=CostSettings(price_per_core_hour=0.08, currency="EUR", write_interval=30.0),
     )
 
 
@@ -204,6 +208,13 @@ def test_an_unknown_enforcement_backend_is_an_error() -> None:
     with pytest.raises(ValueError, match="MINERGUARD_ENFORCEMENT='iptables' is not one of auto, adminNetworkPolicy"):
         Settings.from_env({"MINERGUARD_ENFORCEMENT": "iptables"})
     assert Settings.from_env({"MINERGUARD_ENFORCEMENT": " "}).enforcement == "auto"
+
+
+def test_the_default_price_is_the_articles_node_month() -> None:
+    """130 USD a month for a fully used node, as 130 / 730 h / 4 cores (domain.cost states the derivation)."""
+    from minerguard.domain.cost import DEFAULT_PRICE_PER_CORE_HOUR
+
+    assert Settings.from_env({}).cost == CostSettings(DEFAULT_PRICE_PER_CORE_HOUR, "USD", 60.0)
 
 
 def test_numbers_have_their_types() -> None:

@@ -11,6 +11,7 @@ from minerguard import observability
 from minerguard.actions.guard import NodeGuard
 from minerguard.config import Settings
 from minerguard.domain import netpol
+from minerguard.services.canary import Canary
 from minerguard.services.configmaps import ConfigMapCache, ConfigMapService
 from minerguard.services.containment import Containment
 from minerguard.services.detector import Detector, Evaluator
@@ -43,6 +44,7 @@ class App:
     configmaps: ConfigMapService
     enforcement: EnforcementService
     runtime: RuntimeEvents
+    canary: Canary
     falco: FalcoEndpoint | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -81,6 +83,7 @@ class App:
             f = settings.falco
             token = Token(storage, settings.namespace, f.token_secret, f.token_key)
             falco = FalcoEndpoint(f, token, runtime, gate.active)
+        canary = Canary(settings.cost, settings.prometheus, state, recorder, events, metrics.client)
         return cls(
             settings,
             storage,
@@ -93,6 +96,7 @@ class App:
             configmaps,
             enforcement,
             runtime,
+            canary,
             falco,
         )
 
@@ -110,7 +114,7 @@ class App:
         self._loop("resync", self.settings.resync_interval, self.detector.resync)
         self._loop("enforcement", self.settings.resync_interval, self.enforcement.maintain)
         self._loop("policy-status", self.settings.status_interval, self.report_policy_counts)
-        self._loop("metrics", self.settings.prometheus.interval, self.metrics.cycle)
+        self._loop("metrics", self.settings.prometheus.interval, self.metric_cycle)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -130,6 +134,11 @@ class App:
         t = threading.Thread(target=run, name=name, daemon=True)
         t.start()
         self.threads.append(t)
+
+    def metric_cycle(self) -> None:
+        """The CPU signals, then the bill and related workloads of open incidents (the canary)."""
+        self.metrics.cycle()
+        self.canary.cycle()
 
     def report_policy_counts(self) -> None:
         """Patch matchedPods/containedPods on each policy whose counts changed; report the queue's depth."""

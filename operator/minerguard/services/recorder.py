@@ -127,6 +127,31 @@ class Recorder:
         updated = retrying(attempt, what=f"record MinerIncident {subject.namespace}/{name}")
         self.state.put_incident(subject.namespace, name, updated)
 
+    def annotate(self, namespace: str, name: str, fields: Mapping[str, Any]) -> None:
+        """Write the canary's fields (``cost``, ``related``, ``relatedCount``) into an open incident's status.
+
+        Nothing else changes; an incident released or ended meanwhile is left alone (its bill stops there).
+        """
+        first = True
+
+        def attempt() -> dict[str, Any] | None:
+            nonlocal first
+            cached = self.state.incident(namespace, name) if first else None
+            live = cached.body if cached is not None else self.storage.get_incident(namespace, name)
+            first = False
+            status = dict(live.get("status") or {})
+            if (live.get("spec") or {}).get("release") or status.get("state") not in inc.OPEN_STATES:
+                return None
+            new = {**status, **fields}
+            if new == status:
+                return None
+            return self.storage.replace_incident_status(namespace, inc.with_status(live, new, now_iso()))
+
+        with self.lock(namespace, name):
+            updated = retrying(attempt, what=f"bill of MinerIncident {namespace}/{name}")
+        if updated is not None:
+            self.state.put_incident(namespace, name, updated)
+
     def kept(self, subject: Subject, name: str, policy: str, result: ActionResult, unmatched: bool) -> None:
         """The upkeep of a quarantine that no verdict asks for any more: tell what was restored and, once per pod,
         that the pod stays contained although it matches no policy (an Event and the incident's message)."""
