@@ -133,6 +133,17 @@ class BenchCluster:
             raise BenchError(f"kubectl {' '.join(args)} failed: {res.stderr.strip()[-2000:]}")
         return res.stdout
 
+    def apply_creator_stamp(self) -> None:
+        """The chart's creator stamp (a MutatingAdmissionPolicy and its binding), rendered by helm."""
+        helm = tools_bindir() / "helm"
+        rendered = subprocess.run(
+            [str(helm), "template", "minerguard", str(ROOT / "helm" / "minerguard"), "--kube-version",
+             "1.36.0", "--api-versions", "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy",
+             "--show-only", "templates/creator-stamp.yaml", "--set", "creatorStamp.enabled=true"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        self.kubectl("apply", "-f", "-", stdin=rendered)
+
     def apply_crds(self) -> None:
         self.kubectl("apply", "--server-side", "-f", str(CRDS))
         self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")

