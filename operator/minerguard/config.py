@@ -177,6 +177,46 @@ class CostSettings:
 
 
 @dataclass(frozen=True)
+class RegistrySettings:
+    """Reading image configs from registries (``signals.imageConfig``): off unless ``enabled``.
+
+    ``registries``: the only registry hosts (host[:port]) read; empty means any registry on a public
+    address. ``insecure``: hosts read over plain http (listed ones only, e.g. a loopback test registry).
+    ``credentials_secret``: the one docker-config Secret in the operator's namespace it reads, if any.
+    """
+
+    enabled: bool = False
+    registries: tuple[str, ...] = ()
+    insecure: tuple[str, ...] = ()
+    credentials_secret: str = ""
+    timeout: float = 10.0
+    concurrency: int = 4
+    rate: float = 5.0
+    """Requests a second per registry host (bursts of twice that)."""
+    max_config_bytes: int = 1 << 20
+    cache_size: int = 4096
+    """Image configs kept (by manifest digest; a tag's resolution is kept ``tag_ttl`` seconds)."""
+    tag_ttl: float = 600.0
+    negative_ttl: float = 120.0
+    """Seconds a failed read is remembered before that image is asked again."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RegistrySettings:
+        return cls(
+            enabled=_bool(env, "MINERGUARD_IMAGES_ENABLED", False),
+            registries=_list(env, "MINERGUARD_IMAGES_REGISTRIES", ()),
+            insecure=_list(env, "MINERGUARD_IMAGES_INSECURE", ()),
+            credentials_secret=env.get("MINERGUARD_IMAGES_CREDENTIALS_SECRET", ""),
+            timeout=_float(env, "MINERGUARD_IMAGES_TIMEOUT", 10.0),
+            concurrency=max(1, _int(env, "MINERGUARD_IMAGES_CONCURRENCY", 4)),
+            rate=_float(env, "MINERGUARD_IMAGES_RATE", 5.0),
+            max_config_bytes=_int(env, "MINERGUARD_IMAGES_MAX_CONFIG_BYTES", 1 << 20),
+            cache_size=_int(env, "MINERGUARD_IMAGES_CACHE_SIZE", 4096),
+            negative_ttl=_float(env, "MINERGUARD_IMAGES_NEGATIVE_TTL", 120.0),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the operator reads from its environment."""
 
@@ -203,6 +243,7 @@ class Settings:
     """The quarantine backend: auto, adminNetworkPolicy, cilium, calico or networkPolicy."""
     enforcement_priority: int = 0
     """The priority (order, for Calico) of the cluster-wide Deny policy: 0 is the highest."""
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -257,4 +298,5 @@ class Settings:
             metrics_address=env.get("MINERGUARD_METRICS_ADDRESS", "0.0.0.0"),  # noqa: S104
             enforcement=enforcement,
             enforcement_priority=_int(env, "MINERGUARD_ENFORCEMENT_PRIORITY", 0),
+            registry=RegistrySettings.from_env(env),
         )
