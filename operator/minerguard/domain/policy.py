@@ -125,6 +125,8 @@ class Signals:
     """Read the ConfigMaps the pod references (envFrom, configMapKeyRef, configMap and projected volumes)."""
     decode_payloads: bool = True
     """Decode base64, hex and printf payloads in scripts and look inside them."""
+    image_config: bool = False
+    """Read each container's image config and history as read from its registry (when the operator has them)."""
     # Pre-checks over each family's patterns (see PatternSet); derived, not compared.
     image_set: PatternSet = field(init=False, repr=False, compare=False)
     host_set: PatternSet = field(init=False, repr=False, compare=False)
@@ -405,6 +407,7 @@ _SIGNAL_FIELDS = (
     "configMaps",
     "decodePayloads",
     "runtime",
+    "imageConfig",
 )
 
 
@@ -434,6 +437,7 @@ def _signals(raw: Mapping[str, Any], path: str) -> tuple[Signals, CpuSignals | N
         wallet_patterns=wallet_patterns,
         config_maps=_flag(raw, "configMaps", path, False),
         decode_payloads=_flag(raw, "decodePayloads", path, True),
+        image_config=_flag(raw, "imageConfig", path, False),
     )
     return signals, _cpu(opt_mapping(raw, "cpu", path), f"{path}.cpu")
 

@@ -49,6 +49,7 @@ from decimal import Decimal, DecimalException
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from minerguard.domain.oci import ImageConfig
 from minerguard.domain.patterns import MAX_VALUE_LEN
 
 CREATED_BY_ANNOTATION = "minerguard.io/created-by"
@@ -101,6 +102,14 @@ class ContainerView:
     config_env: tuple[tuple[str, str], ...] = ()
     files: tuple[tuple[str, str], ...] = ()
     oversized: tuple[str, ...] = ()
+    image_config: ImageConfig | None = None
+    """The image's config, once read from its registry (see :mod:`minerguard.domain.detection.image`)."""
+    command_from: str = "command"
+    args_from: str = "args"
+    """Where ``command`` and ``args`` come from, as evidence names it (the pod spec, or the image)."""
+    image_env: tuple[tuple[str, str], ...] = ()
+    """The image's env beneath the pod's; ``image_texts``: (where, text) of other image config fields."""
+    image_texts: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from functools import cached_property
 from urllib.parse import unquote
 
 from minerguard.domain.detection.evidence import Evidence
+from minerguard.domain.detection.image import image_views, without_image
 from minerguard.domain.detection.options import POOL_OPTIONS, USER_OPTIONS, config_words, option_pairs
 from minerguard.domain.detection.shell import Expansion, argv_of, expand, expand_k8s_vars
 from minerguard.domain.detection.tokens import (
@@ -96,10 +97,11 @@ class Options:
 
     config_maps: bool = False
     decode: bool = True
+    image: bool = False
 
     @classmethod
     def of(cls, signals: Signals) -> Options:
-        return cls(signals.config_maps, signals.decode_payloads)
+        return cls(signals.config_maps, signals.decode_payloads, signals.image_config)
 
 
 MAX_SOURCES = 20000
@@ -177,7 +179,8 @@ class _Text:
     @cached_property
     def expansion(self) -> Expansion:
         files = dict(self.container.files) if self.options.config_maps else {}
-        return expand(self.argv, dict(self.env), files, decode=self.options.decode)
+        env = dict(self.container.image_env) | dict(self.env)  # the image's env beneath the pod's
+        return expand(self.argv, env, files, decode=self.options.decode)
 
     @cached_property
     def sources(self) -> list[tuple[str, str]]:
@@ -185,7 +188,8 @@ class _Text:
         decoded payloads and here-documents, the commands scripts run (variables substituted),
         and miner configs read as options."""
         env = [(f"env {name}" if name else "env", value) for name, value in self.env]
-        found = self.argv + env
+        env += [(f"image config Env {name}", value) for name, value in self.container.image_env]
+        found = self.argv + env + list(self.container.image_texts)
         glued = ((c.where, _glued(w)) for c in self.expansion.commands for w in c.words if not w.startswith("--"))
         found += [(where, value) for where, value in glued if value and len(value) > 8]
         found += self.expansion.texts
@@ -384,7 +388,8 @@ class _View:
 
     def __init__(self, workload: Workload, options: Options) -> None:
         self.workload = workload
-        self.texts = [_Text(container, options) for container in workload.containers]
+        views = (image_views(c) if options.image else (without_image(c),) for c in workload.containers)
+        self.texts = [_Text(view, options) for views_of in views for view in views_of]
         self._lines: dict[str, str] = {}
 
     def lines(self, family: str) -> str:

@@ -906,7 +906,8 @@ def expand(
 
 def argv_of(container: ContainerView) -> list[tuple[str, str]]:
     """(where, item) of the container's command and args."""
-    return [("command", item) for item in container.command] + [("args", item) for item in container.args]
+    command = [(container.command_from, item) for item in container.command]
+    return command + [(container.args_from, item) for item in container.args]
 
 
 def expand_k8s_vars(argv: Sequence[tuple[str, str]], env: Mapping[str, str]) -> tuple[list[tuple[str, str]], bool]:
