@@ -178,6 +178,15 @@ apt_install() {
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# docker-registry (distribution 2.8): the real registry on loopback that tests/e2e/test_images.py
+# pushes test images to and the operator reads image configs from (issue #13).
+check_registry() {
+  system_tool docker-registry >/dev/null && return 0
+  log "installing docker-registry from Debian packages (the image-inspection tests' registry)"
+  apt_install docker-registry
+  system_tool docker-registry >/dev/null || { log "docker-registry is not installed and could not be installed"; exit 1; }
+}
+
 # mmdebstrap, umoci and skopeo build the operator image without Docker (make image).
 check_image_tools() {
   local missing=() t
@@ -221,6 +230,7 @@ case "${1:-build}" in
     exec 9>"$CACHE/.build.lock"
     flock 9
     check_prometheus
+    check_registry
     check_image_tools
     build_etcd
     build_kwok

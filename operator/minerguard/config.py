@@ -182,13 +182,13 @@ class RegistrySettings:
 
     ``registries``: the only registry hosts (host[:port]) read; empty means any registry on a public
     address. ``insecure``: hosts read over plain http (listed ones only, e.g. a loopback test registry).
-    ``credentials_secret``: the one docker-config Secret in the operator's namespace it reads, if any.
+    ``credentials_file``: the one docker-config Secret the chart names, mounted as a file (no Secret RBAC), if any.
     """
 
     enabled: bool = False
     registries: tuple[str, ...] = ()
     insecure: tuple[str, ...] = ()
-    credentials_secret: str = ""
+    credentials_file: str = ""
     timeout: float = 10.0
     concurrency: int = 4
     rate: float = 5.0
@@ -206,7 +206,7 @@ class RegistrySettings:
             enabled=_bool(env, "MINERGUARD_IMAGES_ENABLED", False),
             registries=_list(env, "MINERGUARD_IMAGES_REGISTRIES", ()),
             insecure=_list(env, "MINERGUARD_IMAGES_INSECURE", ()),
-            credentials_secret=env.get("MINERGUARD_IMAGES_CREDENTIALS_SECRET", ""),
+            credentials_file=env.get("MINERGUARD_IMAGES_CREDENTIALS_FILE", ""),
             timeout=_float(env, "MINERGUARD_IMAGES_TIMEOUT", 10.0),
             concurrency=max(1, _int(env, "MINERGUARD_IMAGES_CONCURRENCY", 4)),
             rate=_float(env, "MINERGUARD_IMAGES_RATE", 5.0),

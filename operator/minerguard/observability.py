@@ -49,6 +49,12 @@ STOLEN_CPU = Counter(
     "CPU core-seconds burned by the pods of open MinerIncidents (the bill, status.cost), by namespace.",
     ["namespace"],
 )
+IMAGE_CONFIG_READS = Counter(
+    "minerguard_image_config_reads_total",
+    "Image configs read from registries (one per image digest and platform; cache hits are not reads), by result:"
+    " Read, or why not (Unreachable, Refused, TooLarge, Invalid, NotFound, NotAllowed, Unavailable, RateLimited).",
+    ["result"],
+)
 PODS_WATCHED = Gauge("minerguard_pods_watched", "Pods in the operator's watch cache.")
 WORK_QUEUE_DEPTH = Gauge("minerguard_work_queue_depth", "Work items queued, running or waiting for a retry.")
 BUILD = Info("minerguard_build", "The running minerguard: its version and Python's (always 1).")

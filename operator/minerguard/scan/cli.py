@@ -8,7 +8,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from minerguard.config import RegistrySettings
 from minerguard.domain.text import printable
+from minerguard.scan.images import ImageInspector
 from minerguard.scan.output import write_json, write_sarif, write_text
 from minerguard.scan.reading import Run
 from minerguard.scan.scanning import load_policies, scan
@@ -35,6 +37,26 @@ def _parser() -> argparse.ArgumentParser:
         default="enforce",
         help="which matches make the exit status 1: of Enforce policies (default), of any policy, or none",
     )
+    parser.add_argument(
+        "--inspect-images",
+        action="store_true",
+        help="read each image's config and history from its registry for policies with signals.imageConfig "
+        "(off by default; an image that cannot be read is scanned on its spec, with a note)",
+    )
+    parser.add_argument(
+        "--registry",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="with --inspect-images, read only these registries (repeatable; default: any on a public address)",
+    )
+    parser.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="with --inspect-images, read this registry over plain http (repeatable; also allows it)",
+    )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="manifest file or folder, or - for standard input")
     return parser
 
@@ -49,8 +71,12 @@ def main(argv: list[str]) -> int:
     policies = load_policies(args.policies or [default_pack()], run)
     results: list[dict[str, Any]] = []
     workloads = 0
+    images = None
+    if args.inspect_images:
+        settings = RegistrySettings(True, tuple(args.registry), tuple(args.insecure_registry))
+        images = ImageInspector(settings, lambda note: print(printable(f"minerguard scan: {note}"), file=sys.stderr))
     if policies:
-        results, workloads = scan(args.paths, policies, run)
+        results, workloads = scan(args.paths, policies, run, images)
     if args.output == "json":
         write_json(sys.stdout, results, policies, run)
     elif args.output == "sarif":

@@ -8,7 +8,7 @@ ConfigMap that is not in the files is unknown, and Secrets are never read.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from minerguard.domain.detection import Verdict, evaluate, prepare
@@ -95,7 +95,10 @@ def result(obj: SourceObject, workload: Workload, verdict: Verdict, positions: P
     }
 
 
-def scan(paths: Sequence[str], policies: Sequence[Policy], run: Run) -> tuple[list[dict[str, Any]], int]:
+def scan(
+    paths: Sequence[str], policies: Sequence[Policy], run: Run, images: Callable[[Workload], Workload] | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Every workload of the files evaluated against the policies (``images``: gives them their image configs)."""
     results: list[dict[str, Any]] = []
     workloads = 0
     positions = Positions(run)
@@ -106,6 +109,8 @@ def scan(paths: Sequence[str], policies: Sequence[Policy], run: Run) -> tuple[li
     for obj in objects:
         for workload in _workloads(obj, run, config_maps):
             workloads += 1
+            if images is not None and any(p.signals.image_config for p in policies):
+                workload = images(workload)
             prepared = prepare(workload)
             for policy in policies:
                 verdict = evaluate(policy, workload, None, prepared=prepared)

@@ -20,6 +20,7 @@ from minerguard.services.events import Events
 from minerguard.services.falco_http import FalcoEndpoint, Token
 from minerguard.services.foothold import Footholds
 from minerguard.services.gate import ActivityGate
+from minerguard.services.images import ImageConfigs
 from minerguard.services.metrics import MetricsEngine
 from minerguard.services.policies import PolicyRegistry
 from minerguard.services.recorder import Recorder
@@ -27,6 +28,7 @@ from minerguard.services.release import Releaser
 from minerguard.services.runtime import RuntimeEvents
 from minerguard.services.state import ClusterState
 from minerguard.storage.kubernetes import KubeStorage, load_api_client
+from minerguard.storage.registry import RegistryReader, read_credentials
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class App:
     runtime: RuntimeEvents
     canary: Canary
     falco: FalcoEndpoint | None = None
+    images: ImageConfigs | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
@@ -78,6 +81,11 @@ class App:
         cache = ConfigMapCache()
         evaluator.config_maps = cache
         configmaps = ConfigMapService(cache, state, storage, detector.observe_pod)
+        images = None
+        if settings.registry.enabled:  # no registry is ever contacted unless the chart says so
+            reader = RegistryReader(settings.registry, read_credentials(settings.registry.credentials_file))
+            images = evaluator.images = ImageConfigs(settings.registry, reader, state)
+            images.on_ready = detector.reevaluate_keys
         falco = None
         if settings.falco.enabled:
             f = settings.falco
@@ -98,6 +106,7 @@ class App:
             runtime,
             canary,
             falco,
+            images,
         )
 
     def start(self) -> None:
@@ -115,10 +124,19 @@ class App:
         self._loop("enforcement", self.settings.resync_interval, self.enforcement.maintain)
         self._loop("policy-status", self.settings.status_interval, self.report_policy_counts)
         self._loop("metrics", self.settings.prometheus.interval, self.metric_cycle)
+        if self.images is not None:
+            images, reported = self.images, dict[str, tuple[str, str]]()
+            self._loop(
+                "image-status",
+                self.settings.status_interval,
+                lambda: images.report(self.storage, self.policies.ready(), reported),
+            )
 
     def stop(self) -> None:
         self.stop_event.set()
         self.containment.stop()
+        if self.images is not None:
+            self.images.stop()
         for t in self.threads:
             t.join(timeout=5)
 

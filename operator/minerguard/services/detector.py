@@ -21,6 +21,7 @@ from minerguard.domain import netpol
 from minerguard.domain.detection import Evidence, Verdict, evaluate, prepare
 from minerguard.domain.policy import Policy
 from minerguard.domain.workload import ConfigMapLookup, Workload, parse_quantity, workload_from_pod
+from minerguard.services.images import ImageConfigs
 from minerguard.services.policies import PolicyRegistry
 from minerguard.services.state import ClusterState, NodeEntry, PodEntry, PodKey, resource_version, seen
 from minerguard.services.work import ContainPod, PodGone, ReleaseIncident, WorkItem
@@ -42,6 +43,8 @@ class Evaluator:
         self.metric_findings = metric_findings
         self.config_maps: ConfigMapLookup | None = None
         """Where the ConfigMaps pods reference are read (the ConfigMap cache), if anywhere."""
+        self.images: ImageConfigs | None = None
+        """Where image configs are read (registry reading enabled), if anywhere."""
 
     def workload(self, pod: dict[str, Any]) -> Workload:
         """The detection view of a pod, with the ConfigMaps it references."""
@@ -51,8 +54,11 @@ class Evaluator:
         """The verdicts that matched, in policy order."""
         labels = self.state.namespace_labels(wl.namespace)
         started = time.perf_counter()
+        policies = self.policies.ready()
+        if self.images is not None and any(p.signals.image_config for p in policies):
+            wl = self.images.attach(wl)  # the configs known now; the others are read in the background
         prepared = prepare(wl)
-        verdicts = [evaluate(p, wl, labels, self.metric_findings(p, wl), prepared) for p in self.policies.ready()]
+        verdicts = [evaluate(p, wl, labels, self.metric_findings(p, wl), prepared) for p in policies]
         observability.EVALUATION_SECONDS.observe(time.perf_counter() - started)
         return [v for v in verdicts if v.matched]
 

@@ -75,6 +75,18 @@ def parse_docker_config(raw: bytes | str) -> dict[str, tuple[str, str]]:
     return out
 
 
+def read_credentials(path: str) -> dict[str, tuple[str, str]]:
+    """The registry credentials of the docker-config file at ``path`` (the chart's one Secret, mounted); none
+    without a path. An unreadable file is an error at start, not a silent anonymous operator."""
+    if not path:
+        return {}
+    try:
+        with open(path, "rb") as f:
+            return parse_docker_config(f.read(1 << 20))
+    except OSError as exc:
+        raise ValueError(f"MINERGUARD_IMAGES_CREDENTIALS_FILE={path!r} cannot be read: {exc}") from None
+
+
 class _Bucket:
     """A token bucket: ``rate`` requests a second, bursts of ``burst``."""
 
