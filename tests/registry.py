@@ -129,7 +129,7 @@ class Registry:
         self._token_cache: dict[str, str] = {}
         config: dict[str, Any] = {
             "version": 0.1,
-            "log": {"level": "warn"},
+            "log": {"level": "info", "accesslog": {"disabled": False}},
             "storage": {"filesystem": {"rootdirectory": str(workdir / "data")}},
             "http": {"addr": self.host},
         }
@@ -157,6 +157,11 @@ class Registry:
             self.proc.terminate()
             self.proc.wait(timeout=10)
             self.proc = None
+
+    def served(self, path: str) -> int:
+        """How many GETs of ``path`` (e.g. ``/v2/r/blobs/sha256:...``) the registry answered, from its access log."""
+        log = (self.workdir / "registry.log").read_text(errors="replace")
+        return sum(1 for line in log.splitlines() if f'"GET {path} ' in line)
 
     # -- pushing --------------------------------------------------------------------------
 

@@ -195,7 +195,9 @@ class RegistrySettings:
     """Requests a second per registry host (bursts of twice that)."""
     max_config_bytes: int = 1 << 20
     cache_size: int = 4096
-    """Image configs kept (by manifest digest; a tag's resolution is kept ``tag_ttl`` seconds)."""
+    """Image configs kept (by manifest digest; a tag's resolution is kept ``tag_ttl`` seconds)..."""
+    cache_bytes: int = 64 << 20
+    """... and at most this many characters of their text in all (a config may hold up to 1 MiB)."""
     tag_ttl: float = 600.0
     negative_ttl: float = 120.0
     """Seconds a failed read is remembered before that image is asked again."""
@@ -212,6 +214,7 @@ class RegistrySettings:
             rate=_float(env, "MINERGUARD_IMAGES_RATE", 5.0),
             max_config_bytes=_int(env, "MINERGUARD_IMAGES_MAX_CONFIG_BYTES", 1 << 20),
             cache_size=_int(env, "MINERGUARD_IMAGES_CACHE_SIZE", 4096),
+            cache_bytes=_int(env, "MINERGUARD_IMAGES_CACHE_BYTES", 64 << 20),
             negative_ttl=_float(env, "MINERGUARD_IMAGES_NEGATIVE_TTL", 120.0),
         )
 

@@ -34,6 +34,9 @@ class Reader:
         self.reads: list[tuple[str, Platform]] = []
         self.release = threading.Event()
 
+    def allowed(self, host: str) -> bool:
+        return host != "not.allowed.example"
+
     def read_config(self, ref: Reference, platform: Platform) -> tuple[str, ImageConfig]:
         self.reads.append((str(ref), platform))
         self.release.wait(5)
@@ -157,4 +160,23 @@ def test_evaluator_matches_on_the_image_once_read() -> None:
     assert images.done.wait(5)  # type: ignore[attr-defined]
     [verdict] = evaluator.matches(wl)
     assert any("image config Entrypoint" in e.detail for e in verdict.evidence)
+    images.stop()
+
+
+def test_the_cache_is_bounded_in_characters() -> None:
+    reader = Reader(ImageConfig(history=((1, "x" * 60_000),)))
+    reader.release.set()
+    images, _ = service(reader, cache_bytes=200_000)
+    for i in range(10):
+        images.attach(workload_from_pod(pod(f"p{i}", image=f"reg.example/x{i}:1")))
+    settled(lambda: len(reader.reads) == 10 and not images._waiting)
+    assert images._bytes <= 200_000 and len(images._configs) == 3
+    images.stop()
+
+
+def test_registries_left_out_are_never_asked() -> None:
+    reader = Reader(MINER)
+    images, _ = service(reader)
+    images.attach(workload_from_pod(pod("p", image="not.allowed.example/x:1")))
+    assert not reader.reads and not images._waiting and images.health[0] == "True"
     images.stop()

@@ -239,6 +239,19 @@ class ImageConfig:
     history: tuple[tuple[int, str], ...] = ()
     digest: str = ""
 
+    @property
+    def size(self) -> int:
+        """Characters of text held (what the operator's cache counts)."""
+        pairs = self.env + self.labels
+        words = (self.entrypoint or ()) + (self.cmd or ())
+        return (
+            sum(len(a) + len(b) for a, b in pairs)
+            + sum(len(w) for w in words)
+            + sum(len(t) for _, t in self.history)
+            + len(self.working_dir)
+            + 64 * (len(pairs) + len(words) + len(self.history) + 1)
+        )
+
 
 def _clip(value: object) -> str:
     if not isinstance(value, str):

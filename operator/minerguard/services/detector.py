@@ -18,7 +18,7 @@ from minerguard import observability
 from minerguard.actions.quarantine import INCIDENT_ANNOTATION
 from minerguard.domain import incidents as inc
 from minerguard.domain import netpol
-from minerguard.domain.detection import Evidence, Verdict, evaluate, prepare
+from minerguard.domain.detection import Evidence, Verdict, evaluate, in_scope, prepare
 from minerguard.domain.policy import Policy
 from minerguard.domain.workload import ConfigMapLookup, Workload, parse_quantity, workload_from_pod
 from minerguard.services.images import ImageConfigs
@@ -55,7 +55,7 @@ class Evaluator:
         labels = self.state.namespace_labels(wl.namespace)
         started = time.perf_counter()
         policies = self.policies.ready()
-        if self.images is not None and any(p.signals.image_config for p in policies):
+        if self.images is not None and any(p.signals.image_config and in_scope(p, wl, labels) for p in policies):
             wl = self.images.attach(wl)  # the configs known now; the others are read in the background
         prepared = prepare(wl)
         verdicts = [evaluate(p, wl, labels, self.metric_findings(p, wl), prepared) for p in policies]

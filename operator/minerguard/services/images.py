@@ -12,7 +12,8 @@ its spec at once. When a config arrives, the pods that asked for it are evaluate
   no retry storm; the pods are evaluated on their spec alone meanwhile. The metric
   ``minerguard_image_config_reads_total{result}`` counts reads by result, and every policy with
   ``imageConfig`` carries the condition ``ImageConfigsRead`` (False with the reason while the last read failed).
-* At most ``concurrency`` reads run at once, and at most :data:`MAX_PENDING` wait.
+* At most ``concurrency`` reads run at once, and at most :data:`MAX_PENDING` wait. The cache holds at
+  most ``cache_size`` configs and ``cache_bytes`` characters of their text (least recently used first out).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class ImageConfigs:
         self._configs: OrderedDict[Key, tuple[ImageConfig, float]] = OrderedDict()
         self._failed: OrderedDict[Key, tuple[str, float]] = OrderedDict()
         self._waiting: dict[Key, set[PodKey]] = {}
+        self._bytes = 0
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max(1, settings.concurrency), thread_name_prefix="image-read")
         self.health: tuple[str, str, str] = ("True", "Read", "image configs are read from their registries")
@@ -93,6 +95,8 @@ class ImageConfigs:
             ref = parse_reference(container.image)
         except OciError:
             return None
+        if not self.reader.allowed(ref.registry):
+            return None  # a registry the settings leave out is never asked, and is no outage
         digest = digest_of_image_id(container.image_id)
         read = Reference(ref.registry, ref.repository, "", digest) if digest else ref
         return str(read), f"{platform.os}/{platform.architecture}"
@@ -146,8 +150,13 @@ class ImageConfigs:
                 )
             else:
                 by_digest = "@sha256:" in key[0]
+                old = self._configs.pop(key, None)
+                self._bytes += config.size - (old[0].size if old is not None else 0)
                 self._configs[key] = (config, float("inf") if by_digest else now + self.settings.tag_ttl)
-                _bound(self._configs, self.settings.cache_size)
+                while len(self._configs) > 1 and (
+                    len(self._configs) > self.settings.cache_size or self._bytes > self.settings.cache_bytes
+                ):
+                    self._bytes -= self._configs.popitem(last=False)[1][0].size
                 self._failed.pop(key, None)
                 if not self._failed or all(until <= now for _, until in self._failed.values()):
                     self.health = ("True", "Read", "image configs are read from their registries")
