@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from minerguard.config import CostSettings, FalcoSettings, GuardSettings, PrometheusSettings, Settings
+from minerguard.config import (
+    CostSettings,
+    FalcoSettings,
+    GuardSettings,
+    PrometheusSettings,
+    RegistrySettings,
+    Settings,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -134,6 +141,17 @@ FULL_ENV = {
     "MINERGUARD_COST_PRICE_PER_CORE_HOUR": "0.08",
     "MINERGUARD_COST_CURRENCY": "EUR",
     "MINERGUARD_COST_WRITE_INTERVAL": "30",
+    "MINERGUARD_IMAGES_ENABLED": "true",
+    "MINERGUARD_IMAGES_REGISTRIES": "ghcr.io, quay.io",
+    "MINERGUARD_IMAGES_INSECURE": "127.0.0.1:5000",
+    "MINERGUARD_IMAGES_CREDENTIALS_FILE": "/var/run/secrets/minerguard/registry/.dockerconfigjson",
+    "MINERGUARD_IMAGES_TIMEOUT": "3.5",
+    "MINERGUARD_IMAGES_CONCURRENCY": "2",
+    "MINERGUARD_IMAGES_RATE": "1.5",
+    "MINERGUARD_IMAGES_MAX_CONFIG_BYTES": "65536",
+    "MINERGUARD_IMAGES_CACHE_SIZE": "100",
+    "MINERGUARD_IMAGES_CACHE_BYTES": "1000000",
+    "MINERGUARD_IMAGES_NEGATIVE_TTL": "30",
 }
 
 
@@ -196,6 +214,19 @@ def test_every_variable_is_read() -> None:
         enforcement="cilium",
         enforcement_priority=7,
         cost=CostSettings(price_per_core_hour=0.08, currency="EUR", write_interval=30.0),
+        registry=RegistrySettings(
+            enabled=True,
+            registries=("ghcr.io", "quay.io"),
+            insecure=("127.0.0.1:5000",),
+            credentials_file="/var/run/secrets/minerguard/registry/.dockerconfigjson",
+            timeout=3.5,
+            concurrency=2,
+            rate=1.5,
+            max_config_bytes=65536,
+            cache_size=100,
+            cache_bytes=1000000,
+            negative_ttl=30.0,
+        ),
     )
 
 
