@@ -219,6 +219,7 @@ def test_a_pod_contained_before_it_is_scheduled_costs_one_write_to_record_its_no
     after = {k: v - before.get(k, 0) for k, v in op.storage.calls.items() if v != before.get(k, 0)}
     assert after == {("update", "MinerIncident"): 1}
     assert op.incident("pod-worker-6b7f")["status"]["pods"][0]["node"] == "node-1"
+    assert op.incident("pod-worker-6b7f")["status"]["foothold"]["where"]["node"] == "node-1"  # in the same write
 
 
 def test_a_resync_of_a_contained_pod_makes_no_call(op: Operator) -> None:

@@ -97,6 +97,8 @@ def test_foothold_names_the_chain_the_managers_the_creator_and_the_reach() -> No
     assert chain[0]["managers"] == ["kube-controller-manager"]
     assert chain[2]["managers"] == ["kubectl-create", "kube-controller-manager"]
     assert chain[2]["created"] == "2026-12-02T04:59:58Z"
+    assert foothold.link({"metadata": {"creationTimestamp": "2026-12-02T04:59:58+00:00"}})["created"].endswith(":58Z")
+    assert foothold.with_node({"where": {"node": ""}, "x": 1}, "n1") == {"where": {"node": "n1"}, "x": 1}
     assert record["creator"] == {"username": "tenant-admin", "groups": ["system:authenticated", "tenants"]}
     account = record["serviceAccount"]
     assert account["name"] == "builder" and account["namespace"] == "tenant"

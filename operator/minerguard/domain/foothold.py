@@ -126,7 +126,7 @@ def link(obj: Mapping[str, Any], kind: str = "") -> dict[str, Any]:
         "kind": kind or _str(obj.get("kind"), 63) or "Pod",
         "name": _str(meta.get("name")),
         "uid": _str(meta.get("uid"), 63),
-        "created": _str(meta.get("creationTimestamp"), 40),
+        "created": _str(meta.get("creationTimestamp"), 40).replace("+00:00", "Z"),
         "managers": managers(obj),
     }
     return {k: v for k, v in out.items() if v not in ("", None)}
@@ -225,6 +225,13 @@ def where(pod: Mapping[str, Any], detected: str) -> dict[str, Any]:
     out = {"node": _str(spec.get("nodeName")), "images": images, "created": _str(meta.get("creationTimestamp"), 40)}
     out["detected"] = detected
     return {k: v for k, v in out.items() if v}
+
+
+def with_node(foothold: Mapping[str, Any], node: str) -> dict[str, Any]:
+    """The record with ``where.node`` filled in: a pod contained before it was scheduled is placed later."""
+    out = dict(foothold)
+    out["where"] = {**_map(foothold.get("where")), "node": node}
+    return out
 
 
 def reach(answers: Sequence[tuple[Access, bool | None]]) -> list[dict[str, str]]:

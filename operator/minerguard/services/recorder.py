@@ -15,6 +15,7 @@ from typing import Any
 
 from minerguard import observability
 from minerguard.actions.base import ActionResult, Outcome
+from minerguard.domain import foothold as fh
 from minerguard.domain import incidents as inc
 from minerguard.domain.detection import Verdict
 from minerguard.domain.text import shorten
@@ -112,6 +113,9 @@ class Recorder:
                 status["enforcement"] = self.enforcement
             if foothold and not status.get("foothold"):
                 status["foothold"] = foothold
+            elif subject.kind == "Pod" and subject.node and status.get("foothold"):
+                if not (status["foothold"].get("where") or {}).get("node"):  # scheduled after it was contained
+                    status["foothold"] = fh.with_node(status["foothold"], subject.node)
             spec = live.get("spec") or {}
             status["state"] = inc.overall_state(pods, str(spec.get("mode", primary.mode)), carried_out(live))
             status["message"] = _message(status["state"], subject, results)
