@@ -295,3 +295,30 @@ def test_the_readme_example_policy_is_valid() -> None:
     parsed = parse_policy(example)
     assert parsed.runtime is not None and parsed.runtime.tags == {"mitre_impact", "T1496"}
     assert parsed.runtime.counts(event())
+
+
+def test_the_handler_refuses_before_reading_when_over_the_rate_passive_or_unauthenticated() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    storage = FakeStorage()
+    storage.put("Secret", {"metadata": {"name": "tok", "namespace": "ns"}, "stringData": {"token": "s3cret"}})
+    active = [False]
+    taken: list[FalcoEvent] = []
+    runtime = RuntimeEvents(build().state, lambda keys: None)
+    runtime.take = lambda e: taken.append(e) or "accepted"  # type: ignore[method-assign]
+    endpoint = FalcoEndpoint(
+        FalcoSettings(rate=1.0, burst=3), Token(storage, "ns", "tok", "token"), runtime, lambda: active[0]
+    )  # type: ignore[arg-type]
+
+    def status(headers: dict[str, str]) -> tuple[int, str]:
+        request = make_mocked_request("POST", "/falco", headers=headers)
+        response = endpoint.loop.run_until_complete(endpoint.handle(request))
+        return response.status, str(response.text).strip()
+
+    assert status({"Authorization": "Bearer s3cret"})[0] == 503  # a passive replica
+    active[0] = True
+    assert status({}) == (401, "a Bearer token (or Basic password) is required")
+    assert status({"Authorization": "Bearer s3cret", "Content-Length": "70000"})[0] == 413
+    assert status({"Authorization": "Bearer s3cret"})[0] == 429  # the burst of 3 is spent
+    assert taken == [] and storage.calls[("get", "Secret")] == 1
+    endpoint.loop.close()
