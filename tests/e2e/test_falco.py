@@ -209,3 +209,46 @@ def test_unauthenticated_malformed_and_unknown_events_create_nothing(
         5,
         "refused, malformed and unknown-pod events create nothing",
     )
+
+
+def falco_docs(*sets: str) -> list[dict[str, Any]]:
+    args = ["--namespace", "mg", "--set", "fullnameOverride=mg", "--show-only", "templates/falco.yaml"]
+    for assignment in sets:
+        args += ["--set", assignment]
+    return render(*args)
+
+
+def test_chart_tls_and_token_sources() -> None:
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in falco_docs("falco.enabled=true")}
+    assert kinds == {
+        ("Service", "mg-falco"),
+        ("Role", "mg-falco-token"),
+        ("RoleBinding", "mg-falco-token"),
+        ("Secret", "mg-falco-token"),
+        ("Secret", "mg-falco-tls"),
+    }
+    managed = falco_docs(
+        "falco.enabled=true",
+        "falco.tls.source=certManager",
+        "falco.tls.certManager.issuerRef.name=cluster-ca",
+        "falco.token.existingSecret=my-token",
+    )
+    [certificate] = [d for d in managed if d["kind"] == "Certificate"]
+    assert certificate["spec"]["secretName"] == "mg-falco-tls"
+    assert "mg-falco.mg.svc" in certificate["spec"]["dnsNames"]
+    assert certificate["spec"]["issuerRef"]["name"] == "cluster-ca"
+    assert not [d for d in managed if d["kind"] == "Secret"]  # the token and the certificate are not the chart's
+    [role] = [d for d in managed if d["kind"] == "Role"]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["my-token"], "verbs": ["get"]}
+    ]
+    [service] = [d for d in managed if d["kind"] == "Service"]
+    assert service["spec"]["selector"]["minerguard.io/falco-endpoint"] == "active"
+
+
+def test_chart_renders_nothing_of_the_endpoint_by_default() -> None:
+    docs = render("--namespace", "mg", "--set", "fullnameOverride=mg")
+    assert not [d for d in docs if "falco" in d["metadata"]["name"]]
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    env = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert not {e for e in env if e.startswith("MINERGUARD_FALCO_")}
