@@ -151,6 +151,21 @@ build_actionlint() {
   touch "$(done_marker "$dir")"
 }
 
+# The PolicyReport CRD (PolicyReports e2e): copied out of the Kyverno Go module (go mod download),
+# the one module the proxy serves that ships the wgpolicyk8s.io CRDs.
+fetch_policyreport_crd() {
+  local dir=$TOOLS/policyreport-crd-$KYVERNO_CRDS_VERSION
+  [ -e "$(done_marker "$dir")" ] && return 0
+  log "fetching the PolicyReport CRD from github.com/kyverno/kyverno@$KYVERNO_CRDS_VERSION (first run only)"
+  mkdir -p "$dir"
+  local mod
+  mod=$(cd "$dir" && GOFLAGS=-mod=mod go mod download -json "github.com/kyverno/kyverno@$KYVERNO_CRDS_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  cp "$mod/config/crds/policyreport/wgpolicyk8s.io_policyreports.yaml" "$dir/"
+  chmod 0644 "$dir/wgpolicyk8s.io_policyreports.yaml"
+  touch "$(done_marker "$dir")"
+}
+
 # system_tool NAME: the first NAME on PATH outside $BIN (make puts $BIN first on PATH, and a link
 # of $BIN must never be taken for the tool it points to).
 system_tool() {
@@ -214,7 +229,8 @@ link_all() {
   for f in "$TOOLS/etcd-$ETCD_VERSION/etcd" \
     "$TOOLS/kubernetes-$KUBE_VERSION"/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl} \
     "$TOOLS/kwok-$KWOK_VERSION"/{kwok,kwokctl,stages.yaml} "$TOOLS/helm-$HELM_VERSION/helm" \
-    "$TOOLS/actionlint-$ACTIONLINT_VERSION/actionlint"; do
+    "$TOOLS/actionlint-$ACTIONLINT_VERSION/actionlint" \
+    "$TOOLS/policyreport-crd-$KYVERNO_CRDS_VERSION/wgpolicyk8s.io_policyreports.yaml"; do
     link "$(basename "$f")" "$f"
   done
   link prometheus "$(system_tool prometheus)"
@@ -238,6 +254,7 @@ case "${1:-build}" in
     build_helm
     build_actionlint
     build_kube
+    fetch_policyreport_crd
     link_all
     ;;
   bindir) echo "$BIN" ;;

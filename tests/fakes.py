@@ -326,6 +326,18 @@ class FakeStorage:
             raise NotFound(f"Secret {namespace}/{name} has no key {key}", 404, "NotFound")
         return str(data[key]).strip()
 
+    def get_policy_report(self, namespace: str, name: str) -> dict[str, Any]:
+        self._count("get", "PolicyReport")
+        return copy.deepcopy(self._get("PolicyReport", namespace, name))
+
+    def create_policy_report(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self._count("create", "PolicyReport")
+        return self._create("PolicyReport", namespace, body)
+
+    def replace_policy_report(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self._count("update", "PolicyReport")
+        return self._replace("PolicyReport", namespace, body)
+
     def get_peering(self, name: str) -> dict[str, Any]:
         self._count("get", "ClusterKopfPeering")
         return copy.deepcopy(self._get("ClusterKopfPeering", "", name))

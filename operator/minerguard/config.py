@@ -238,6 +238,9 @@ class Settings:
     guards: GuardSettings = field(default_factory=GuardSettings)
     falco: FalcoSettings = field(default_factory=FalcoSettings)
     cost: CostSettings = field(default_factory=CostSettings)
+    policy_reports: bool = False
+    """Write a wgpolicyk8s.io PolicyReport per namespace with open incidents."""
+    policy_reports_interval: float = 10.0
     log_format: str = "text"
     log_level: str = "INFO"
     metrics_port: int = 0
@@ -295,6 +298,8 @@ class Settings:
             guards=guards,
             falco=FalcoSettings.from_env(env),
             cost=CostSettings.from_env(env),
+            policy_reports=_bool(env, "MINERGUARD_POLICY_REPORTS", False),
+            policy_reports_interval=_float(env, "MINERGUARD_POLICY_REPORTS_INTERVAL", 10.0),
             log_format=env.get("MINERGUARD_LOG_FORMAT", "text"),
             log_level=env.get("MINERGUARD_LOG_LEVEL", "INFO"),
             metrics_port=_int(env, "MINERGUARD_METRICS_PORT", 0),

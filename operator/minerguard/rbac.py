@@ -38,6 +38,12 @@ OPERATOR_RULES: tuple[RbacRule, ...] = (
 )
 
 
+POLICY_REPORT_RULES: tuple[RbacRule, ...] = (
+    # Only with MINERGUARD_POLICY_REPORTS (the chart's policyReports.enabled, a ClusterRole of its own).
+    RbacRule(("wgpolicyk8s.io",), ("policyreports",), ("get", "create", "update")),
+)
+
+
 def required_rules(backends: Iterable[str] = BACKENDS) -> set[tuple[str, str, str]]:
     """Every (apiGroup, resource, verb) the operator may call with the given enforcement backends.
 

@@ -1,4 +1,5 @@
-"""Falco runtime events on the real control plane: the chart's endpoint, token, certificate and RBAC, for real.
+"""Falco runtime events and PolicyReports on the real control plane: the chart's endpoint, token, certificate
+and RBAC, for real.
 
 The chart is rendered with ``falco.enabled=true`` into a fresh namespace: its ServiceAccount,
 ClusterRole and bindings, the Role that lets it read its token Secret (and no other), the
@@ -7,6 +8,11 @@ process under that ServiceAccount's token (so the Secret is read through RBAC by
 resourceNames), serving the chart's certificate on 127.0.0.1. Events are POSTed as
 falcosidekick (Bearer token) and as Falco's http_output (Basic credentials in the URL)
 would, for the Stratum rule of falcosecurity/rules (see tests/falco_events.py).
+
+The same operator writes PolicyReports (``policyReports.enabled``, the chart's ClusterRole for
+them applied too): the PolicyReport CRD is installed first only if the cluster does not serve it
+(from the Kyverno Go module, see hack/tools.sh), and the open incidents of each test's namespace
+must show in its report.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from tests.e2e.cluster import bindir
 from tests.e2e.helpers import CLUSTER_DIR, consistently, eventually, kubectl
 from tests.e2e.objects import incident_in_state, incidents, quarantined
 from tests.e2e.operator_proc import OperatorProcess, free_port
@@ -94,22 +101,15 @@ def _kubeconfig(namespace: str, sa: str) -> Path:
 def endpoint(cluster: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
     namespace = f"minerguard-falco-{uuid.uuid4().hex[:5]}"
     kubectl("create", "namespace", namespace)
-    docs = render(
-        "--namespace",
-        namespace,
-        "--set",
-        "fullnameOverride=mg-falco",
-        "--set",
-        "falco.enabled=true",
-        "--show-only",
-        "templates/serviceaccount.yaml",
-        "--show-only",
-        "templates/clusterrole.yaml",
-        "--show-only",
-        "templates/clusterrolebinding.yaml",
-        "--show-only",
-        "templates/falco.yaml",
-    )
+    if kubectl("get", "crd", "policyreports.wgpolicyk8s.io", check=False).returncode != 0:
+        kubectl("apply", "--server-side", "-f", str(Path(bindir()) / "wgpolicyk8s.io_policyreports.yaml"))
+        kubectl("wait", "--for=condition=Established", "crd/policyreports.wgpolicyk8s.io", "--timeout=60s")
+    sets = ["fullnameOverride=mg-falco", "falco.enabled=true", "policyReports.enabled=true"]
+    templates = ["serviceaccount", "clusterrole", "clusterrolebinding", "falco", "policyreports"]
+    args = ["--namespace", namespace]
+    args += [a for item in sets for a in ("--set", item)]
+    args += [a for t in templates for a in ("--show-only", f"templates/{t}.yaml")]
+    docs = render(*args)
     text = "\n---\n".join(yaml.safe_dump(d) for d in docs)
     kubectl("apply", "-f", "-", stdin=text)
     sa = next(d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount")
@@ -131,6 +131,8 @@ def endpoint(cluster: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) 
             "MINERGUARD_FALCO_TLS_KEY": str(files / "tls.key"),
             "MINERGUARD_FALCO_TOKEN_SECRET": "mg-falco-falco-token",
             "MINERGUARD_FALCO_MAX_BODY": "8192",
+            "MINERGUARD_POLICY_REPORTS": "true",
+            "MINERGUARD_POLICY_REPORTS_INTERVAL": "1",
         },
     )
     proc.start()
@@ -158,6 +160,16 @@ def post_until_taken(endpoint: Endpoint, namespace: str, pod: str, authorization
     eventually(taken, 30, f"the event for Pod {namespace}/{pod} taken")
 
 
+def report_results(custom: client.CustomObjectsApi, namespace: str) -> list[dict[str, Any]] | None:
+    try:
+        report = custom.get_namespaced_custom_object(
+            "wgpolicyk8s.io", "v1alpha2", namespace, "policyreports", "minerguard"
+        )
+    except client.ApiException:
+        return None
+    return list(report.get("results") or []) or None
+
+
 def test_only_its_token_secret_is_readable(endpoint: Endpoint) -> None:
     namespace = endpoint.user.split(":")[2]
     assert can_i(endpoint.user, "get", "secret/mg-falco-falco-token", "-n", namespace)
@@ -178,6 +190,9 @@ def test_an_innocent_pod_is_quarantined_after_a_stratum_event(
     [evidence] = incident["status"]["evidence"]
     assert (evidence["signal"], evidence["strength"], evidence["value"]) == ("runtime", "Strong", CMDLINE)
     assert f"Falco Critical '{STRATUM_RULE}'" in evidence["detail"]
+    [result] = eventually(lambda: report_results(custom, namespace), 30, "the namespace's PolicyReport")
+    assert (result["result"], result["severity"], result["source"]) == ("fail", "high", "minerguard")
+    assert result["resources"][0]["kind"] == "Pod" and result["resources"][0]["name"] == "web"
 
 
 def test_falco_http_output_with_basic_credentials_in_an_audit_policy_only_records(
@@ -189,6 +204,8 @@ def test_falco_http_output_with_basic_credentials_in_an_audit_policy_only_record
     incident = eventually(lambda: incident_in_state(custom, namespace, "Detected"), 30, "a Detected incident")
     assert incident["spec"]["mode"] == "Audit"
     consistently(lambda: not quarantined(core, namespace, "batch"), 3, "an Audit policy never quarantines")
+    [result] = eventually(lambda: report_results(custom, namespace), 30, "the namespace's PolicyReport")
+    assert (result["result"], result["severity"], result["resources"][0]["name"]) == ("fail", "medium", "batch")
 
 
 def test_unauthenticated_malformed_and_unknown_events_create_nothing(
@@ -205,9 +222,13 @@ def test_unauthenticated_malformed_and_unknown_events_create_nothing(
     assert endpoint.post(b"x" * 9000)[0] == 413
     assert endpoint.post(body(stratum_event(namespace, "no-such-pod"))) == (200, "unknown pod")
     consistently(
-        lambda: not incidents(custom, namespace) and not quarantined(core, namespace, "api"),
+        lambda: (
+            not incidents(custom, namespace)
+            and not quarantined(core, namespace, "api")
+            and report_results(custom, namespace) is None
+        ),
         5,
-        "refused, malformed and unknown-pod events create nothing",
+        "refused, malformed and unknown-pod events create nothing, not even a PolicyReport",
     )
 
 

@@ -152,6 +152,8 @@ FULL_ENV = {
     "MINERGUARD_IMAGES_CACHE_SIZE": "100",
     "MINERGUARD_IMAGES_CACHE_BYTES": "1000000",
     "MINERGUARD_IMAGES_NEGATIVE_TTL": "30",
+    "MINERGUARD_POLICY_REPORTS": "true",
+    "MINERGUARD_POLICY_REPORTS_INTERVAL": "4",
 }
 
 
@@ -227,6 +229,8 @@ def test_every_variable_is_read() -> None:
             cache_bytes=1000000,
             negative_ttl=30.0,
         ),
+        policy_reports=True,
+        policy_reports_interval=4.0,
     )
 
 

@@ -23,11 +23,13 @@ from minerguard.services.gate import ActivityGate
 from minerguard.services.images import ImageConfigs
 from minerguard.services.metrics import MetricsEngine
 from minerguard.services.policies import PolicyRegistry
+from minerguard.services.policyreports import PolicyReports
 from minerguard.services.recorder import Recorder
 from minerguard.services.release import Releaser
 from minerguard.services.runtime import RuntimeEvents
 from minerguard.services.state import ClusterState
 from minerguard.storage.kubernetes import KubeStorage, load_api_client
+from minerguard.storage.policyreports import PolicyReportStore
 from minerguard.storage.registry import RegistryReader, read_credentials
 
 log = logging.getLogger(__name__)
@@ -131,6 +133,9 @@ class App:
                 self.settings.status_interval,
                 lambda: images.report(self.storage, self.policies.ready(), reported),
             )
+        if self.settings.policy_reports:
+            reports = PolicyReports(PolicyReportStore(self.storage), self.state)
+            self._loop("policy-reports", self.settings.policy_reports_interval, reports.sync)
 
     def stop(self) -> None:
         self.stop_event.set()
