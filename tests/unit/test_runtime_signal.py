@@ -281,6 +281,8 @@ def test_the_active_replica_labels_its_own_pod_for_the_service() -> None:
     assert label() == "standby"
     active[0] = True
     endpoint.advertise(storage, "minerguard-system", "absent")  # type: ignore[arg-type]  # logged, not raised
+    endpoint.advertise(storage, "minerguard-system", "absent")  # type: ignore[arg-type]
+    assert storage.calls[("patch", "Pod")] == 3 and endpoint.acting  # a missing pod is not asked for again
 
 
 def test_the_readme_example_policy_is_valid() -> None:
@@ -315,8 +317,8 @@ def test_the_handler_refuses_before_reading_when_over_the_rate_passive_or_unauth
         response = endpoint.loop.run_until_complete(endpoint.handle(request))
         return response.status, str(response.text).strip()
 
-    assert status({"Authorization": "Bearer s3cret"})[0] == 503  # a passive replica
-    active[0] = True
+    assert status({"Authorization": "Bearer s3cret"})[0] == 503  # a passive replica (not asked yet: passive)
+    endpoint.acting = True
     assert status({}) == (401, "a Bearer token (or Basic password) is required")
     assert status({"Authorization": "Bearer s3cret", "Content-Length": "70000"})[0] == 413
     assert status({"Authorization": "Bearer s3cret"})[0] == 429  # the burst of 3 is spent

@@ -40,7 +40,7 @@ from aiohttp import web
 from minerguard import observability
 from minerguard.config import FalcoSettings
 from minerguard.domain.falco import EventInvalid, parse_event
-from minerguard.errors import KubeError
+from minerguard.errors import KubeError, NotFound
 from minerguard.services.runtime import RuntimeEvents
 from minerguard.storage.kubernetes import KubeStorage
 
@@ -131,14 +131,23 @@ class FalcoEndpoint:
         self.ready = threading.Event()
         self._stamps: tuple[float, float] = (0.0, 0.0)
         self._advertised = ""
+        self.acting = False
+        """Whether this replica acts (kopf peering), as last asked by :meth:`advertise`: a request never waits on
+        the peering object."""
 
     def advertise(self, storage: KubeStorage, namespace: str, pod: str) -> None:
-        """Label the operator's own pod ``active`` or ``standby`` (kopf peering) when that changed."""
-        state = "active" if self.active() else "standby"
+        """Ask whether this replica acts, and label the operator's own pod ``active`` or ``standby`` when that
+        changed (every 2 s, from the app's loop)."""
+        self.acting = self.active()
+        state = "active" if self.acting else "standby"
         if state == self._advertised:
             return
         try:
             storage.patch_pod_metadata(namespace, pod, {ACTIVE_LABEL: state}, {})
+        except NotFound:
+            log.info("Falco endpoint: no Pod %s/%s to label (not run in a pod): no Service selects it", namespace, pod)
+            self._advertised = state
+            return
         except KubeError as exc:
             log.debug("Falco endpoint: Pod %s/%s not labelled %s: %s", namespace, pod, state, exc)
             return
@@ -160,7 +169,7 @@ class FalcoEndpoint:
     async def handle(self, request: web.Request) -> web.Response:
         if not self.bucket.take():
             return _reply(429, "too many requests", **{"Retry-After": "1"})
-        if not self.active():
+        if not self.acting:
             return _reply(503, "this replica is passive (kopf peering); another one takes events")
         token = await self.loop.run_in_executor(None, self.token.current)
         if not authorized(request.headers.get("Authorization", ""), token):
@@ -199,6 +208,7 @@ class FalcoEndpoint:
 
     def start(self) -> None:
         context = self.tls()
+        self.acting = self.active()
 
         def run() -> None:
             asyncio.set_event_loop(self.loop)
