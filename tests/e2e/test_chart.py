@@ -39,6 +39,7 @@ POLICIES_CHART = ROOT / "helm" / "minerguard-policies"
 DEFAULT_IMAGE = "ghcr.io/minerguard/minerguard"
 CHECK_SCRIPT = CHART / "files" / "helm-test" / "check_install.py"
 CRD_NAMES = ("minerpolicies.minerguard.io", "minerincidents.minerguard.io", "clusterkopfpeerings.kopf.dev")
+BOUND_PARTS = ("pods", "nodes", "workloads", "jobs", "namespaces", "networkpolicies", "admintier")
 SERVED_APIS = (
     "--api-versions",
     "kopf.dev/v1/ClusterKopfPeering",
@@ -157,7 +158,7 @@ def test_defaults_render_a_hardened_operator_with_peering() -> None:
         "ClusterKopfPeering",
     ):
         assert kinds.count(kind) == 1, kind
-    assert kinds.count("ValidatingAdmissionPolicy") == kinds.count("ValidatingAdmissionPolicyBinding") == 3
+    assert kinds.count("ValidatingAdmissionPolicy") == kinds.count("ValidatingAdmissionPolicyBinding") == 10
     # The operator's ClusterRole, and the two for people (view, aggregated; responder).
     assert sorted(r["metadata"]["name"] for r in of_kind(docs, "ClusterRole")) == [
         "minerguard",
@@ -408,7 +409,7 @@ def test_admission_policy_only_where_the_cluster_serves_it(tmp_path: Path) -> No
     assert (
         len(of_kind(served, "ValidatingAdmissionPolicy"))
         == len(of_kind(served, "ValidatingAdmissionPolicyBinding"))
-        == 3
+        == 10
     )
     assert "is NOT installed" not in notes(tmp_path / "served", *template_args())
     # A cluster whose discovery does not list admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy.
@@ -747,7 +748,7 @@ def test_install_yaml_is_rendered_from_the_chart(tmp_path: Path) -> None:
         "labels": {"app.kubernetes.io/part-of": "minerguard"},
     }
     assert one(docs, "Deployment")["metadata"]["namespace"] == "minerguard-system"
-    assert len(of_kind(docs, "ValidatingAdmissionPolicy")) == 3
+    assert len(of_kind(docs, "ValidatingAdmissionPolicy")) == 10
     pack = [d for d in yaml.safe_load_all(committed_pack.read_text()) if d]
     assert {p["kind"] for p in pack} == {"MinerPolicy"} and {p["spec"]["mode"] for p in pack} == {"Audit"}
     assert len(pack) == len(source_docs("manifests/policies/*.yaml"))
@@ -929,6 +930,7 @@ def test_first_install_upgrade_rollback_to_every_revision_and_uninstall_keep_det
         "minerguard-protect-quarantine",
         "minerguard-protect-incidents",
         "minerguard-protect-admin-tier",
+        *(f"minerguard-bound-operator-{p}" for p in BOUND_PARTS),
     }
     assert "ClusterKopfPeering" not in bare.manifest_kinds("minerguard")  # a hook, always
     # The pack, a release of its own now that the CRDs are served: ordinary objects, in Audit.
