@@ -70,6 +70,13 @@ def test_the_foothold_names_the_creator_the_chain_the_manager_and_what_the_accou
     kubectl("create", "rolebinding", "builder-secrets", *grant)
     make_policy(namespace)
     manifest = json.dumps(miner_deployment("miner", "builder"))
+
+    def stamped() -> bool:  # a new admission policy takes a moment to be in force: a server-side dry run tells
+        args = ("--as", "tenant-admin", "-n", namespace, "create", "--dry-run=server", "-o", "json", "-f", "-")
+        probe = json.loads(kubectl(*args, stdin=manifest).stdout)
+        return bool((probe["metadata"].get("annotations") or {}).get("minerguard.io/created-by"))
+
+    eventually(stamped, 30, "the creator stamp in force")
     res = kubectl("--as", "tenant-admin", "-n", namespace, "create", "-f", "-", stdin=manifest, check=False)
     assert res.returncode == 0, res.stderr
 

@@ -122,6 +122,8 @@ def test_miner_images_with_innocent_specs_are_quarantined_with_the_image_named(
 
     for name in ("pause", "builder", "api"):
         eventually(lambda name=name: quarantined(core, namespace, name), 60, f"{name} quarantined from its image")
+    # The incident's status is written after the cut (and after the foothold's reviews): wait for all three.
+    eventually(lambda: len(incidents_of(custom, namespace)) >= 3, 30, "the three incidents' evidence")
     found = [d for item in incidents_of(custom, namespace) for d in details(item)]
     assert any("in image config Entrypoint" in d for d in found), found
     assert any("image history step 4: RUN curl" in d and "kswapd0" in d for d in found), found
