@@ -8,7 +8,7 @@ TOOLS_BIN := $(shell hack/tools.sh bindir)
 export PATH := $(TOOLS_BIN):$(PATH)
 export KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: help venv tools cluster-up cluster-down cluster-status lint typecheck unit e2e test demo demo-down bench clean manifests lock docs image image-test
+.PHONY: help venv tools real-node-tools real-node-tools-bg cluster-up cluster-down cluster-status lint typecheck unit e2e test demo demo-down bench clean manifests lock docs image image-test
 
 help:
 	@echo "make demo          the local cluster, the operator and a scene of miners being contained"
@@ -32,6 +32,18 @@ venv: $(STAMP)
 
 tools:
 	@hack/tools.sh build
+
+# The real node's tools (kubelet, containerd, kube-router, hack/realnode.py): about 20 minutes the
+# first time. `make test` builds them in the background while the rest runs; the real-node tests,
+# which run last, wait for that build (hack/tools.sh takes a lock), so it is never done twice.
+real-node-tools:
+	@hack/tools.sh real-node
+
+real-node-tools-bg:
+	@if [ "$$(id -u)" = 0 ] && [ "$${MINERGUARD_REAL_NODE:-auto}" != 0 ]; then mkdir -p build; \
+	  echo "[tools] building the real node's tools in the background (log: build/real-node-tools.log)"; \
+	  nohup hack/tools.sh real-node >build/real-node-tools.log 2>&1 & \
+	else echo "[tools] no real node here (needs root; MINERGUARD_REAL_NODE=0 turns it off): KWOK nodes only"; fi
 
 cluster-up: tools
 	@$(PYTHON) hack/cluster.py up
@@ -57,7 +69,7 @@ unit: venv
 e2e: venv tools
 	$(VENV)/bin/pytest -m e2e -q
 
-test: venv tools lint typecheck image
+test: venv tools real-node-tools-bg lint typecheck image
 	$(VENV)/bin/pytest -q
 
 demo: venv tools

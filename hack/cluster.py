@@ -11,6 +11,13 @@ KWOK through its HTTP service discovery).
     hack/cluster.py status  say what runs
     hack/cluster.py restart COMPONENT   stop and start one component (fault tests)
     hack/cluster.py stop COMPONENT / start COMPONENT
+    hack/cluster.py node-up     start the real node real-0 (hack/realnode.py) in a running cluster
+    hack/cluster.py node-down   stop it and remove everything it made
+    hack/cluster.py import-image ARCHIVE   import a docker-archive into the real node's containerd
+
+The real node: with MINERGUARD_REAL_NODE=1 (or unset, "auto", on a machine that can run it: root,
+runc, CNI plugins, socat), ``up`` configures the apiserver for it and starts it when its tools
+are built (``hack/tools.sh real-node``); MINERGUARD_REAL_NODE=0 keeps the cluster KWOK-only.
 
 State (certificates, data, logs, pid files, kubeconfig) lives in ``.cluster/``
 at the top of the checkout, which git ignores. Only the standard library is used,
@@ -33,6 +40,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import realnode  # hack/ is not a package: the script's own directory
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("MINERGUARD_CLUSTER_DIR", ROOT / ".cluster"))
@@ -273,6 +283,7 @@ def command_for(name: str, p: dict[str, int]) -> list[str]:
             "--profiling=false",
             "-v",
             "1",
+            *(real_node().apiserver_args() if real_node_mode() else []),
         ]
     if name == "kube-controller-manager":
         return [
@@ -369,13 +380,13 @@ PORT_OF = {
 def start(name: str, p: dict[str, int]) -> None:
     if running(name):
         return
-    for key in PORT_OF[name]:
+    for key in PORT_OF.get(name, []):
         if not port_free(p[key]):
             raise ClusterError(
                 f"port {p[key]} on 127.0.0.1 (needed by {name}) is already taken by another process; "
                 f"free it or set MINERGUARD_PORT_{key.upper()} to another port"
             )
-    cmd = command_for(name, p)
+    cmd = real_node().command(name, p["apiserver"]) if name in realnode.COMPONENTS else command_for(name, p)
     logs = STATE_DIR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     (STATE_DIR / "pids").mkdir(parents=True, exist_ok=True)
@@ -386,24 +397,33 @@ def start(name: str, p: dict[str, int]) -> None:
     pidfile(name).write_text(str(proc.pid))
 
 
+def signal_process(pid: int, sig: int) -> None:
+    """Signal the process group ``pid`` leads, or only ``pid`` when it leads none (a pid file
+    written by someone else): a missing group must never leave stop() waiting for nothing."""
+    try:
+        os.killpg(pid, sig)
+        return
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 def stop(name: str, timeout: float = 15.0) -> None:
     pid = running(name)
     if pid is None:
         pidfile(name).unlink(missing_ok=True)
         return
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
+    signal_process(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     if pid_alive(pid):
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        while pid_alive(pid):
+        signal_process(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
     pidfile(name).unlink(missing_ok=True)
 
@@ -515,7 +535,38 @@ scrape_configs:
     refresh_interval: 5s
 """
     )
+    if real_node_mode():
+        with open(STATE_DIR / "prometheus.yml", "a") as f:
+            f.write(real_node_scrape(p))
     (STATE_DIR / "prometheus-targets").mkdir(parents=True, exist_ok=True)
+
+
+def real_node_scrape(p: dict[str, int]) -> str:
+    """The real kubelet's /metrics/resource, through the apiserver's node proxy, labelled like KWOK's."""
+    pki = STATE_DIR / "pki"
+    return f"""- job_name: kubelet-real-node
+  # The kubelet of {realnode.NODE}, read through the apiserver (its egress goes into the node's
+  # namespace): the same job, node and metrics_path labels as the KWOK targets above, so the
+  # operator's PromQL is the same for simulated and real nodes.
+  scheme: https
+  metrics_path: /api/v1/nodes/{realnode.NODE}/proxy/metrics/resource
+  tls_config:
+    ca_file: {pki / "ca.crt"}
+    cert_file: {pki / "admin.crt"}
+    key_file: {pki / "admin.key"}
+  static_configs:
+  - targets: ["127.0.0.1:{p["apiserver"]}"]
+    labels: {{node: {realnode.NODE}, metrics_path: /metrics/resource}}
+  relabel_configs:
+  - target_label: job
+    replacement: kubelet
+  # Its node CPU is the whole shared machine's (other builds, other clusters), not a node's:
+  # only the containers' series are kept.
+  metric_relabel_configs:
+  - source_labels: [__name__]
+    regex: node_.*
+    action: drop
+"""
 
 
 NODE_TEMPLATE = """apiVersion: v1
@@ -560,7 +611,106 @@ def cluster_alive() -> bool:
     return all(running(c) for c in COMPONENTS)
 
 
-def up() -> None:
+# --------------------------------------------------------------------------- the real node
+
+NODE_TOOLS = ("kubelet", "containerd", "ctr", "containerd-shim-runc-v2", "kube-router", "pause")
+MODE_FILE = "real-node-mode"
+
+
+def real_node() -> realnode.Node:
+    return realnode.Node(STATE_DIR, BIN)
+
+
+def real_node_mode() -> bool:
+    """Whether this cluster's apiserver was set up for the real node (decided by ``up``)."""
+    return (STATE_DIR / MODE_FILE).exists()
+
+
+def decide_real_node_mode() -> bool:
+    want = os.environ.get("MINERGUARD_REAL_NODE", "auto").strip().lower()
+    if want in ("0", "off", "false", "no"):
+        log("real node: off (MINERGUARD_REAL_NODE=0); KWOK nodes only")
+        return False
+    problem = realnode.host_problem()
+    if problem:
+        if want in ("1", "on", "true", "yes"):
+            raise ClusterError(f"MINERGUARD_REAL_NODE=1, but this machine cannot run the real node: {problem}")
+        log(f"real node: off, this machine cannot run it ({problem}); KWOK nodes only")
+        return False
+    return True
+
+
+def node_tools_missing() -> list[str]:
+    return [t for t in NODE_TOOLS if not (BIN / t).exists()]
+
+
+def node_up(p: dict[str, int]) -> None:
+    if not real_node_mode():
+        raise ClusterError(
+            "this cluster was started without the real node (MINERGUARD_REAL_NODE=0, or the machine could not "
+            "run it): make cluster-down, then make cluster-up"
+        )
+    problem = realnode.host_problem()
+    if problem:
+        raise ClusterError(f"this machine cannot run the real node: {problem}")
+    missing = node_tools_missing()
+    if missing:
+        raise ClusterError(f"the real node's tools are missing ({', '.join(missing)}): run 'hack/tools.sh real-node'")
+    if all(running(c) for c in realnode.COMPONENTS):
+        return
+    node = real_node()
+    t0 = time.monotonic()
+    log(f"starting the real node {realnode.NODE}")
+    try:
+        node.write_config(STATE_DIR / "pki")
+        if not running("node-ns"):
+            node.sweep()
+            node.prepare_host()
+        for name in realnode.COMPONENTS:
+            if running(name):
+                continue
+            start(name, p)
+            wait_for(f"{name} of the real node", lambda n=name: node.ready(n), 60, name)
+            if name == "node-ns":
+                node.record_namespaces()
+            elif name == "containerd":
+                node.import_pause()
+            elif name == "kubelet":
+                wait_for(f"node {realnode.NODE} registered", lambda: kubectl("get", "node", realnode.NODE), 90, name)
+                spec = {"spec": {"podCIDR": realnode.POD_CIDR, "podCIDRs": [realnode.POD_CIDR]}}
+                kubectl("patch", "node", realnode.NODE, "--type", "merge", "-p", json.dumps(spec))
+                kubectl("label", "node", realnode.NODE, "node-role.kubernetes.io/worker=", "--overwrite")
+        wait_for(
+            f"node {realnode.NODE} Ready",
+            lambda: kubectl(
+                "get", "node", realnode.NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
+            ).strip()
+            == "True",
+            120,
+            "kubelet",
+        )
+    except (ClusterError, RuntimeError, subprocess.SubprocessError, OSError) as exc:
+        node_down()
+        raise ClusterError(f"the real node did not start: {exc}") from exc
+    log(f"real node {realnode.NODE} ready in {time.monotonic() - t0:.1f}s")
+
+
+def node_down() -> None:
+    """Stop the real node's processes and remove everything it made (processes in its namespaces,
+    cgroups, mounts, its run directory); its network namespace, veths and iptables/ipset state
+    (kube-router's chains) go with the last process in it."""
+    node = real_node()
+    for name in reversed(realnode.COMPONENTS):
+        if running(name):
+            log(f"stopping {name}")
+        stop(name, timeout=10)
+    try:
+        node.sweep()
+    except RuntimeError as exc:
+        raise ClusterError(str(exc)) from exc
+
+
+def up(start_node: bool = True) -> None:
     p = ports()
     if cluster_alive():
         log(f"a cluster is already running (state in {STATE_DIR}); reusing it")
@@ -571,6 +721,11 @@ def up() -> None:
     if saved.exists():
         p = {**p, **json.loads(saved.read_text())}
     saved.write_text(json.dumps(p))
+    mode = decide_real_node_mode()
+    (STATE_DIR / MODE_FILE).unlink(missing_ok=True)
+    if mode:
+        real_node().write_apiserver_config()
+        (STATE_DIR / MODE_FILE).write_text("on\n")
     make_certs(STATE_DIR / "pki")
     write_kubeconfig(STATE_DIR / "kubeconfig", STATE_DIR / "pki", p["apiserver"])
     write_configs(p)
@@ -589,6 +744,15 @@ def up() -> None:
             stop(name)
         raise
     log(f"cluster ready in {time.monotonic() - t0:.1f}s")
+    if mode and node_tools_missing():
+        log(
+            "real node: its tools are not built yet (hack/tools.sh real-node builds them, about 20 minutes the "
+            "first time); then 'hack/cluster.py node-up' adds it"
+        )
+    elif mode and start_node:
+        node_up(p)
+    elif mode:
+        log("real node: ready to start ('hack/cluster.py node-up')")
     print_usage(p)
 
 
@@ -606,6 +770,8 @@ Stop it with: make cluster-down
 
 
 def down() -> None:
+    if real_node_mode() or any(running(c) for c in realnode.COMPONENTS):
+        node_down()
     for name in reversed(COMPONENTS):
         if running(name):
             log(f"stopping {name}")
@@ -622,6 +788,10 @@ def status() -> int:
         pid = running(name)
         alive += bool(pid)
         print(f"{name:26} {f'running (pid {pid})' if pid else 'stopped'}")
+    if real_node_mode():
+        for name in realnode.COMPONENTS:
+            pid = running(name)
+            print(f"{name:26} {f'running (pid {pid})' if pid else 'stopped'} (real node {realnode.NODE})")
     if alive:
         print_usage(p)
     return 0 if alive == len(COMPONENTS) else 1
@@ -629,26 +799,46 @@ def status() -> int:
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("action", choices=["up", "down", "status", "start", "stop", "restart"])
+    ap.add_argument(
+        "action", choices=["up", "down", "status", "start", "stop", "restart", "node-up", "node-down", "import-image"]
+    )
     ap.add_argument("component", nargs="?")
+    ap.add_argument(
+        "--defer-node",
+        action="store_true",
+        help="up: set the cluster up for the real node but start it later (node-up); the e2e suite does",
+    )
     args = ap.parse_args(argv)
     try:
         if args.action == "up":
-            up()
+            up(start_node=not args.defer_node)
         elif args.action == "down":
             down()
         elif args.action == "status":
             return status()
+        elif args.action == "node-down":
+            node_down()
+        elif args.action == "import-image":
+            if not args.component:
+                raise ClusterError("name a docker-archive to import")
+            real_node().import_image(Path(args.component))
         else:
-            if args.component not in COMPONENTS:
-                raise ClusterError(f"name a component: {', '.join(COMPONENTS)}")
             saved = STATE_DIR / "ports.json"
             p = {**ports(), **json.loads(saved.read_text())} if saved.exists() else ports()
+            if args.action == "node-up":
+                node_up(p)
+                return 0
+            if args.component not in COMPONENTS + realnode.COMPONENTS:
+                raise ClusterError(f"name a component: {', '.join(COMPONENTS + realnode.COMPONENTS)}")
             if args.action in ("stop", "restart"):
                 stop(args.component)
             if args.action in ("start", "restart"):
                 start(args.component, p)
-                wait_ready(args.component, p)
+                if args.component in realnode.COMPONENTS:
+                    node = real_node()
+                    wait_for(args.component, lambda: node.ready(args.component), 60, args.component)
+                else:
+                    wait_ready(args.component, p)
     except ClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -55,12 +55,13 @@ EOF
   touch "$(done_marker "$dir")"
 }
 
-build_kube() {
-  local dir=$TOOLS/kubernetes-$KUBE_VERSION
-  [ -e "$(done_marker "$dir")" ] && return 0
-  log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $KUBE_VERSION (first run only, several minutes)"
-  local src=$CACHE/src/kubernetes-$KUBE_VERSION
-  mkdir -p "$src" "$dir"
+# kube_module SRC CMD...: the wrapper module that builds k8s.io/kubernetes/cmd/CMD at $KUBE_VERSION
+# in SRC. The control plane and the kubelet use the same module set and flags, so the kubelet's
+# build reuses every package the control plane's build left in the Go build cache.
+kube_module() {
+  local src=$1
+  shift
+  mkdir -p "$src"
   (
     cd "$src"
     go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" >download.json
@@ -76,30 +77,118 @@ build_kube() {
       # Each staging module k8s.io/X is published as k8s.io/X $KUBE_STAGING_VERSION.
       grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "$upstream_mod" | awk -v v="$KUBE_STAGING_VERSION" '{print "replace " $1 " => " $1 " " v}'
     } >go.mod
-    cat >tools.go <<'EOF'
-//go:build tools
+    {
+      echo '//go:build tools'
+      echo
+      echo '// Package tools pins the Kubernetes commands this wrapper module builds.'
+      echo 'package tools'
+      echo
+      echo 'import ('
+      local cmd
+      for cmd in "$@"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$cmd"; done
+      echo ')'
+    } >tools.go
+    go mod tidy >/dev/null
+  )
+}
 
-// Package tools pins the Kubernetes commands this wrapper module builds.
-package tools
+# kube_build SRC DIR CMD...: go build each CMD of the wrapper module in SRC into DIR.
+kube_build() {
+  local src=$1 dir=$2
+  shift 2
+  local minor=${KUBE_VERSION#v1.}
+  minor=${minor%%.*}
+  local pkg=k8s.io/component-base/version
+  local ldflags="-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+  local cmd
+  for cmd in "$@"; do
+    log "  go build $cmd"
+    (cd "$src" && go build -trimpath -ldflags "$ldflags" -o "$dir/$cmd" "k8s.io/kubernetes/cmd/$cmd")
+  done
+}
+
+build_kube() {
+  local dir=$TOOLS/kubernetes-$KUBE_VERSION
+  [ -e "$(done_marker "$dir")" ] && return 0
+  log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $KUBE_VERSION (first run only, several minutes)"
+  local src=$CACHE/src/kubernetes-$KUBE_VERSION
+  mkdir -p "$dir"
+  kube_module "$src" kube-apiserver kube-controller-manager kube-scheduler kubectl
+  kube_build "$src" "$dir" kube-apiserver kube-controller-manager kube-scheduler kubectl
+  touch "$(done_marker "$dir")"
+}
+
+# The real node (hack/realnode.py): the kubelet, containerd and kube-router's firewall controller.
+build_kubelet() {
+  local dir=$TOOLS/kubelet-$KUBE_VERSION
+  [ -e "$(done_marker "$dir")" ] && return 0
+  log "building kubelet $KUBE_VERSION (first run only, several minutes)"
+  local src=$CACHE/src/kubelet-$KUBE_VERSION
+  mkdir -p "$dir"
+  kube_module "$src" kubelet
+  kube_build "$src" "$dir" kubelet
+  touch "$(done_marker "$dir")"
+}
+
+# containerd from the Go module proxy (Debian's 1.6 cannot start sandboxes with this runc); the
+# storage drivers that need C libraries are left out, the overlayfs/native snapshotters stay.
+build_containerd() {
+  local dir=$TOOLS/containerd-$CONTAINERD_VERSION
+  [ -e "$(done_marker "$dir")" ] && return 0
+  log "building containerd, ctr, containerd-shim-runc-v2 $CONTAINERD_VERSION (first run only)"
+  mkdir -p "$dir"
+  local v=${CONTAINERD_VERSION#v}
+  GOBIN=$dir go install -trimpath -tags "no_btrfs no_devmapper no_zfs" \
+    -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$v" \
+    "github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD_VERSION" \
+    "github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION" \
+    "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION"
+  touch "$(done_marker "$dir")"
+}
+
+# The sandbox ("pause") image's only file: a static binary that reaps children and waits for a signal.
+build_pause() {
+  local dir=$TOOLS/pause-1
+  [ -e "$(done_marker "$dir")" ] && return 0
+  local src=$CACHE/src/pause-1
+  mkdir -p "$src" "$dir"
+  printf 'module minerguard.local/pause\n\ngo 1.26\n' >"$src/go.mod"
+  cat >"$src/main.go" <<'EOF'
+// Command pause holds a pod's namespaces: it reaps its children and exits on SIGINT or SIGTERM.
+package main
 
 import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
+	"os"
+	"os/signal"
+	"syscall"
 )
+
+func main() {
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
+	for s := range sigs {
+		if s != syscall.SIGCHLD {
+			os.Exit(0)
+		}
+		for {
+			if pid, _ := syscall.Wait4(-1, nil, syscall.WNOHANG, nil); pid <= 0 {
+				break
+			}
+		}
+	}
+}
 EOF
-    go mod tidy >/dev/null
-    local minor=${KUBE_VERSION#v1.}
-    minor=${minor%%.*}
-    local pkg=k8s.io/component-base/version
-    local ldflags="-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-    ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
-    for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-      log "  go build $cmd"
-      go build -trimpath -ldflags "$ldflags" -o "$dir/$cmd" "k8s.io/kubernetes/cmd/$cmd"
-    done
-  )
+  (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$dir/pause" .)
+  touch "$(done_marker "$dir")"
+}
+
+build_kube_router() {
+  local dir=$TOOLS/kube-router-$KUBE_ROUTER_VERSION
+  [ -e "$(done_marker "$dir")" ] && return 0
+  log "building kube-router $KUBE_ROUTER_VERSION (first run only)"
+  mkdir -p "$dir"
+  GOBIN=$dir go install -trimpath -ldflags "-s -w" "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION"
   touch "$(done_marker "$dir")"
 }
 
@@ -237,6 +326,27 @@ link_all() {
   link promtool "$(system_tool promtool)"
 }
 
+# Debian's runc, CNI plugins (ptp, host-local, loopback), ipset and iptables for kube-router,
+# conntrack to inspect the node's connection tracking, socat for the loopback bridges.
+check_real_node_packages() {
+  local missing=() t
+  for t in runc ipset iptables conntrack socat; do system_tool "$t" >/dev/null || missing+=("$t"); done
+  [ -x /usr/lib/cni/ptp ] || missing+=(containernetworking-plugins)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]} from Debian packages (the real node)"
+  apt_install "${missing[@]}"
+}
+
+link_real_node() {
+  mkdir -p "$BIN"
+  local f
+  for f in "$TOOLS/kubelet-$KUBE_VERSION/kubelet" \
+    "$TOOLS/containerd-$CONTAINERD_VERSION"/{containerd,ctr,containerd-shim-runc-v2} \
+    "$TOOLS/kube-router-$KUBE_ROUTER_VERSION/kube-router" "$TOOLS/pause-1/pause"; do
+    link "$(basename "$f")" "$f"
+  done
+}
+
 case "${1:-build}" in
   image-tools) check_image_tools ;;
   build)
@@ -257,6 +367,20 @@ case "${1:-build}" in
     fetch_policyreport_crd
     link_all
     ;;
+  real-node)
+    # The real node's tools, under their own lock so that `make test` can build them while the
+    # KWOK tests run. The kubelet waits for the control plane's build (same packages, same cache).
+    mkdir -p "$CACHE"
+    exec 8>"$CACHE/.build-real-node.lock"
+    flock 8
+    check_real_node_packages
+    build_pause
+    build_containerd
+    build_kube_router
+    flock "$CACHE/.build.lock" true
+    build_kubelet
+    link_real_node
+    ;;
   bindir) echo "$BIN" ;;
-  *) echo "usage: $0 build|bindir|image-tools" >&2; exit 2 ;;
+  *) echo "usage: $0 build|bindir|image-tools|real-node" >&2; exit 2 ;;
 esac

@@ -22,6 +22,7 @@ from tests.e2e.bare import bare_apiserver  # noqa: F401 - a fixture for every e2
 from tests.e2e.helpers import CLUSTER_DIR, KUBECONFIG, ROOT, eventually, kubectl
 from tests.e2e.objects import GROUP, VERSION, policy_body, ready
 from tests.e2e.operator_proc import OperatorProcess
+from tests.e2e.realnode import RealNode, ensure_real_node
 
 
 @pytest.fixture(scope="session")
@@ -121,3 +122,12 @@ def paused_session_operator(operator: OperatorProcess) -> Iterator[None]:
     operator.stop()
     yield
     operator.start()
+
+
+@pytest.fixture(scope="session")
+def real_node(cluster: dict[str, Any]) -> RealNode:
+    """The real node real-0 in the session's cluster, with the operator's image imported."""
+    try:
+        return ensure_real_node()
+    except Exception as exc:  # noqa: BLE001 - turned into a test failure with the reason
+        pytest.fail(f"no real node: {exc}", pytrace=False)
