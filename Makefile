@@ -8,7 +8,7 @@ TOOLS_BIN := $(shell hack/tools.sh bindir)
 export PATH := $(TOOLS_BIN):$(PATH)
 export KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: help venv tools real-node-tools real-node-tools-bg cluster-up cluster-down cluster-status lint typecheck unit e2e test demo demo-down bench clean manifests lock docs image image-test
+.PHONY: help venv tools real-node-tools real-node-tools-bg cluster-up cluster-down cluster-status lint typecheck unit e2e test demo demo-down bench bench-wire clean manifests lock docs image image-test
 
 help:
 	@echo "make demo          the local cluster, the operator and a scene of miners being contained"
@@ -72,7 +72,12 @@ e2e: venv tools
 test: venv tools real-node-tools-bg lint typecheck image
 	$(VENV)/bin/pytest -q
 
+# With root (and MINERGUARD_REAL_NODE unset or 1), the demo also runs the real node: its tools and
+# the operator image are built first (cached); otherwise it says so and stays KWOK-only.
 demo: venv tools
+	@if [ "$$(id -u)" = 0 ] && [ "$${MINERGUARD_REAL_NODE:-auto}" != 0 ]; then \
+	  hack/tools.sh real-node && $(MAKE) -s image; \
+	else echo "[demo] no real node here (needs root; MINERGUARD_REAL_NODE=0 turns it off): KWOK only"; fi
 	@$(PY) hack/demo.py
 
 demo-down:
@@ -81,6 +86,10 @@ demo-down:
 
 bench: venv tools
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Quarantine -> first refused packet on the real node (median of --runs; needs root): bench/wire.py.
+bench-wire: venv tools real-node-tools image
+	$(PY) bench/wire.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -12,6 +12,11 @@
    privileged DaemonSet miner and a pod whose simulated CPU sits at its limit;
 6. prints what minerguard detects, contains, cordons and holds back as it happens, then the
    incidents, the Events and how to release and clean up.
+
+Where the machine runs the real node ``real-0`` (hack/realnode.py: root, ``make demo`` builds its
+tools and the operator image), a stand-in pool and a stand-in XMRig run there as real containers
+before the policies exist; the demo then shows the miner's own connection log switching from
+"share accepted" to "connection refused" at the moment of the quarantine.
 """
 
 from __future__ import annotations
@@ -69,12 +74,14 @@ def ports() -> dict[str, int]:
 def cluster_up() -> None:
     step("Local control plane (kube-apiserver, etcd, controller-manager, scheduler, KWOK, Prometheus)")
     subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "up"], check=True)
+    # A cluster already running, set up for the real node but without it: start it (a no-op otherwise).
+    subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "node-up"], capture_output=True)
     kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
     kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
 
 
 def reset_scene() -> None:
-    existing = [ns for ns in SCENE_NAMESPACES if kubectl("get", "namespace", ns, check=False).strip()]
+    existing = [ns for ns in SCENE_NAMESPACES + LAB_NAMESPACES if kubectl("get", "namespace", ns, check=False).strip()]
     if existing:
         step("Clearing the previous demo scene")
         kubectl("delete", "namespace", *existing, "--wait=true", "--timeout=120s", check=False)
@@ -225,6 +232,108 @@ def scene() -> None:
     note("build-agents: node-agent privileged hostPID DaemonSet (renamed XMRig), image-resizer at its CPU limit")
 
 
+# --------------------------------------------------------------------------- the real node
+
+LAB_NAMESPACES = ["mining-lab", "pool-lab"]
+WIRE = ROOT / "tests" / "data" / "wire"
+
+
+def real_node_ready() -> bool:
+    out = kubectl("get", "node", "real-0", "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+                  check=False)
+    return out.strip() == "True"
+
+
+def image_reference() -> str:
+    return run(sys.executable, str(ROOT / "hack" / "image.py"), "reference").strip()
+
+
+def lab_pod(ns: str, name: str, program: str, args: list[str]) -> list[dict[str, Any]]:
+    source = (WIRE / f"{program}.py").read_text()
+    return [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": program, "namespace": ns},
+         "data": {program: source}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
+         "spec": {"nodeSelector": {"minerguard.io/real-node": "true"},
+                  "tolerations": [{"key": "minerguard.io/real-node", "operator": "Exists"}],
+                  "automountServiceAccountToken": False, "terminationGracePeriodSeconds": 1,
+                  "containers": [{"name": name, "image": image_reference(), "imagePullPolicy": "Never",
+                                  "command": [f"/opt/{program}/{program}", *args],
+                                  "resources": {"limits": {"cpu": "200m", "memory": "64Mi"}},
+                                  "volumeMounts": [{"name": "p", "mountPath": f"/opt/{program}"}]}],
+                  "volumes": [{"name": "p", "configMap": {"name": program, "defaultMode": 0o755}}]}},
+    ]
+
+
+def pod_ip(ns: str, name: str, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ip = kubectl("get", "pod", "-n", ns, name, "-o", "jsonpath={.status.podIP}", check=False).strip()
+        phase = kubectl("get", "pod", "-n", ns, name, "-o", "jsonpath={.status.phase}", check=False).strip()
+        if ip and phase == "Running":
+            return ip
+        time.sleep(1)
+    sys.exit(f"pod {ns}/{name} did not run on real-0 within {timeout:.0f}s")
+
+
+def miner_log() -> list[dict[str, Any]]:
+    out = kubectl("logs", "-n", "mining-lab", "xmrig", check=False)
+    entries = []
+    for line in out.splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            continue
+    return [e for e in entries if e.get("kind") == "new"]
+
+
+def lab_start() -> bool:
+    if not real_node_ready():
+        note("No real node here (needs root; MINERGUARD_REAL_NODE=0 turns it off): the cut on the wire is skipped.")
+        return False
+    step("On the real node real-0: a stand-in pool and a stand-in XMRig, real containers, before any policy")
+    note("Both are small Python programs (tests/data/wire/) in the operator's image, imported without a registry.")
+    run(sys.executable, str(ROOT / "hack" / "cluster.py"), "import-image",
+        run(sys.executable, str(ROOT / "hack" / "image.py"), "archives").split()[1])
+    for ns in LAB_NAMESPACES:
+        kubectl("create", "namespace", ns, check=False)
+    kubectl("apply", "-f", "-", stdin="\n---\n".join(json.dumps(d) for d in lab_pod("pool-lab", "pool", "pool", [])))
+    pool = pod_ip("pool-lab", "pool")
+    args = ["-o", f"stratum+tcp://{pool}:3333", "-u", WALLET, "-k", "--donate-level", "1"]
+    miner = lab_pod("mining-lab", "xmrig", "xmrig", args)
+    kubectl("apply", "-f", "-", stdin="\n---\n".join(json.dumps(d) for d in miner))
+    pod_ip("mining-lab", "xmrig")
+    note(f"pool-lab/pool at {pool}:3333; mining-lab/xmrig -o stratum+tcp://{pool}:3333 -u {WALLET[:12]}...")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(e["ok"] for e in miner_log()):
+        time.sleep(0.5)
+    for e in [e for e in miner_log() if e["ok"]][-3:]:
+        print(f"    {GREEN}xmrig  {time.strftime('%H:%M:%S', time.localtime(e['t']))}.{int(e['t'] * 1000) % 1000:03d}"
+              f"  {e['msg']}{RESET}")
+    return True
+
+
+def lab_cut(t_pack: float) -> None:
+    step("The cut, on the wire: the miner's own connection log around its quarantine")
+    deadline = time.monotonic() + 60
+    refused = None
+    while time.monotonic() < deadline and refused is None:
+        refused = next((e for e in miner_log() if e["t"] >= t_pack and not e["ok"]), None)
+        time.sleep(0.5)
+    if refused is None:
+        print(f"{YELLOW}    the miner on real-0 was still connecting 60s after the pack (see the operator log){RESET}")
+        return
+    log = miner_log()
+    before = [e for e in log if e["ok"] and e["t"] < refused["t"]][-3:]
+    after = [e for e in log if not e["ok"] and e["t"] >= refused["t"]][:3]
+    for e in before + after:
+        color = GREEN if e["ok"] else RED
+        print(f"    {color}xmrig  {time.strftime('%H:%M:%S', time.localtime(e['t']))}.{int(e['t'] * 1000) % 1000:03d}"
+              f"  {e['msg']}{RESET}")
+    note(f"first refused connection {refused['t'] - t_pack:.1f}s after the pack was applied (detection, the "
+         "quarantine in the API, then kube-router's firewall on real-0; docs/reliability.md has each step)")
+
+
 REASONS = {
     "MinerDetected": RED, "PodQuarantined": GREEN, "NodeCordoned": GREEN, "NodeTainted": GREEN,
     "ContainmentSuppressed": YELLOW, "ContainmentFailed": RED, "QuarantineRestored": YELLOW,
@@ -298,8 +407,12 @@ def main() -> int:
     reset_scene()
     helm_install()
     proc = start_operator()
-    apply_policies()
+    lab = lab_start()
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    t_pack = time.time()
+    apply_policies()
+    if lab:
+        lab_cut(t_pack)
     scene()
     narrate(since)
     summary(proc)

@@ -414,7 +414,8 @@ shutdownGracePeriod: 0s
         )
 
     def leftover_pids(self) -> set[int]:
-        """Every process still in the node's namespaces or under its cgroup root."""
+        """Every process still in the node's namespaces (both its network and mount namespace) or under
+        its cgroup root."""
         info = self.info()
         net, mnt = info.get("netns"), info.get("mntns")
         pids: set[int] = set()
@@ -422,11 +423,12 @@ shutdownGracePeriod: 0s
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == me:
                 continue
+            # Both namespaces must match: a namespace's inode number can be reused once it is gone,
+            # and a process of someone else's must never be taken for one of the node's.
             try:
-                if net and os.stat(entry / "ns" / "net").st_ino == net:
-                    pids.add(int(entry.name))
-                elif mnt and os.stat(entry / "ns" / "mnt").st_ino == mnt:
-                    pids.add(int(entry.name))
+                if net and mnt and os.stat(entry / "ns" / "net").st_ino == net:
+                    if os.stat(entry / "ns" / "mnt").st_ino == mnt:
+                        pids.add(int(entry.name))
             except OSError:
                 continue
         for hierarchy in self._hierarchies():
@@ -455,6 +457,10 @@ shutdownGracePeriod: 0s
             if time.monotonic() > deadline:
                 raise RuntimeError(f"processes of the real node survive SIGKILL: {sorted(pids)}")
             time.sleep(0.2)
+        info = self.info()
+        if info.pop("netns", None) is not None and self.info_file.parent.is_dir():
+            info.pop("mntns", None)
+            self.info_file.write_text(json.dumps(info))
         for hierarchy in self._hierarchies():
             root = hierarchy / self.cgroup
             if root.is_dir():
