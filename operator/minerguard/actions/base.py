@@ -99,6 +99,8 @@ class ActionContext:
     """Whether this pod was contained before, so a fix found necessary now is tampering."""
     network_policies: NetworkPolicyView | None = None
     """Where NetworkPolicies are read; the live API when not given."""
+    batch: bool = False
+    """Reverted as one of many pods: what they share (the namespace's deny-all) is settled once by the caller."""
     evictions_last_hour: int = 0
     """Pods evicted in the last hour, as the incidents record them (the evict guard reads it)."""
     enforcement: Enforcement | None = None

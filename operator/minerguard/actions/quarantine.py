@@ -181,11 +181,8 @@ class Quarantine(Action):
             )
         except NotFound:
             pass
-        cluster_wide = ctx.enforcement is not None and ctx.enforcement.cluster_wide
-        if not cluster_wide or netpol_artefacts(ctx.policies.list(ns)):  # tenant objects only if touched before
-            remaining = ctx.storage.list_pods(ns, label_selector=f"{netpol.QUARANTINE_LABEL}=true")
-            if not remaining:
-                release_namespace(ctx.storage, ns)
+        if not ctx.batch:  # in a batch the caller settles the namespace once, after every pod
+            settle_namespace(ctx, ns)
         return ActionResult("release", ctx.pod_ref, SUCCEEDED, f"Released {ctx.pod_ref} from quarantine", True)
 
 
@@ -278,6 +275,16 @@ def mark_namespace(storage: KubeStorage, namespace: str) -> None:
     """Label the namespace as holding quarantined pods: the admission policy refuses new policies there that would
     select them. Set when the deny-all is created or repaired, removed with it at release."""
     storage.patch_namespace_labels(namespace, {netpol.NAMESPACE_MARK: "true"})
+
+
+def settle_namespace(ctx: ActionContext, namespace: str) -> None:
+    """After a release: when no quarantined pod is left, release the namespace (:func:`release_namespace`). With a
+    cluster-wide backend the tenant's objects are touched only if the networkPolicy backend changed them before."""
+    cluster_wide = ctx.enforcement is not None and ctx.enforcement.cluster_wide
+    if cluster_wide and not netpol_artefacts(ctx.policies.list(namespace)):
+        return
+    if not ctx.storage.list_pods(namespace, label_selector=f"{netpol.QUARANTINE_LABEL}=true"):
+        release_namespace(ctx.storage, namespace)
 
 
 def release_namespace(storage: KubeStorage, namespace: str) -> None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from minerguard.actions import ACTIONS, Action, of_scope
+from minerguard.actions import Action, of_scope, quarantine
 from minerguard.actions.base import ActionContext, ActionResult
 from minerguard.actions.enforcement import Enforcement
 from minerguard.actions.guard import NodeGuard
@@ -28,6 +29,9 @@ from minerguard.services.recorder import Recorder
 from minerguard.storage.kubernetes import KubeStorage, now_iso
 
 log = logging.getLogger(__name__)
+
+RELEASE_WORKERS = 8
+"""Pods of one incident freed at a time: a 120-replica release is bounded by this many calls in flight."""
 
 
 class Releaser:
@@ -78,21 +82,13 @@ class Releaser:
         pods = [dict(p) for p in (incident.get("status") or {}).get("pods") or []]
         results: list[ActionResult] = []
         templates: set[str] = set()
-        for p in pods:
-            if p.get("state") in (inc.POD_DELETED, inc.POD_RELEASED):
-                continue
-            if node_incident:
-                results += self._release_node(str(p.get("name")), name, namespace, policy)
-            else:
-                released = self._release_pod(namespace, str(p.get("name")), name, policy, templates)
-                if released is None:
-                    p["state"], p["since"] = inc.POD_DELETED, now_iso()
-                    continue
-                results += released
-            p["state"], p["since"] = inc.POD_RELEASED, now_iso()
-        if not node_incident:
-            freed = {str(p.get("name")) for p in pods if p.get("state") == inc.POD_RELEASED}
-            results += self._release_labelled(namespace, name, policy, freed, templates)
+        if node_incident:
+            for p in pods:
+                if p.get("state") not in (inc.POD_DELETED, inc.POD_RELEASED):
+                    results += self._release_node(str(p.get("name")), name, namespace, policy)
+                    p["state"], p["since"] = inc.POD_RELEASED, now_iso()
+        else:
+            results += self._release_pods(namespace, name, policy, pods, templates)
         owner = inc.WorkloadRef(
             str(workload.get("apiVersion", "")),
             str(workload.get("kind", "")),
@@ -110,35 +106,54 @@ class Releaser:
         ctx = self._ctx(incident, policy, node=node, incident_namespace=namespace)
         return self._revert(of_scope(ActionScope.NODE), ctx)
 
-    def _release_pod(
-        self, namespace: str, pod_name: str, incident: str, policy: str, templates: set[str]
-    ) -> list[ActionResult] | None:
-        """Revert the pod's and its node's actions, noting its template; None when the pod is gone."""
-        try:
-            pod = self.storage.get_pod(namespace, pod_name)
-        except NotFound:
-            return None
-        templates.add(binding.template_hash(pod))
+    def _release_pods(
+        self, namespace: str, incident: str, policy: str, pods: list[dict[str, Any]], templates: set[str]
+    ) -> list[ActionResult]:
+        """Free every pod of the incident, many at a time (bounded), and settle what they share once.
+
+        The pods are the ones carrying the incident's label (listed once: ``status.pods`` holds at most a
+        hundred) and the recorded ones not labelled any more (read each); their nodes' actions are reverted
+        once per node, and the namespace's deny-all goes when no quarantined pod is left. ``pods`` (the
+        incident's records) get their final state, Released or Deleted.
+        """
+        selector = f"{INCIDENT_LABEL}={incident_label(incident)}"
+        bodies: dict[str, dict[str, Any] | None] = {
+            str(pod["metadata"]["name"]): pod
+            for pod in self.storage.list_pods(namespace, label_selector=selector)
+            if ((pod.get("metadata") or {}).get("annotations") or {}).get(INCIDENT_ANNOTATION) == incident
+        }
+        for p in pods:
+            pod_name = str(p.get("name"))
+            if p.get("state") not in (inc.POD_DELETED, inc.POD_RELEASED) and pod_name not in bodies:
+                try:
+                    bodies[pod_name] = self.storage.get_pod(namespace, pod_name)
+                except NotFound:
+                    bodies[pod_name] = None
+        live = [b for b in bodies.values() if b is not None]
+        templates.update(binding.template_hash(b) for b in live)
+        with ThreadPoolExecutor(max_workers=RELEASE_WORKERS, thread_name_prefix="release") as pool:
+            per_pod = list(pool.map(lambda b: self._release_pod(b, incident, policy), live))
+        results = [r for rs in per_pod for r in rs]
+        for node in sorted({str((b.get("spec") or {}).get("nodeName") or "") for b in live} - {""}):
+            results += self._release_node(node, incident, namespace, policy)
+        if live:
+            quarantine.settle_namespace(self._ctx(incident, policy, enforcement=self.enforcement), namespace)
+        for p in pods:
+            pod_name = str(p.get("name"))
+            if p.get("state") in (inc.POD_DELETED, inc.POD_RELEASED) or pod_name not in bodies:
+                continue
+            p["state"], p["since"] = (inc.POD_RELEASED if bodies[pod_name] else inc.POD_DELETED), now_iso()
+        return results
+
+    def _release_pod(self, pod: dict[str, Any], incident: str, policy: str) -> list[ActionResult]:
+        """Revert the pod's own actions (its node's are reverted once per node by the caller)."""
         wl = workload_from_pod(pod)
         ctx = ActionContext(
             self.storage, self.settings, wl, pod, incident, policy, guard=self.guard, enforcement=self.enforcement
         )
-        actions = [a for a in ACTIONS.values() if a.scope is not ActionScope.OWNER]
-        results = self._revert(actions, ctx)
+        ctx.batch = True
+        results = self._revert(of_scope(ActionScope.POD), ctx)
         self.events.pod_released(wl, incident)
-        return results
-
-    def _release_labelled(
-        self, namespace: str, incident: str, policy: str, done: set[str], templates: set[str]
-    ) -> list[ActionResult]:
-        """Every pod still carrying the incident's label: status.pods lists at most a hundred of them."""
-        results: list[ActionResult] = []
-        for pod in self.storage.list_pods(namespace, label_selector=f"{INCIDENT_LABEL}={incident_label(incident)}"):
-            meta = pod.get("metadata") or {}
-            if meta.get("name") in done or (meta.get("annotations") or {}).get(INCIDENT_ANNOTATION) != incident:
-                continue
-            released = self._release_pod(namespace, str(meta.get("name")), incident, policy, templates)
-            results += released or []
         return results
 
     def _ctx(self, incident: str, policy: str, **kw: Any) -> ActionContext:
