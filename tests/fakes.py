@@ -299,6 +299,10 @@ class FakeStorage:
         self._count("get", "MinerIncident")
         return copy.deepcopy(self._get("MinerIncident", namespace, name))
 
+    def list_incidents(self) -> list[dict[str, Any]]:
+        self._count("list", "MinerIncident")
+        return [copy.deepcopy(b) for k, b in self.objects.items() if k[0] == "MinerIncident"]
+
     def create_incident(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         self._count("create", "MinerIncident")
         return self._create("MinerIncident", namespace, body)

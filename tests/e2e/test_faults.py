@@ -485,3 +485,86 @@ def test_two_replicas_only_one_acts_and_handover_is_bounded(
         first.stop()
         second.stop()
         kubectl("delete", "clusterkopfpeering", "minerguard-ha-test", check=False)
+
+
+def hold_incident_creates(namespace: str) -> str:
+    """A ValidatingAdmissionPolicy refusing every MinerIncident create in ``namespace``: the record fails."""
+    name = f"hold-incidents-{namespace}"[:63]
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [GROUP],
+                        "apiVersions": ["*"],
+                        "operations": ["CREATE"],
+                        "resources": ["minerincidents"],
+                    }
+                ]
+            },
+            "validations": [{"expression": "false", "message": "held by the test: the incident cannot be written"}],
+        },
+    }
+    bound = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}},
+        },
+    }
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [policy, bound]})
+
+
+def incident_create_refused(namespace: str) -> bool:
+    probe = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "MinerIncident",
+        "metadata": {"name": "probe", "namespace": namespace},
+        "spec": {"policy": "p", "mode": "Audit", "workload": {"kind": "Pod", "name": "probe"}},
+    }
+    res = kubectl("create", "-f", "-", "--dry-run=server", stdin=json.dumps(probe), check=False)
+    return res.returncode != 0
+
+
+def test_operator_killed_between_the_cut_and_the_incident_loses_nothing(
+    paused_session_operator: None,
+    core: client.CoreV1Api,
+    networking: client.NetworkingV1Api,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    make_policy: Any,
+) -> None:
+    """The cut comes before the incident: with the incident's create refused, the miner is still cut off; the
+    operator is killed in that state and started again once creates pass, and the incident is there."""
+    held = hold_incident_creates(namespace)
+    kubectl("apply", "-f", "-", stdin=held)
+    operator = OperatorProcess("operator-cut")
+    try:
+        eventually(lambda: incident_create_refused(namespace), 30, "incident creates refused")
+        operator.start()
+        make_policy(namespace)  # Ready once the operator reports it
+        core.create_namespaced_pod(namespace, miner_pod("miner"))
+        eventually(lambda: isolation_problems(core, networking, namespace, "miner") == [], 30, "cut off, no incident")
+        assert not incidents(custom, namespace)
+        operator.kill()
+        kubectl("delete", "-f", "-", stdin=held)
+        eventually(lambda: not incident_create_refused(namespace), 30, "incident creates pass again")
+        started = time.monotonic()
+        operator.start()
+        found = eventually(lambda: [i for i in incidents(custom, namespace) if i.get("status")], 30, "the incident")
+        record("operator killed between the cut and the incident", outcome="incident written after restart",
+               seconds_to_incident=round(time.monotonic() - started, 2))  # fmt: skip
+        assert [i["metadata"]["name"] for i in found] == ["pod-miner"]
+        eventually(lambda: incidents(custom, namespace)[0]["status"].get("state") == "Contained", 30, "Contained")
+        assert incidents(custom, namespace)[0]["status"]["evidence"]
+        assert quarantined(core, namespace, "miner")
+    finally:
+        operator.stop()
+        kubectl("delete", "-f", "-", stdin=held, check=False)

@@ -18,6 +18,8 @@ from minerguard.actions.guard import NodeGuard
 from minerguard.config import GuardSettings, Settings
 from minerguard.domain import incidents as inc
 from minerguard.domain import netpol
+from minerguard.domain.detection import Verdict
+from minerguard.domain.workload import Workload
 from minerguard.errors import Conflict, Forbidden, NotFound
 from minerguard.services.containment import Containment
 from minerguard.services.detector import Detector, Evaluator
@@ -89,6 +91,12 @@ class Operator:
     def incident(self, name: str) -> dict[str, Any]:
         return self.storage.objects[("MinerIncident", NS, name)]
 
+    def matched(self, pod: str) -> tuple[Workload, dict[str, Any], list[Verdict]]:
+        """The pod as stored, its workload view and its verdicts: what the worker contains."""
+        body = copy.deepcopy(self.storage.objects[("Pod", NS, pod)])
+        wl = self.containment.evaluator.workload(body)
+        return wl, body, self.containment.evaluator.matches(wl)
+
 
 def policy_body(mode: str = "Enforce", actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
@@ -112,11 +120,15 @@ def pod_body(name: str = "worker-6b7f", command: str = "/opt/xmrig", **spec: Any
     }
 
 
-def build(settings: Settings | None = None, policy: dict[str, Any] | None = None) -> Operator:
-    storage = FakeStorage()
+def build(
+    settings: Settings | None = None, policy: dict[str, Any] | None = None, storage: FakeStorage | None = None
+) -> Operator:
+    """The services over ``storage`` (a new FakeStorage by default: another process on the same one is a restart)."""
+    storage = storage or FakeStorage()
     settings = settings or Settings()
     body = policy or policy_body()
-    storage.put("MinerPolicy", body)
+    if ("MinerPolicy", "", "miners") not in storage.objects:
+        storage.put("MinerPolicy", body)
     state = ClusterState()
     events = Events(storage)  # type: ignore[arg-type]
     policies = PolicyRegistry(storage, events)  # type: ignore[arg-type]
@@ -138,7 +150,9 @@ def build(settings: Settings | None = None, policy: dict[str, Any] | None = None
     )
     queue = ListQueue()
     detector = Detector(evaluator, state, queue)  # type: ignore[arg-type]
+    containment.list_incidents()  # as the operator does at start
     storage.calls.clear()
+    storage.order.clear()
     return Operator(storage, state, detector, containment, queue)
 
 

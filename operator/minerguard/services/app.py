@@ -112,6 +112,7 @@ class App:
         )
 
     def start(self) -> None:
+        self.containment.list_incidents()
         self.containment.start()
         if self.falco is not None:
             self.falco.start()
@@ -122,7 +123,7 @@ class App:
                 lambda: falco.advertise(self.storage, self.settings.namespace, self.settings.instance),
                 gated=False,
             )
-        self._loop("resync", self.settings.resync_interval, self.detector.resync)
+        self._loop("resync", self.settings.resync_interval, self.resync)
         self._loop("enforcement", self.settings.resync_interval, self.enforcement.maintain)
         self._loop("policy-status", self.settings.status_interval, self.report_policy_counts)
         self._loop("metrics", self.settings.prometheus.interval, self.metric_cycle)
@@ -162,6 +163,12 @@ class App:
         """The CPU signals, then the bill and related workloads of open incidents (the canary)."""
         self.metrics.cycle()
         self.canary.cycle()
+
+    def resync(self) -> None:
+        """Verify every containment again; list the incidents if the first listing failed."""
+        if not self.state.incidents_listed:
+            self.containment.list_incidents()
+        self.detector.resync()
 
     def report_policy_counts(self) -> None:
         """Patch matchedPods/containedPods on each policy whose counts changed; report the queue's depth."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from minerguard import observability
@@ -42,6 +43,19 @@ log = logging.getLogger(__name__)
 
 TOP_OWNER_KINDS = ("Deployment", "CronJob")
 """Controllers whose ReplicaSets/Jobs an incident is raised for, one level up."""
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One matched pod on its way into an incident: what matched, the workload, the incident name tried."""
+
+    workload: Workload
+    pod: dict[str, Any]
+    matched: list[Verdict]
+    primary: Verdict
+    ref: inc.WorkloadRef
+    name: str
+    decide: Callable[[dict[str, Any] | None], binding.Decision]
 
 
 class Containment:
@@ -148,23 +162,97 @@ class Containment:
         template = binding.template_hash(pod)
         policies = [v.policy for v in enforce or matched]
 
-        def accept(body: dict[str, Any]) -> bool:
-            return binding.decide(body, ref.uid, template, policies) == "use"
+        def decide(body: dict[str, Any] | None) -> binding.Decision:
+            return binding.decide(body, ref.uid, template, policies)
 
         for name in binding.candidate_names(ref, template, primary.policy):
             cached = self.state.incident(wl.namespace, name)
-            decision = binding.decide(cached.body if cached else None, ref.uid, template, policies)
+            decision = decide(cached.body if cached else None)
             if decision == "use":
                 with self.recorder.lock(wl.namespace, name):
-                    incident = self.recorder.ensure(wl.namespace, ref, primary, name, accept)
-                    decision = binding.decide(incident, ref.uid, template, policies)
-                    if decision == "use":
-                        self._contain_in(wl, pod, matched, primary, ref, incident)
-                        return
-            if decision == "exempt":
+                    cached = self.state.incident(wl.namespace, name)
+                    found = cached.body if cached else None
+                    decision = self._contain_in(Detection(wl, pod, matched, primary, ref, name, decide), found)
+            if decision in ("use", "exempt"):
                 return
             self._ignored(wl.namespace, name, ref.uid)
         log.error("No incident name left for Pod %s/%s: every candidate is taken", wl.namespace, wl.name)
+
+    def _contain_in(self, d: Detection, incident: dict[str, Any] | None) -> binding.Decision:
+        """Contain the pod under incident ``d.name`` and record it there; what the incident found says.
+
+        Cut first: when the incident does not exist yet (the incident cache is complete once its first
+        listing is in) the pod's actions run before the incident is created, so the cut waits for no write
+        of the record's. A restart between the two finds the pod still matched and creates the incident then
+        (the actions, idempotent, write nothing again). An incident found meanwhile that is not this
+        detection's ("exempt": released for it; "next": someone else's) is answered by freeing the pod of
+        the cut just made, or by moving on to the next name. Otherwise, and before an action that deletes
+        the pod, the incident is opened first.
+        """
+        wl = d.workload
+        enforce = d.primary.mode == "Enforce"
+        cut_first = incident is None and self.state.incidents_listed and "evict" not in self._actions_for(d.primary, wl)
+        if not cut_first or not enforce:
+            incident = self.recorder.ensure(wl.namespace, d.ref, d.primary, d.name, lambda b: d.decide(b) == "use")
+            decision = d.decide(incident)
+            if decision != "use":
+                return decision
+        results: list[ActionResult] = []
+        pod_state = inc.POD_DETECTED
+        if enforce:
+            results, pod_state, incident = self._act(d, incident)
+        if incident is None:
+            incident = self.recorder.ensure(wl.namespace, d.ref, d.primary, d.name, lambda b: d.decide(b) == "use")
+            decision = d.decide(incident)
+            if decision != "use":
+                entry = self.state.pod((wl.namespace, wl.name))
+                if decision == "exempt" and entry is not None and entry.body is not None:
+                    self.releaser.free_pod(entry.body, d.name, d.primary.policy)  # released meanwhile
+                return decision
+        foothold = self._foothold(d.pod, incident)
+        try:
+            self.recorder.record(Subject.of_pod(wl), incident, d.matched, d.primary, results, pod_state, foothold)
+        except NotFound:
+            pass
+        return "use"
+
+    def _act(
+        self, d: Detection, incident: dict[str, Any] | None
+    ) -> tuple[list[ActionResult], str, dict[str, Any] | None]:
+        """Run the primary verdict's actions for the pod: results, the pod's state, the incident as now known."""
+        wl, pod = d.workload, d.pod
+        ctx = self._context(wl, pod, d.name, d.primary.policy)
+        ctx.owner = d.ref
+        ctx.previously_contained = _previously_contained(pod, incident or {}, d.name, wl.uid)
+        if incident is not None and "evict" in self._actions_for(d.primary, wl) and not wl.deleting:
+            if not ctx.dry_run:
+                incident = self._evidence_first(wl, incident, d.matched, d.primary)
+                ctx.evictions_last_hour = evictions_since(self.state.incident_bodies(), time.time() - 3600)
+        try:
+            results = self._run_actions(d.primary, ctx)
+            pod_state = pod_state_of(results)
+            if ctx.pod is not pod:  # written: its watch echo is nothing new
+                self.state.wrote_pod((wl.namespace, wl.name), ctx.pod, self.evaluator.workload(ctx.pod))
+        except NotFound:
+            gone = ActionResult(
+                "quarantine", f"Pod {wl.namespace}/{wl.name}", Outcome.FAILED, "the pod was deleted during containment"
+            )
+            results, pod_state = [gone], inc.POD_DELETED
+        return results, pod_state, incident
+
+    def list_incidents(self) -> bool:
+        """Fill the incident cache from one listing: from then on an incident not in it does not exist, and a
+        containment cuts first (the watch keeps the cache current). False when the API could not be read."""
+        try:
+            bodies = self.storage.list_incidents()
+        except KubeError as exc:
+            log.warning("Could not list MinerIncidents (each containment opens its incident first meanwhile): %s", exc)
+            return False
+        for body in bodies:
+            meta = body.get("metadata") or {}
+            self.state.put_incident(str(meta.get("namespace")), str(meta.get("name")), body)
+        self.state.incidents_listed = True
+        return True
 
     def _ignored(self, namespace: str, name: str, workload_uid: str) -> None:
         """Tell (once) about an incident minerguard did not make, found where it would record a detection."""
@@ -176,45 +264,6 @@ class Containment:
             return
         self._ignored_told.add((namespace, name, uid))
         self.recorder.events.incident_ignored(namespace, name, uid, "it does not exempt or release this workload")
-
-    def _contain_in(
-        self,
-        wl: Workload,
-        pod: dict[str, Any],
-        matched: list[Verdict],
-        primary: Verdict,
-        ref: inc.WorkloadRef,
-        incident: dict[str, Any],
-    ) -> None:
-        """Run the primary verdict's actions (in Enforce mode) for the pod and record them in ``incident``."""
-        name = incident["metadata"]["name"]
-        results: list[ActionResult] = []
-        pod_state = inc.POD_DETECTED
-        if primary.mode == "Enforce":
-            ctx = self._context(wl, pod, name, primary.policy)
-            ctx.owner = ref
-            ctx.previously_contained = _previously_contained(pod, incident, name, wl.uid)
-            if "evict" in self._actions_for(primary, wl) and not wl.deleting and not ctx.dry_run:
-                incident = self._evidence_first(wl, incident, matched, primary)
-                ctx.evictions_last_hour = evictions_since(self.state.incident_bodies(), time.time() - 3600)
-            try:
-                results = self._run_actions(primary, ctx)
-                pod_state = pod_state_of(results)
-                if ctx.pod is not pod:  # written: its watch echo is nothing new
-                    self.state.wrote_pod((wl.namespace, wl.name), ctx.pod, self.evaluator.workload(ctx.pod))
-            except NotFound:
-                gone = ActionResult(
-                    "quarantine",
-                    f"Pod {wl.namespace}/{wl.name}",
-                    Outcome.FAILED,
-                    "the pod was deleted during containment",
-                )
-                results, pod_state = [gone], inc.POD_DELETED
-        foothold = self._foothold(pod, incident)
-        try:
-            self.recorder.record(Subject.of_pod(wl), incident, matched, primary, results, pod_state, foothold)
-        except NotFound:
-            return
 
     def _foothold(self, pod: dict[str, Any], incident: dict[str, Any]) -> dict[str, Any] | None:
         """The incident's foothold evidence, gathered once (after the actions: never before the cut)."""

@@ -145,6 +145,12 @@ class Releaser:
             p["state"], p["since"] = (inc.POD_RELEASED if bodies[pod_name] else inc.POD_DELETED), now_iso()
         return results
 
+    def free_pod(self, pod: dict[str, Any], incident: str, policy: str) -> None:
+        """Undo the pod actions just taken for a detection its incident turned out to exempt (released meanwhile)."""
+        wl = workload_from_pod(pod)
+        ctx = ActionContext(self.storage, self.settings, wl, pod, incident, policy, enforcement=self.enforcement)
+        self._revert(of_scope(ActionScope.POD), ctx)
+
     def _release_pod(self, pod: dict[str, Any], incident: str, policy: str) -> list[ActionResult]:
         """Revert the pod's own actions (its node's are reverted once per node by the caller)."""
         wl = workload_from_pod(pod)

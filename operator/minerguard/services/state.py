@@ -75,6 +75,8 @@ class ClusterState:
     nodes: dict[str, NodeEntry] = field(default_factory=dict)
     network_policies: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    incidents_listed: bool = False
+    """Whether ``incidents`` holds every incident (a first listing is in; the watch keeps it current)."""
 
     # ------------------------------------------------------------------ pods
 
