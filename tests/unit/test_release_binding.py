@@ -48,6 +48,9 @@ def test_a_release_covers_its_uid_templates_and_policies_only() -> None:
     assert binding.decide(body, "uid-1", "t2", ["miners"]) == "next"  # set image
     assert binding.decide(body, "uid-1", "t1", ["miners", "new"]) == "next"  # a policy that did not match then
     assert binding.decide(None, "uid-1", "t1", ["miners"]) == "use"
+    none_running = released_incident(releasedFor={"uid": "uid-1", "templates": [], "policies": ["miners"]})
+    assert binding.decide(none_running, "uid-1", "t2", ["miners"]) == "exempt"  # scaled to 0 when released
+    assert binding.decide(none_running, "uid-2", "t2", ["miners"]) == "next"
 
 
 def test_a_release_under_way_exempts_its_workload_and_an_old_release_still_binds_the_uid() -> None:
