@@ -53,6 +53,12 @@ def established(crd: str) -> bool:
     return any(c["type"] == "Established" and c["status"] == "True" for c in conditions or [])
 
 
+def gone_or_live(crd: str) -> bool:
+    """True once no earlier deletion of the CRD is still terminating: a terminating CRD refuses new objects."""
+    res = kubectl("get", "crd", crd, "-o", "json", check=False)
+    return res.returncode != 0 or "deletionTimestamp" not in json.loads(res.stdout)["metadata"]
+
+
 @pytest.fixture
 def admin_crds(paused_session_operator: None) -> Iterator[Install]:
     """Installs the given backends' CRDs; removes them (and their objects) before the session operator restarts."""
@@ -60,6 +66,7 @@ def admin_crds(paused_session_operator: None) -> Iterator[Install]:
 
     def install(*which: str) -> None:
         for w in which:
+            eventually(lambda w=w: gone_or_live(NAMES[w]), 180, f"CRD {NAMES[w]} deleted by an earlier test gone")
             kubectl("apply", "--server-side", "-f", str(crd_file(w)))
             installed.append(NAMES[w])
         for w in which:
@@ -67,7 +74,9 @@ def admin_crds(paused_session_operator: None) -> Iterator[Install]:
 
     yield install
     if installed:
-        kubectl("delete", "crd", "--wait=true", "--timeout=60s", *installed, check=False)
+        kubectl("delete", "crd", "--wait=false", *installed, check=False)
+        for crd in set(installed):
+            eventually(lambda crd=crd: kubectl("get", "crd", crd, check=False).returncode != 0, 180, f"CRD {crd} gone")
 
 
 @pytest.fixture
