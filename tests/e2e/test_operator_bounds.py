@@ -88,11 +88,15 @@ def test_the_operators_token_can_write_only_what_minerguard_owns(
 
     def refused(*args: str) -> None:
         def check() -> bool:
-            res = with_token(kubeconfig, *args)
+            # A server-side dry run until the new policy is in force: a write that landed before it would
+            # make every later try a no-op, which the policy rightly lets through.
+            res = with_token(kubeconfig, *args, "--dry-run=server")
             assert "Forbidden" in res.stderr or res.returncode == 0, res.stderr  # RBAC grants the verb
             return res.returncode != 0 and "minerguard's ServiceAccount may" in res.stderr
 
-        eventually(check, 20, f"refused: {' '.join(args)}")  # a new policy takes a moment to be in force
+        eventually(check, 20, f"refused: {' '.join(args)}")
+        res = with_token(kubeconfig, *args)
+        assert res.returncode != 0 and "minerguard's ServiceAccount may" in res.stderr, res.stderr
 
     image = json.dumps({"spec": {"containers": [{"name": "c", "image": "evil/miner:latest"}]}})
     refused("patch", "pod", "web", "-n", namespace, "-p", image)
