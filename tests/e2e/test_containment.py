@@ -320,4 +320,6 @@ def test_a_miner_right_after_a_burst_of_benign_pods_is_not_stuck_behind_them(
         list(pool.map(benign, range(300)))
     core.create_namespaced_pod(namespace, miner_pod("miner"))
     eventually(lambda: quarantined(core, namespace, "miner"), 30, "the miner contained despite the burst")
+    # The cut comes first and the incident right after it (cut-first): wait for the record, then count.
+    eventually(lambda: incident_in_state(custom, namespace, "Contained"), 30, "its incident")
     assert len(incidents(custom, namespace)) == 1
