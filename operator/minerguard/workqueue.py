@@ -5,6 +5,11 @@ A key queued twice before a worker takes it runs once; a key that is being worke
 on when it is queued again runs once more afterwards (so no update is lost). A
 failing key is retried with exponential back-off, with a bounded number of tries
 before it waits for the next resync.
+
+Both lanes are fair between tenants (a key's tenant is its ``namespace`` attribute, or what
+``tenant=`` says): each tenant's keys are served in order, and the tenants take turns, so a
+flood of keys from one namespace delays another namespace's next key by at most one key per
+busy tenant, not by the whole flood.
 """
 
 from __future__ import annotations
@@ -21,6 +26,61 @@ from minerguard.errors import MinerguardError
 log = logging.getLogger(__name__)
 
 
+def namespace_of(key: Hashable) -> str:
+    """A key's tenant: its ``namespace`` attribute (every work item has one), else one tenant for all."""
+    return str(getattr(key, "namespace", ""))
+
+
+class FairLane:
+    """Keys queued per tenant, served round-robin across tenants and first-in first-out within one."""
+
+    def __init__(self, tenant: Callable[[Hashable], str] = namespace_of) -> None:
+        self._tenant = tenant
+        self._keys: dict[str, collections.deque[Hashable]] = {}
+        self._turns: collections.deque[str] = collections.deque()
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __bool__(self) -> bool:
+        return self._size > 0
+
+    def __contains__(self, key: Hashable) -> bool:
+        keys = self._keys.get(self._tenant(key))
+        return keys is not None and key in keys
+
+    def append(self, key: Hashable) -> None:
+        tenant = self._tenant(key)
+        keys = self._keys.get(tenant)
+        if keys is None:
+            keys = self._keys[tenant] = collections.deque()
+            self._turns.append(tenant)
+        keys.append(key)
+        self._size += 1
+
+    def popleft(self) -> Hashable:
+        """The next key of the tenant whose turn it is; that tenant goes to the back of the turns."""
+        tenant = self._turns.popleft()
+        keys = self._keys[tenant]
+        key = keys.popleft()
+        if keys:
+            self._turns.append(tenant)
+        else:
+            del self._keys[tenant]
+        self._size -= 1
+        return key
+
+    def remove(self, key: Hashable) -> None:
+        tenant = self._tenant(key)
+        keys = self._keys[tenant]
+        keys.remove(key)
+        self._size -= 1
+        if not keys:
+            del self._keys[tenant]
+            self._turns.remove(tenant)
+
+
 class WorkQueue:
     def __init__(
         self,
@@ -31,6 +91,7 @@ class WorkQueue:
         base_delay: float = 0.5,
         max_delay: float = 30.0,
         name: str = "work",
+        tenant: Callable[[Hashable], str] = namespace_of,
     ) -> None:
         self._work = work
         self._workers = workers
@@ -39,8 +100,8 @@ class WorkQueue:
         self._max_delay = max_delay
         self._name = name
         self._cond = threading.Condition()
-        self._ready: collections.deque[Hashable] = collections.deque()
-        self._low: collections.deque[Hashable] = collections.deque()
+        self._ready = FairLane(tenant)
+        self._low = FairLane(tenant)
         self._queued: set[Hashable] = set()
         self._active: set[Hashable] = set()
         self._again: set[Hashable] = set()
