@@ -55,6 +55,13 @@ IMAGE_CONFIG_READS = Counter(
     " Read, or why not (Unreachable, Refused, TooLarge, Invalid, NotFound, NotAllowed, Unavailable, RateLimited).",
     ["result"],
 )
+EVALUATIONS_SKIPPED = Counter(
+    "minerguard_evaluations_skipped_total",
+    "Pod events not evaluated because what detection reads of the pod (its detection-input digest) was unchanged.",
+)
+PODS_COMPACT = Gauge(
+    "minerguard_pods_compact", "Unmatched pods cached as a compact view (their container text dropped, digest kept)."
+)
 PODS_WATCHED = Gauge("minerguard_pods_watched", "Pods in the operator's watch cache.")
 WORK_QUEUE_DEPTH = Gauge("minerguard_work_queue_depth", "Work items queued, running or waiting for a retry.")
 BUILD = Info("minerguard_build", "The running minerguard: its version and Python's (always 1).")

@@ -6,11 +6,13 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from minerguard import observability
 from minerguard.actions.guard import NodeGuard
 from minerguard.config import Settings
 from minerguard.domain import netpol
+from minerguard.errors import KubeError, NotFound
 from minerguard.services.canary import Canary
 from minerguard.services.configmaps import ConfigMapCache, ConfigMapService
 from minerguard.services.containment import Containment
@@ -33,6 +35,21 @@ from minerguard.storage.policyreports import PolicyReportStore
 from minerguard.storage.registry import RegistryReader, read_credentials
 
 log = logging.getLogger(__name__)
+
+
+def pod_reader(storage: KubeStorage) -> Callable[[str, str], dict[str, Any] | None]:
+    """Reads a pod for the detector (a compact cache entry evaluated again): None when gone or unreadable now."""
+
+    def read(namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return storage.get_pod(namespace, name)
+        except NotFound:
+            return None
+        except KubeError as exc:
+            log.warning("Could not read pod %s/%s to evaluate it again: %s", namespace, name, exc)
+            return None
+
+    return read
 
 
 @dataclass
@@ -72,7 +89,7 @@ class App:
         chosen = enforcement.decide()
         containment.enforcement = releaser.enforcement = chosen
         recorder.enforcement = chosen.backend
-        detector = Detector(evaluator, state, containment.queue)
+        detector = Detector(evaluator, state, containment.queue, read_pod=pod_reader(storage))
         metrics = MetricsEngine(
             settings.prometheus, state, policies, storage, events, detector.reevaluate_keys, containment.contain_node
         )

@@ -1,8 +1,10 @@
 """The watch side: evaluate each pod event in memory and queue only what matched.
 
-Watch handlers call :meth:`Detector.observe_pod` for every pod event. It parses the pod and
-evaluates it against every ready policy (the pure :mod:`minerguard.domain.detection`); a pod
-that matches nothing costs no API call at all and is never written to. A matched pod goes on
+Watch handlers call :meth:`Detector.observe_pod` for every pod event. It parses the pod, takes
+its detection-input digest (:mod:`minerguard.domain.inputs`) and, only when that changed,
+evaluates it against every ready policy (the pure :mod:`minerguard.domain.detection`): an
+annotation or status change costs a parse and a hash, not an evaluation. A pod that matches
+nothing costs no API call at all and is never written to; a large one is cached compact. A matched pod goes on
 the containment queue as a :class:`~minerguard.services.work.ContainPod`. Policy, namespace,
 NetworkPolicy and incident events decide which cached pods to evaluate or verify again.
 """
@@ -17,17 +19,28 @@ from typing import Any
 from minerguard import observability
 from minerguard.actions.quarantine import INCIDENT_ANNOTATION
 from minerguard.domain import incidents as inc
-from minerguard.domain import netpol
+from minerguard.domain import inputs, netpol
 from minerguard.domain.detection import Evidence, Verdict, evaluate, in_scope, prepare
 from minerguard.domain.policy import Policy
 from minerguard.domain.workload import ConfigMapLookup, Workload, parse_quantity, workload_from_pod
 from minerguard.services.images import ImageConfigs
 from minerguard.services.policies import PolicyRegistry
-from minerguard.services.state import ClusterState, NodeEntry, PodEntry, PodKey, resource_version, seen
+from minerguard.services.state import (
+    COMPACT_ABOVE,
+    ClusterState,
+    NodeEntry,
+    PodEntry,
+    PodKey,
+    compact,
+    resource_version,
+    seen,
+)
 from minerguard.services.work import ContainPod, PodGone, ReleaseIncident, WorkItem
 from minerguard.workqueue import WorkQueue
 
 MetricFindings = Callable[[Policy, Workload], Sequence[Evidence]]
+ReadPod = Callable[[str, str], dict[str, Any] | None]
+"""Reads a pod from the API (None when it is gone): how a compact cache entry is evaluated again."""
 
 
 def _no_metrics(_: Policy, __: Workload) -> Sequence[Evidence]:
@@ -50,6 +63,10 @@ class Evaluator:
         """The detection view of a pod, with the ConfigMaps it references."""
         return workload_from_pod(pod, self.config_maps)
 
+    def digest(self, wl: Workload) -> bytes:
+        """The detection-input digest of the workload under its namespace's labels and the ready policies."""
+        return inputs.digest(wl, self.state.namespace_labels(wl.namespace), self.policies.version())
+
     def matches(self, wl: Workload) -> list[Verdict]:
         """The verdicts that matched, in policy order."""
         labels = self.state.namespace_labels(wl.namespace)
@@ -71,10 +88,11 @@ def held(wl: Workload) -> bool:
 class Detector:
     """Turns watch events into containment work."""
 
-    def __init__(self, evaluator: Evaluator, state: ClusterState, queue: WorkQueue) -> None:
+    def __init__(self, evaluator: Evaluator, state: ClusterState, queue: WorkQueue, read_pod: ReadPod | None = None):
         self.evaluator = evaluator
         self.state = state
         self.queue = queue
+        self.read_pod = read_pod
 
     def _add(self, item: WorkItem, low: bool = False) -> None:
         if low:
@@ -101,11 +119,37 @@ class Detector:
         if known is not None and seen(rv, known.resource_version) and not again:
             return  # nothing new: the echo of the operator's own write, a repeated or an older event
         wl = self.evaluator.workload(pod)
+        digest = self.evaluator.digest(wl)
+        if known is not None and not again and known.digest == digest:
+            # What detection reads is unchanged (an annotation, a status condition...): so is the verdict.
+            observability.EVALUATIONS_SKIPPED.inc()
+            self.state.put_pod(key, replace(known, body=pod if known.body is not None else None, resource_version=rv))
+            if (known.matched and not wl.deleting) or held(wl):
+                self._add(ContainPod(*key))
+            return
+        self._evaluated(key, wl, pod, rv, digest)
+
+    def _evaluated(self, key: PodKey, wl: Workload, pod: dict[str, Any], rv: str, digest: bytes) -> None:
+        """Evaluate the pod, cache what it needs (its body only when matched or held; compact when large and
+        unmatched), and queue it when matched or held."""
         matched = self.evaluator.matches(wl)
-        kept = matched or held(wl)
-        self.state.put_pod(key, PodEntry(wl, tuple(v.policy for v in matched), pod if kept else None, rv))
-        if (matched and not wl.deleting) or held(wl):
-            self._add(ContainPod(*key))
+        names = tuple(v.policy for v in matched)
+        if matched or held(wl):
+            self.state.put_pod(key, PodEntry(wl, names, pod, rv, digest))
+            if (matched and not wl.deleting) or held(wl):
+                self._add(ContainPod(*key))
+            return
+        small = inputs.text_size(wl) <= COMPACT_ABOVE
+        self.state.put_pod(key, PodEntry(wl if small else compact(wl), names, None, rv, digest, compact=not small))
+
+    def _read_again(self, key: PodKey) -> None:
+        """Evaluate a compact entry again: its text is not cached, so the pod is read from the API."""
+        if self.read_pod is None:
+            return
+        pod = self.read_pod(*key)
+        if pod is None:
+            return  # gone: its DELETED event drops it
+        self.observe_pod("MODIFIED", pod, again=True)
 
     def reevaluate(self, namespace: str | None = None) -> int:
         """Evaluate cached pods again (after a policy or namespace change); queue the matches."""
@@ -113,25 +157,30 @@ class Detector:
         for key, entry in self.state.pod_items():
             if namespace is not None and key[0] != namespace:
                 continue
-            matched = self.evaluator.matches(entry.workload)
-            names = tuple(v.policy for v in matched)
-            if names != entry.matched:
-                self.state.put_pod(key, replace(entry, matched=names))
-            if (matched and not entry.workload.deleting) or held(entry.workload):
-                self._add(ContainPod(*key))
-                queued += 1
+            queued += self._again(key, entry)
         return queued
 
     def reevaluate_keys(self, keys: set[PodKey]) -> None:
         """Evaluate these cached pods again (their metric findings changed)."""
         for key in keys:
             entry = self.state.pod(key)
-            if entry is None:
-                continue
-            matched = self.evaluator.matches(entry.workload)
-            self.state.put_pod(key, replace(entry, matched=tuple(v.policy for v in matched)))
-            if (matched and not entry.workload.deleting) or held(entry.workload):
-                self._add(ContainPod(*key))
+            if entry is not None:
+                self._again(key, entry)
+
+    def _again(self, key: PodKey, entry: PodEntry) -> int:
+        """Evaluate one cached pod again (a compact one is read again first); 1 when it was queued."""
+        if entry.compact:
+            self._read_again(key)
+            return 0
+        matched = self.evaluator.matches(entry.workload)
+        names = tuple(v.policy for v in matched)
+        digest = self.evaluator.digest(entry.workload)
+        if names != entry.matched or digest != entry.digest:
+            self.state.put_pod(key, replace(entry, matched=names, digest=digest))
+        if (matched and not entry.workload.deleting) or held(entry.workload):
+            self._add(ContainPod(*key))
+            return 1
+        return 0
 
     def resync(self) -> None:
         """Queue every matched or quarantined pod again, behind new events: verifies containment and repairs what

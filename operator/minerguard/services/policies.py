@@ -48,6 +48,7 @@ class PolicyRegistry:
         self.events = events
         self._ready: dict[str, Policy] = {}
         self._snapshot: tuple[Policy, ...] = ()  # sorted by name; rebuilt on change, read on every pod event
+        self._version = 0  # bumped whenever the snapshot changes: part of every pod's detection-input digest
         self._invalid: dict[str, str] = {}
         self._counts: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
@@ -63,13 +64,20 @@ class PolicyRegistry:
     def ready(self) -> tuple[Policy, ...]:
         return self._snapshot
 
+    def version(self) -> int:
+        """A number that changes whenever the set of ready policies does (pods' detection inputs include it)."""
+        return self._version
+
     def get(self, name: str) -> Policy | None:
         with self._lock:
             return self._ready.get(name)
 
     def _gauge(self) -> None:
         """After every change (under the lock): the sorted snapshot and the policy gauges."""
-        self._snapshot = tuple(self._ready[k] for k in sorted(self._ready))
+        snapshot = tuple(self._ready[k] for k in sorted(self._ready))
+        if snapshot != self._snapshot:
+            self._snapshot = snapshot
+            self._version += 1
         observability.POLICIES.labels("Ready").set(len(self._ready))
         observability.POLICIES.labels("Invalid").set(len(self._invalid))
 

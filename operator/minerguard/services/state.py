@@ -1,24 +1,36 @@
 """The operator's in-memory view of the cluster, fed by watch events and by its own writes.
 
 Pods are kept as parsed :class:`~minerguard.domain.workload.Workload` views with the names of
-the policies they match, and, for matched pods only, their last known body (so the worker does
-not read them again); namespaces as their labels; incidents and NetworkPolicies as their
-bodies. The operator's own writes are put in as soon as the API answers them, so the watch
-event that echoes a write carries a resourceVersion already known and is recognised as nothing
-new. Nothing here calls the API.
+the policies they match and their detection-input digest (:mod:`minerguard.domain.inputs`), and,
+for matched pods only, their last known body (so the worker does not read them again). An
+unmatched pod with more container text than :data:`COMPACT_ABOVE` is kept compact: its digest and
+a view without that text (:func:`compact`), so a tenant's megabyte pods cost no megabyte each.
+Namespaces are kept as their labels; incidents and NetworkPolicies as their bodies. The
+operator's own writes are put in as soon as the API answers them, so the watch event that
+echoes a write carries a resourceVersion already known and is recognised as nothing new. Nothing here calls the API.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from minerguard import observability
-from minerguard.domain.workload import Workload
+from minerguard.domain.workload import ContainerView, Workload
 
 PodKey = tuple[str, str]
+
+COMPACT_ABOVE = 16 << 10
+"""Characters of container text (command, args, env, ConfigMap data) above which an unmatched pod is kept compact."""
+
+
+def compact(wl: Workload) -> Workload:
+    """The workload without its containers' text: what the services other than detection read of an unmatched pod
+    (names, images, image IDs, labels, owner, node, CPU...). Detecting on it again needs the pod read again."""
+    views = tuple(ContainerView(c.kind, c.name, c.image, image_id=c.image_id) for c in wl.containers)
+    return replace(wl, containers=views)
 
 
 def resource_version(body: Mapping[str, Any]) -> str:
@@ -45,6 +57,10 @@ class PodEntry:
     body: dict[str, Any] | None = None
     """The pod as last seen, kept for matched pods only."""
     resource_version: str = ""
+    digest: bytes = b""
+    """The detection-input digest the verdict ``matched`` was reached on (empty: evaluate at the next event)."""
+    compact: bool = False
+    """``workload`` is :func:`compact`: its container text is not here (the pod is read again to evaluate it)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,7 @@ class ClusterState:
     nodes: dict[str, NodeEntry] = field(default_factory=dict)
     network_policies: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    compact_pods: int = 0
     incidents_listed: bool = False
     """Whether ``incidents`` holds every incident (a first listing is in; the watch keeps it current)."""
 
@@ -82,14 +99,20 @@ class ClusterState:
 
     def put_pod(self, key: PodKey, entry: PodEntry) -> None:
         with self.lock:
+            old = self.pods.get(key)
             self.pods[key] = entry
-            observability.PODS_WATCHED.set(len(self.pods))
+            self._count(old, entry)
 
     def drop_pod(self, key: PodKey) -> PodEntry | None:
         with self.lock:
             entry = self.pods.pop(key, None)
-            observability.PODS_WATCHED.set(len(self.pods))
+            self._count(entry, None)
             return entry
+
+    def _count(self, old: PodEntry | None, new: PodEntry | None) -> None:
+        self.compact_pods += int(new is not None and new.compact) - int(old is not None and old.compact)
+        observability.PODS_WATCHED.set(len(self.pods))
+        observability.PODS_COMPACT.set(self.compact_pods)
 
     def pod(self, key: PodKey) -> PodEntry | None:
         with self.lock:
@@ -109,7 +132,12 @@ class ClusterState:
         with self.lock:
             entry = self.pods.get(key)
             if entry is not None and not seen(resource_version(body), entry.resource_version):
-                self.pods[key] = PodEntry(workload, entry.matched, body, resource_version(body))
+                # The write changed what detection reads (a label): no digest, so the next event is evaluated.
+                rv = resource_version(body)
+                self.pods[key] = replace(
+                    entry, workload=workload, body=body, resource_version=rv, digest=b"", compact=False
+                )
+                self._count(entry, self.pods[key])
 
     # ------------------------------------------------------------------ namespaces and nodes
 
