@@ -8,7 +8,7 @@ TOOLS_BIN := $(shell hack/tools.sh bindir)
 export PATH := $(TOOLS_BIN):$(PATH)
 export KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: help venv tools real-node-tools real-node-tools-bg cluster-up cluster-down cluster-status lint typecheck unit e2e test demo demo-down bench bench-wire clean manifests lock docs image image-test
+.PHONY: help venv tools real-node-tools real-node-tools-bg cluster-up cluster-down cluster-status lint typecheck unit e2e test demo demo-down bench bench-wire bench-soak bench-startup clean manifests lock docs image image-test
 
 help:
 	@echo "make demo          the local cluster, the operator and a scene of miners being contained"
@@ -90,6 +90,15 @@ bench: venv tools
 # Quarantine -> first refused packet on the real node (median of --runs; needs root): bench/wire.py.
 bench-wire: venv tools real-node-tools image
 	$(PY) bench/wire.py $(BENCH_ARGS)
+
+# The exhaustion soak of issue #11 item 12 (bench/soak.py: 10 x 1 MiB pods annotated at 20 Hz, 1,000 pending
+# 1 MiB pods, a miner every 15 s for 5 minutes; about 10 minutes in all), on its own cluster.
+bench-soak: venv tools
+	$(PY) bench/soak.py $(SOAK_ARGS)
+
+# Startup memory over a full cluster (bench/startup.py: 10,000 pods, the operator started on them once per variant).
+bench-startup: venv tools
+	$(PY) bench/startup.py $(STARTUP_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -9,6 +9,7 @@ show what other values would do without touching the operator's code. The defaul
 never uses it.
 
     python bench/operator_shim.py --worker-limit 64 --idle-timeout 30 -- run --standalone ...
+    python bench/operator_shim.py --chunk-size 500 -- run --standalone ...   (bench/startup.py's variants)
 """
 
 from __future__ import annotations
@@ -26,19 +27,28 @@ from minerguard.cli import main as minerguard_main
 
 def run(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--worker-limit", default="none", help="an integer, or 'none' for kopf's default (no limit)")
-    ap.add_argument("--idle-timeout", type=float, default=5.0, help="seconds (kopf's default is 5)")
+    ap.add_argument("--worker-limit", help="an integer, or 'none' for no limit (default: the operator's setting)")
+    ap.add_argument("--idle-timeout", type=float, help="seconds (default: the operator's setting)")
+    ap.add_argument("--chunk-size", help="the initial listing's page size, or 'none' (default: the operator's)")
     ap.add_argument("rest", nargs=argparse.REMAINDER, help="-- then minerguard's own arguments")
     args = ap.parse_args(argv)
-    limit = None if args.worker_limit.lower() == "none" else int(args.worker_limit)
-    idle = args.idle_timeout
+
+    def number(text: str) -> int | None:
+        return None if text.lower() == "none" else int(text)
 
     @kopf.on.startup()
     async def override_queueing(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.queueing.worker_limit = limit
-        settings.queueing.idle_timeout = idle
+        if args.worker_limit is not None:
+            settings.queueing.worker_limit = number(args.worker_limit)
+        if args.idle_timeout is not None:
+            settings.queueing.idle_timeout = args.idle_timeout
+        if args.chunk_size is not None:
+            settings.watching.chunk_size = number(args.chunk_size)
         logging.getLogger("minerguard.bench").warning(
-            "BENCH WHAT-IF: kopf queueing worker_limit=%s idle_timeout=%ss", limit, idle
+            "BENCH WHAT-IF: kopf worker_limit=%s idle_timeout=%ss chunk_size=%s",
+            settings.queueing.worker_limit,
+            settings.queueing.idle_timeout,
+            settings.watching.chunk_size,
         )
 
     rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
