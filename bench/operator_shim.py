@@ -30,6 +30,7 @@ def run(argv: list[str]) -> int:
     ap.add_argument("--worker-limit", help="an integer, or 'none' for no limit (default: the operator's setting)")
     ap.add_argument("--idle-timeout", type=float, help="seconds (default: the operator's setting)")
     ap.add_argument("--chunk-size", help="the initial listing's page size, or 'none' (default: the operator's)")
+    ap.add_argument("--initial-streaming", choices=["true", "false"], help="list through a watch (default: the operator's)")
     ap.add_argument("rest", nargs=argparse.REMAINDER, help="-- then minerguard's own arguments")
     args = ap.parse_args(argv)
 
@@ -44,11 +45,14 @@ def run(argv: list[str]) -> int:
             settings.queueing.idle_timeout = args.idle_timeout
         if args.chunk_size is not None:
             settings.watching.chunk_size = number(args.chunk_size)
+        if args.initial_streaming is not None:
+            settings.watching.initial_streaming = args.initial_streaming == "true"
         logging.getLogger("minerguard.bench").warning(
-            "BENCH WHAT-IF: kopf worker_limit=%s idle_timeout=%ss chunk_size=%s",
+            "BENCH WHAT-IF: kopf worker_limit=%s idle_timeout=%ss chunk_size=%s initial_streaming=%s",
             settings.queueing.worker_limit,
             settings.queueing.idle_timeout,
             settings.watching.chunk_size,
+            settings.watching.initial_streaming,
         )
 
     rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest

@@ -5,7 +5,8 @@ over 20 namespaces, Running), then the operator is started on it once per varian
 ``--miners`` miners created while it was down. For each start: seconds to ``/healthz`` and to the last
 miner contained, the peak RSS (``VmHWM``) once its evaluation count has been still for 3 s, and its
 RSS ``--steady`` seconds later. A variant is either the operator as shipped or a what-if of kopf's
-settings through bench/operator_shim.py (``chunk=500``, ``idle=0.5``, ``limit=N``, joined by ``,``).
+settings through bench/operator_shim.py (``chunk=500``, ``idle=0.5``, ``limit=N``, ``stream=true``, joined
+by ``+``; variants are separated by ``,``).
 
     make bench-startup                                             # as shipped, then the what-ifs below
     .venv/bin/python bench/startup.py --pods 2000 --nodes 40 --variants shipped,chunk=500
@@ -35,7 +36,12 @@ from load import Loader
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VARIANTS = "shipped,chunk=500,idle=0.5,chunk=500+idle=0.5"
-SHIM_FLAGS = {"chunk": "--chunk-size", "idle": "--idle-timeout", "limit": "--worker-limit"}
+SHIM_FLAGS = {
+    "chunk": "--chunk-size",
+    "idle": "--idle-timeout",
+    "limit": "--worker-limit",
+    "stream": "--initial-streaming",
+}
 
 
 def log(msg: str) -> None:
