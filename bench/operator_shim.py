@@ -30,7 +30,7 @@ def run(argv: list[str]) -> int:
     ap.add_argument("--worker-limit", help="an integer, or 'none' for no limit (default: the operator's setting)")
     ap.add_argument("--idle-timeout", type=float, help="seconds (default: the operator's setting)")
     ap.add_argument("--chunk-size", help="the initial listing's page size, or 'none' (default: the operator's)")
-    ap.add_argument("--initial-streaming", choices=["true", "false"], help="list through a watch (default: the operator's)")
+    ap.add_argument("--initial-streaming", choices=["true", "false"], help="list by a watch")
     ap.add_argument("rest", nargs=argparse.REMAINDER, help="-- then minerguard's own arguments")
     args = ap.parse_args(argv)
 
