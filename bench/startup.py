@@ -72,6 +72,10 @@ class Startup:
         return self.core
 
     def fill(self) -> None:
+        if self.args.reuse_cluster:  # filled by an earlier run with --keep-cluster (or one that was stopped)
+            self.core = client.CoreV1Api(self.cluster.api_client(pool=16))
+            self.result["fill"] = {"reused": True, "running": self.running()}
+            return
         log(f"cluster: {self.args.nodes} KWOK nodes in {self.cluster.state_dir}; {self.args.pods} pods")
         self.cluster.down()
         self.result["cluster_up_s"] = round(self.cluster.up(), 1)
@@ -93,7 +97,7 @@ class Startup:
         log(f"filled in {time.monotonic() - t:.0f}s ({loader.failed} failed, {running} Running)")
 
     def running(self) -> int:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + self.args.running_wait
         count = 0
         while time.monotonic() < deadline:
             pods = self.api().list_pod_for_all_namespaces(field_selector="status.phase=Running", limit=500)
@@ -110,7 +114,7 @@ class Startup:
         return count
 
     def start(self, index: int, variant: str) -> dict[str, Any]:
-        ns = f"mgb-start-{index}"
+        ns = f"mgb-start-{index}-{int(time.time()) % 100000}"
         self.api().create_namespace(wl.namespace(ns, "ours"))
         time.sleep(2)
         for i in range(self.args.miners):
@@ -180,12 +184,14 @@ def main() -> int:
     ap.add_argument("--nodes", type=int, default=200)
     ap.add_argument("--rate", type=float, default=100.0, help="pods created per second while filling")
     ap.add_argument("--miners", type=int, default=5, help="miners created while the operator is down, per start")
+    ap.add_argument("--running-wait", type=float, default=900.0, help="seconds to wait for the pods to be Running")
     ap.add_argument("--steady", type=float, default=30.0, help="seconds after settling for the steady reading")
     ap.add_argument("--variants", default=DEFAULT_VARIANTS)
     ap.add_argument("--src", help="an operator/ folder to run instead of this checkout's")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "startup-latest.json"))
     ap.add_argument("--cluster-dir", default=os.environ.get("MGBENCH_CLUSTER_DIR", "/tmp/mg-startup-cluster"))
     ap.add_argument("--keep-cluster", action="store_true")
+    ap.add_argument("--reuse-cluster", action="store_true", help="use the filled cluster already in --cluster-dir")
     args = ap.parse_args()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     return Startup(args).run()
