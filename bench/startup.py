@@ -128,7 +128,8 @@ class Startup:
         try:
             healthy = op.wait_healthy(timeout=300)
             contained = self.wait_contained(ns, started)
-            settle = procs.wait_quiet(lambda: op.metrics().total("minerguard_evaluation_seconds_count"), 3.0, 300.0)
+            count = lambda: op.metrics().total("minerguard_evaluation_seconds_count")  # noqa: E731
+            settle = procs.wait_quiet(count, 3.0, self.args.settle_wait)
             after = op.footprint()
             time.sleep(self.args.steady)
             steady = op.footprint()
@@ -185,6 +186,7 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=100.0, help="pods created per second while filling")
     ap.add_argument("--miners", type=int, default=5, help="miners created while the operator is down, per start")
     ap.add_argument("--running-wait", type=float, default=900.0, help="seconds to wait for the pods to be Running")
+    ap.add_argument("--settle-wait", type=float, default=60.0, help="seconds to wait for the evaluations to stop")
     ap.add_argument("--steady", type=float, default=30.0, help="seconds after settling for the steady reading")
     ap.add_argument("--variants", default=DEFAULT_VARIANTS)
     ap.add_argument("--src", help="an operator/ folder to run instead of this checkout's")
