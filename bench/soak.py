@@ -153,6 +153,7 @@ class Soak:
             "failed": failed,
             "seconds": round(time.monotonic() - t, 1),
             "operator_after": self.op().footprint().as_dict(),
+            "operator_metrics_after": self.metric_deltas(procs.Metrics({}, set())),
         }
         log(f"created {len(names) - failed} pods of {self.args.pod_mib} MiB in {time.monotonic() - t:.0f}s")
 
@@ -214,20 +215,28 @@ class Soak:
         loop.start()
         index = 0
         while time.monotonic() < until:
-            sample = self.miner(index)
+            try:
+                sample = self.miner(index)
+            except (ApiException, OSError) as exc:  # an overloaded control plane: recorded, the soak goes on
+                sample = {"namespace": f"soak-miner-{index:03d}", "at_s": round(time.monotonic() - self.started, 1),
+                          "contained_s": None, "error": str(exc)[:200]}  # fmt: skip
             self.samples.miners.append(sample)
             log(f"miner {index}: contained after {sample['contained_s']}s")
             index += 1
             time.sleep(max(0.0, self.started + index * self.args.miner_every - time.monotonic()))
         loop.join(timeout=60)
+        self.result["operator_metrics"] = self.metric_deltas(m0)
+
+    def metric_deltas(self, m0: procs.Metrics) -> dict[str, Any]:
         m1 = self.op().metrics()
-        self.result["operator_metrics"] = {
+        deltas: dict[str, Any] = {
             name: (m1.total(name) or 0.0) - (m0.total(name) or 0.0)
             for name in ("minerguard_evaluation_seconds_count", "minerguard_evaluation_seconds_sum",
                          "minerguard_evaluations_skipped_total")
         }  # fmt: skip
-        self.result["operator_metrics"]["minerguard_pods_compact"] = m1.total("minerguard_pods_compact")
-        self.result["operator_metrics"]["minerguard_pods_watched"] = m1.total("minerguard_pods_watched")
+        deltas["minerguard_pods_compact"] = m1.total("minerguard_pods_compact")
+        deltas["minerguard_pods_watched"] = m1.total("minerguard_pods_watched")
+        return deltas
 
     # ------------------------------------------------------------------ results
 
@@ -279,8 +288,11 @@ class Soak:
         try:
             self.setup()
             self.create_big_pods()
-            self.run_soak()
-            self.summarise()
+            self.started = time.monotonic()
+            try:
+                self.run_soak()
+            finally:
+                self.summarise()
         finally:
             self.stop.set()
             if self.operator is not None:
