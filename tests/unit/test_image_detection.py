@@ -251,3 +251,10 @@ def test_an_images_history_is_read_once_per_digest_not_once_per_pod(monkeypatch:
         again = evaluate(policy(), replace(workload(cfg), name=name), {})
         assert again.evidence == first.evidence
     assert len(calls) - read_first == 2  # only each pod's own container view was read again
+
+
+def test_the_history_readings_kept_across_pods_are_bounded() -> None:
+    for i in range(40):  # 40 distinct hostile images of 256 steps: far more than the bound holds
+        evaluate(policy(), workload(parse_config(long_history(256, tag=f" --image={i}"))), {})
+    kept = sum(cost for cost, _ in engine._history_read.values())
+    assert 0 < kept <= engine.MAX_CACHED_HISTORY and len(engine._history_read) < 40
