@@ -16,6 +16,10 @@ minerguard from another source folder (for example an older checkout's ``operato
 ``--pack DIR`` reads the policies from another folder, to compare. No timing figure is
 asserted anywhere; the unit tests check only that the caps hold.
 
+``--images`` times the hot path with image configs attached (:data:`IMAGE_SHAPES`: hostile configs of
+about 0.5 MB with thousands of history steps, one per container or shared by 50 containers, and an
+ordinary one) against the pack's policies, which read image configs (``signals.imageConfig``).
+
 ``--mix`` measures evaluation time *per pod* instead: the median and 99th percentile of the
 hot path over an ordinary mix (:data:`MIX_SIZE` pods built from everyday shapes: web servers,
 JVM services with long option strings, service-mesh sidecars, init scripts, jobs, system
@@ -238,6 +242,79 @@ def config_blobs(rng: random.Random) -> dict[str, Any]:
 SHAPES["evasive-1MiB"] = evasive
 SHAPES["json-blobs"] = config_blobs
 
+
+def hostile_history(rng: random.Random, steps: int = 4000) -> bytes:
+    """An image config of about 0.5 MB: ``steps`` RUN steps of shell with hosts, ports and options."""
+    history = [
+        {
+            "created_by": f"RUN /bin/sh -c cd /src{i} && ./configure --host=h{i}.example.com:{1000 + i} "
+            f"&& make -j4 {junk(rng, 40).replace(chr(39), '')} # buildkit"
+        }
+        for i in range(steps)
+    ]
+    config = {"Entrypoint": ["/app/run"], "Env": [f"V{i}={junk(rng, 60)}" for i in range(100)]}
+    return json.dumps({"architecture": "amd64", "os": "linux", "config": config, "history": history}).encode()
+
+
+def ordinary_image(rng: random.Random) -> bytes:
+    """An nginx-like image config: a dozen history steps."""
+    history = [{"created_by": f"RUN /bin/sh -c set -x && apt-get install -y pkg{i} # buildkit"} for i in range(12)]
+    config = {"Entrypoint": ["/docker-entrypoint.sh"], "Cmd": ["nginx", "-g", "daemon off;"], "Env": ["PATH=/bin"]}
+    return json.dumps({"architecture": "amd64", "os": "linux", "config": config, "history": history}).encode()
+
+
+IMAGE_SHAPES: dict[str, tuple[Callable[[random.Random], bytes], int]] = {
+    "image-4000-steps": (hostile_history, 1),
+    "50x-image-4000": (hostile_history, 50),
+    "image-ordinary": (ordinary_image, 1),
+}
+"""name: (image config builder, containers using it besides the miner)."""
+
+
+def image_workload(config_blob: bytes, containers: int) -> Any:
+    """The workload of a pod whose containers (besides the miner) run an image with this config."""
+    from dataclasses import replace
+
+    from minerguard.domain.oci import parse_config
+
+    config = parse_config(config_blob)
+    body = pod([{"name": f"c{c}", "image": "registry.example/app:1"} for c in range(containers)])
+    wl = workload_from_pod(body)
+    views = tuple(c if c.name == "miner" else replace(c, image_config=config) for c in wl.containers)
+    return replace(wl, containers=views)
+
+
+def forget_images() -> None:
+    """Drop what detection keeps of image histories from one pod to the next (a first evaluation)."""
+    from minerguard.domain.detection import findings
+
+    getattr(findings, "_history_read", {}).clear()
+
+
+def images(policies: list[Policy], repeat: int) -> None:
+    """Per shape: the first evaluation of a pod on the image (cold), then the best of ``repeat`` more
+    evaluations of pods on the same image (what every later pod event costs)."""
+    print(f"{'image shape':<18}{'config MB':>10}{'first s':>10}{'again s':>10}{'peak MiB':>10}  miner found")
+    for name, (build, containers) in IMAGE_SHAPES.items():
+        blob = build(random.Random(1))
+        wl = image_workload(blob, containers)
+        forget_images()
+        start = time.perf_counter()
+        evaluate_workload(policies, wl)
+        first = time.perf_counter() - start
+        best = float("inf")
+        for _ in range(repeat):
+            start = time.perf_counter()
+            found = evaluate_workload(policies, wl)
+            best = min(best, time.perf_counter() - start)
+        forget_images()
+        tracemalloc.start()
+        evaluate_workload(policies, wl)
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+        print(f"{name:<18}{len(blob) / 1e6:>10.2f}{first:>10.3f}{best:>10.3f}{peak:>10.1f}  {found}")
+
+
 MIX_SIZE = 1000
 
 
@@ -366,7 +443,10 @@ def mix(policies: list[Policy], repeat: int) -> None:
 
 
 def hot_path(policies: list[Policy], body: dict[str, Any]) -> bool:
-    workload = workload_from_pod(body)
+    return evaluate_workload(policies, workload_from_pod(body))
+
+
+def evaluate_workload(policies: list[Policy], workload: Any) -> bool:
     if prepare is None:
         verdicts = [evaluate(policy, workload, {}) for policy in policies]
     else:
@@ -382,8 +462,13 @@ def main() -> None:
     parser.add_argument("--src", help="folder to import minerguard from (default: this checkout's operator/)")
     parser.add_argument("--pack", help="folder of the policies (default: this checkout's manifests/policies/)")
     parser.add_argument("--mix", action="store_true", help="per-pod p50/p99 on an ordinary mix and on hostile pods")
+    parser.add_argument("--images", action="store_true", help="the hot path with hostile image configs attached")
     args = parser.parse_args()
     policies = load_pack()
+    if args.images:
+        print(f"minerguard from {_SRC}: {len(policies)} policies; best of {args.repeat} runs")
+        images(policies, args.repeat)
+        return
     if args.mix:
         print(f"minerguard from {_SRC}, policies from {_PACK}: {len(policies)} policies")
         mix(policies, args.repeat)

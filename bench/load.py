@@ -26,7 +26,9 @@ from workloads import benign_pod  # a sibling module: bench/ is on sys.path when
 
 
 class Loader:
-    def __init__(self, kubeconfig: str, namespaces: list[str], prefix: str, rate: float, threads: int) -> None:
+    def __init__(
+        self, kubeconfig: str, namespaces: list[str], prefix: str, rate: float, threads: int, registry: str = ""
+    ) -> None:
         cfg = client.Configuration()
         config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
         cfg.connection_pool_maxsize = threads
@@ -36,6 +38,7 @@ class Loader:
         self.core = client.CoreV1Api(api)
         self.namespaces = namespaces
         self.prefix = prefix
+        self.registry = registry
         self.rate = rate
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="create")
         self.slots = threading.BoundedSemaphore(threads * 2)
@@ -47,7 +50,7 @@ class Loader:
 
     def _create(self, i: int) -> None:
         ns = self.namespaces[i % len(self.namespaces)]
-        body = benign_pod(f"{self.prefix}-{i:05d}", i)
+        body = benign_pod(f"{self.prefix}-{i:05d}", i, self.registry)
         ok = False
         for attempt in range(4):
             try:
@@ -107,8 +110,9 @@ def main() -> int:
     ap.add_argument("--prefix", default="benign")
     ap.add_argument("--rate", type=float, default=40.0, help="pods per second")
     ap.add_argument("--threads", type=int, default=16)
+    ap.add_argument("--registry", default="", help="host:port whose bench/ images the pods name (--inspect-images)")
     args = ap.parse_args()
-    loader = Loader(args.kubeconfig, args.namespaces.split(","), args.prefix, args.rate, args.threads)
+    loader = Loader(args.kubeconfig, args.namespaces.split(","), args.prefix, args.rate, args.threads, args.registry)
     for line in sys.stdin:
         words = line.split()
         if not words:

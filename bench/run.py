@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import bcluster
+import images as bench_images
 import procs
 import stats
 import talon
@@ -162,7 +163,9 @@ class Competitor:
 class Loader:
     """``bench/load.py`` in its own process, driven through stdin/stdout."""
 
-    def __init__(self, kubeconfig: Path, namespaces: list[str], rate: float, log_path: Path) -> None:
+    def __init__(
+        self, kubeconfig: Path, namespaces: list[str], rate: float, log_path: Path, registry: str = ""
+    ) -> None:
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(
             [
@@ -174,6 +177,7 @@ class Loader:
                 ",".join(namespaces),
                 "--rate",
                 str(rate),
+                *(["--registry", registry] if registry else []),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -259,6 +263,7 @@ class Bench:
         self.talon_missing: dict[str, Any] | None = None
         self.loader: Loader | None = None
         self.api: client.ApiClient | None = None
+        self.images: bench_images.BenchImages | None = None  # --inspect-images: the loopback registry
 
     # ------------------------------------------------------------------ plumbing
 
@@ -289,7 +294,9 @@ class Bench:
                 time.sleep(0.2 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def add_miner(self, contender: str, phase: str, namespace: str, pod: str, benign: int = 0) -> Sample:
+    def add_miner(
+        self, contender: str, phase: str, namespace: str, pod: str, benign: int = 0, body: dict[str, Any] | None = None
+    ) -> Sample:
         if contender == "ours":
             label: str | None = wl.QUARANTINE_LABEL
             netpol: tuple[str, str] | None = (namespace, wl.QUARANTINE_POLICY)
@@ -297,7 +304,7 @@ class Bench:
             competitor = self.competitor(contender)
             label, netpol = competitor.label(), competitor.netpol(namespace, pod)
         first = netpol is not None and self.observer.contained_at(None, ("", ""), netpol) is None
-        start = self.create_pod(namespace, wl.miner_pod(pod))
+        start = self.create_pod(namespace, body or wl.miner_pod(pod))
         if contender == "talon":
             # Talon's best case: the Falco event arrives as the pod is created (Falco itself would only see
             # the process start later). Its latency is counted from the pod's creation, like ours.
@@ -351,7 +358,8 @@ class Bench:
             }
             for kind, prefix in COMPETITOR_PREFIXES.items()
         }
-        ours = [*self.ns_idle, *self.ns_load, "mgb-restart", "mgb-metric", "mgb-sentinel"]
+        self.ns_image = [f"mgb-image-{i:02d}" for i in range(self.size.idle_miners if self.args.inspect_images else 0)]
+        ours = [*self.ns_idle, *self.ns_load, *self.ns_image, "mgb-restart", "mgb-metric", "mgb-sentinel"]
         for name in ours:
             self.core.create_namespace(wl.namespace(name, "ours"))
         theirs = [name for phases in self.ns_cmp.values() for names in phases.values() for name in names]
@@ -360,10 +368,47 @@ class Bench:
         self.ours_namespaces = set(ours)
         self._wait_service_accounts([*ours, *theirs])
         self.observer.start(self.api, [wl.QUARANTINE_LABEL, BASELINE_LABEL], wl.ROLE_LABEL, wl.GROUP, wl.VERSION)
-        for body in (wl.miner_policy(), wl.cpu_policy(window=CPU_WINDOW)):
+        if self.args.inspect_images:
+            self.start_registry()
+        for body in (wl.miner_policy(image_config=self.images is not None), wl.cpu_policy(window=CPU_WINDOW)):
             self.custom.create_cluster_custom_object(wl.GROUP, wl.VERSION, "minerpolicies", body)
         self.create_pod("mgb-metric", wl.cpu_pod("cpu-hog"))
         self.phase("setup", t)
+
+    def start_registry(self) -> None:
+        """--inspect-images: the loopback registry with the benign shapes' images and one per image-only miner."""
+        self.images = bench_images.BenchImages()
+        miners = self.size.idle_miners + self.size.load_miners
+        self.images.start(sorted({shape[0] for shape in wl.BENIGN_SHAPES}), miners)
+        self.result["image_inspection"] = {"registry": self.images.host, "miner_images": miners}
+        log(f"images: registry on {self.images.host} with the benign images and {miners} miner images")
+
+    def image_miner(self, phase: str, namespace: str, index: int, benign: int = 0) -> Sample:
+        """A miner whose pod spec is innocent: only its image's config (in the loopback registry) gives it away."""
+        assert self.images is not None
+        name = f"miner-image-{index:03d}"
+        body = bench_images.image_only_miner(name, self.images.miner_image(index), wl.ROLE_LABEL)
+        return self.add_miner("ours", phase, namespace, name, benign, body)
+
+    def idle_images(self) -> None:
+        """--inspect-images: image-only miners, one at a time, each in its own namespace (a registry read each)."""
+        t = time.monotonic()
+        log(f"idle images: {len(self.ns_image)} image-only miners, one at a time")
+        for i, namespace in enumerate(self.ns_image):
+            s = self.image_miner("idle-image", namespace, i)
+            if not self.wait_contained([s], 30):
+                log(f"  ours: {s.pod} (image only) not contained within 30s")
+        self.phase("idle images", t)
+
+    def image_readings(self) -> None:
+        if self.images is None:
+            return
+        info = self.result.setdefault("image_inspection", {})
+        try:
+            info["operator_reads_by_result"] = self.images.reads_by_result(self.op().metrics())
+        except OSError as exc:
+            info["operator_reads_by_result"] = {"error": str(exc)}
+        info["registry_config_blobs_served"] = self.images.config_reads()
 
     def _wait_service_accounts(self, namespaces: list[str]) -> None:
         want = set(namespaces)
@@ -394,6 +439,8 @@ class Bench:
         extra_env = dict(kv.split("=", 1) for kv in self.args.operator_env)
         if extra_env:
             self.result.setdefault("what_if", {})["operator_env"] = extra_env
+        if self.images is not None:  # a shipped setting (the chart's imageInspection: Listed), not a what-if
+            extra_env = self.images.operator_env() | extra_env
         self.operator = procs.OperatorProcess(
             self.cluster.kubeconfig,
             self.logs / "operator.log",
@@ -556,7 +603,8 @@ class Bench:
             f"{size.load_miners} miners mixed in"
         )
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.loader = Loader(self.cluster.kubeconfig, self.ns_load, size.rate, self.logs / "load.log")
+        registry = self.images.host if self.images is not None else ""
+        self.loader = Loader(self.cluster.kubeconfig, self.ns_load, size.rate, self.logs / "load.log", registry)
         thresholds = [int((i + 0.5) * size.pods / size.load_miners) for i in range(size.load_miners)]
         load_samples: list[Sample] = []
         checkpoints: list[dict[str, Any]] = []
@@ -574,6 +622,9 @@ class Bench:
                     i = next_miner
                     ns = self.ns_load[i % len(self.ns_load)]
                     load_samples.append(self.add_miner("ours", "load", ns, f"miner-load-{i:03d}", created))
+                    if self.images is not None:
+                        index = len(self.ns_image) + i
+                        load_samples.append(self.image_miner("load-image", ns, index, created))
                     for comp in self.competitors:
                         names = self.ns_cmp[comp.kind]["load"]
                         load_samples.append(
@@ -865,7 +916,7 @@ class Bench:
     def summarise(self) -> None:
         lat: dict[str, Any] = {}
         for contender in ("ours", "baseline", "talon"):
-            for phase in ("idle", "load"):
+            for phase in ("idle", "load", "idle-image", "load-image"):
                 group = [s for s in self.samples if s.contender == contender and s.phase == phase]
                 if not group:
                     continue
@@ -937,6 +988,14 @@ class Bench:
                 [key, contained, *(stats.cell(e, q) for q in ("p50", "p95", "p99", "max")), targets.get(key, "")]
             )
         out.append(stats.table(["", "contained", "p50", "p95", "p99", "max", "target"], rows))
+        ii = r.get("image_inspection")
+        if ii:
+            out.append(
+                f"  image inspection on (registry {ii['registry']}): */*-image rows are image-only miners (nothing in "
+                f"the spec, one registry read each); operator reads by result "
+                f"{ii.get('operator_reads_by_result')}, config blobs the registry served "
+                f"{ii.get('registry_config_blobs_served')}"
+            )
         sbs = r.get("side_by_side", {})
         for kind, by_phase in (sbs.get("ratios_ours_over_theirs") or {}).items():
             out.append(
@@ -1054,8 +1113,11 @@ class Bench:
             self.start_operator()
             self.start_competitors()
             self.idle()
+            if self.images is not None:
+                self.idle_images()
             self.start_metric_onset()
             self.load()
+            self.image_readings()
             self.check_writes()
             self.metric_detection()
             self.restart()
@@ -1079,6 +1141,8 @@ class Bench:
         if self.operator is not None:
             self.operator.stop()
         self.observer.stop()
+        if self.images is not None:
+            self.images.stop()
         if not self.args.keep_cluster:
             log("cluster: tearing down")
             self.cluster.down()
@@ -1164,6 +1228,12 @@ def main() -> int:
         type=env_setting,
         help="an extra environment setting for the operator (repeatable), e.g. MINERGUARD_RESYNC_INTERVAL=300; "
         "the run is then marked as a what-if",
+    )
+    ap.add_argument(
+        "--inspect-images",
+        action="store_true",
+        help="image inspection on (bench/images.py): a loopback registry serves every image, the Enforce policy "
+        "reads image configs, and image-only miners (nothing in the pod spec) are added to the idle and load phases",
     )
     args = ap.parse_args()
     try:

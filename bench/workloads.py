@@ -39,9 +39,10 @@ def scope(contender: str = "ours") -> dict[str, Any]:
     return {"namespaceSelector": {"matchLabels": {BENCH_LABEL: contender}}}
 
 
-def miner_policy(name: str = "bench-miners") -> dict[str, Any]:
-    """The Enforce policy of the benchmark: miner programs and stratum URLs, action quarantine."""
-    return {
+def miner_policy(name: str = "bench-miners", image_config: bool = False) -> dict[str, Any]:
+    """The Enforce policy of the benchmark: miner programs and stratum URLs, action quarantine
+    (``image_config``: also in the images' configs, ``run.py --inspect-images``)."""
+    body = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "MinerPolicy",
         "metadata": {"name": name},
@@ -61,6 +62,9 @@ def miner_policy(name: str = "bench-miners") -> dict[str, Any]:
             "actions": [{"name": "quarantine"}],
         },
     }
+    if image_config:
+        body["spec"]["signals"]["imageConfig"] = True  # type: ignore[index]
+    return body
 
 
 def cpu_policy(name: str = "bench-cpu", window: str = "30s") -> dict[str, Any]:
@@ -91,9 +95,11 @@ def _container(image: str, command: list[str], args: list[str], env: dict[str, s
     }
 
 
-def benign_pod(name: str, index: int) -> dict[str, Any]:
+def benign_pod(name: str, index: int, registry: str = "") -> dict[str, Any]:
+    """A benign pod of the index's shape; its image in ``registry`` (``host:port``, under ``bench/``) if given."""
     image, command, args, env = BENIGN_SHAPES[index % len(BENIGN_SHAPES)]
     app = image.split(":")[0].split("/")[-1]
+    image = f"{registry}/bench/{image}" if registry else image
     return {
         "apiVersion": "v1",
         "kind": "Pod",

@@ -118,12 +118,12 @@ class TokenServer:
 class Registry:
     """One docker-registry process on 127.0.0.1:<free port>, storing under ``workdir``."""
 
-    def __init__(self, workdir: Path, token: TokenServer | None = None) -> None:
+    def __init__(self, workdir: Path, token: TokenServer | None = None, port: int = 0) -> None:
         binary = registry_binary()
         if binary is None:
             raise RuntimeError("docker-registry is not installed (hack/tools.sh registry installs it)")
         self.binary, self.workdir, self.tokens = binary, workdir, token
-        self.port = free_port()
+        self.port = port or free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self._token_cache: dict[str, str] = {}

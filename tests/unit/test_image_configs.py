@@ -180,3 +180,27 @@ def test_registries_left_out_are_never_asked() -> None:
     images.attach(workload_from_pod(pod("p", image="not.allowed.example/x:1")))
     assert not reader.reads and not images._waiting and images.health[0] == "True"
     images.stop()
+
+
+def test_a_spec_visible_miner_matches_while_its_image_is_still_being_read() -> None:
+    """Inspection never delays a spec-visible containment: the verdict comes while the read still hangs."""
+    reader = Reader(MINER)  # not released: the read hangs until the end of the test
+    policies = PolicyRegistry(FakeStorage(), None)  # type: ignore[arg-type]
+    body = {
+        "metadata": {"name": "p", "generation": 1},
+        "spec": {"mode": "Audit", "signals": {"imageConfig": True, "processes": [{"glob": "xmrig"}]}},
+    }
+    policies.observe(body)
+    state = ClusterState()
+    evaluator = Evaluator(state, policies)
+    images, _ = service(reader, state)
+    evaluator.images = images
+    spec = pod("m")
+    spec["spec"]["containers"][0]["command"] = ["xmrig"]
+    started = time.monotonic()
+    [verdict] = evaluator.matches(workload_from_pod(spec))
+    assert time.monotonic() - started < 1.0 and not reader.release.is_set()
+    settled(lambda: len(reader.reads) == 1)  # the read was asked for, in the background
+    assert [e.signal for e in verdict.evidence] == ["process"]
+    reader.release.set()
+    images.stop()

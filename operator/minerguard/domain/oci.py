@@ -10,6 +10,7 @@ and each history entry's ``created_by``. Layers are never described here, since 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -29,8 +30,9 @@ MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 ACCEPT = ", ".join([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST])
 
 DOCKER_HUB = "registry-1.docker.io"
-MAX_HISTORY = 1000
-"""History entries kept of an image config (the first ones)."""
+MAX_HISTORY = 256
+"""History entries kept of an image config: the oldest and the newest half of it (a longer history is
+noted in :attr:`ImageConfig.history_length`, and reported by detection as a Weak ``oversizedValue``)."""
 MAX_ENV = 5000
 MAX_LABELS = 4096
 MAX_INDEX_ENTRIES = 1000
@@ -228,8 +230,10 @@ def choose_platform(entries: Sequence[Descriptor], os: str, arch: str, variant: 
 @dataclass(frozen=True)
 class ImageConfig:
     """What detection reads of an image config. ``entrypoint``/``cmd`` are None when not set;
-    ``history`` holds (step number from 1, created_by) of the entries that have one; ``digest``
-    is the manifest digest the config was resolved from."""
+    ``history`` holds (step number from 1, created_by) of the entries kept that have one (at most
+    :data:`MAX_HISTORY`, the oldest and the newest), ``history_length`` how many entries the config's
+    history had; ``digest`` is the manifest digest the config was resolved from and ``config_digest``
+    the sha256 of the config's own bytes (what identifies its content, whatever the platform)."""
 
     entrypoint: tuple[str, ...] | None = None
     cmd: tuple[str, ...] | None = None
@@ -238,6 +242,8 @@ class ImageConfig:
     labels: tuple[tuple[str, str], ...] = ()
     history: tuple[tuple[int, str], ...] = ()
     digest: str = ""
+    history_length: int = 0
+    config_digest: str = ""
 
     @property
     def size(self) -> int:
@@ -280,8 +286,9 @@ def parse_config(body: bytes, digest: str = "") -> ImageConfig:
     labels = config.get("Labels")
     pairs = sorted(labels.items())[:MAX_LABELS] if isinstance(labels, Mapping) else []
     history = doc.get("history")
+    history = history if isinstance(history, list) else []
     steps = []
-    for number, entry in enumerate(history[:MAX_HISTORY] if isinstance(history, list) else (), start=1):
+    for number, entry in kept_history(history):
         created = entry.get("created_by") if isinstance(entry, Mapping) else None
         if isinstance(created, str) and created.strip():
             steps.append((number, _clip(created)))
@@ -293,4 +300,17 @@ def parse_config(body: bytes, digest: str = "") -> ImageConfig:
         labels=tuple((_clip(k)[:256], _clip(v)) for k, v in pairs if isinstance(k, str) and isinstance(v, str)),
         history=tuple(steps),
         digest=digest,
+        history_length=len(history),
+        config_digest="sha256:" + hashlib.sha256(body).hexdigest(),
     )
+
+
+def kept_history(history: Sequence[Any]) -> list[tuple[int, Any]]:
+    """(step number from 1, entry) of the history entries kept: all of them up to :data:`MAX_HISTORY`,
+    else the oldest and the newest ``MAX_HISTORY // 2`` (how an image was started and what was done last)."""
+    numbered = list(enumerate(history[:MAX_HISTORY], start=1))
+    if len(history) <= MAX_HISTORY:
+        return numbered
+    half = MAX_HISTORY // 2
+    tail = len(history) - half
+    return numbered[:half] + list(enumerate(history[tail:], start=tail + 1))

@@ -91,6 +91,9 @@ Whatever the pod, the work is bounded and the verdict does not depend on how it 
 * scripts are read to a nesting depth of 6 and at most 4000 commands and 1 MiB of script per
   container; payloads are decoded up to 48 KiB in and 64 KiB out (256 KiB per container);
   miner configs are read up to 256 KiB per text (see :mod:`.shell` and :mod:`.options`);
+* with ``signals.imageConfig``, at most 256 history steps per image, an image's history read once per
+  pod, and 2 MiB of image text per pod shared fairly between containers (see :mod:`.image`); the
+  reading of a history is kept per config digest from one pod to the next (:data:`.findings.MAX_CACHED_HISTORY`);
 * at most :data:`MAX_TOKENS` distinct tokens per container are examined per signal family
   (a token seen twice in a container is examined once, where it is first seen);
 * at most :data:`MAX_EVIDENCE_PER_KIND` findings of each signal kind are kept in a verdict

@@ -9,13 +9,14 @@ once by :func:`prepare` and shared by every policy evaluated on it.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from urllib.parse import unquote
 
 from minerguard.domain.detection.evidence import Evidence
-from minerguard.domain.detection.image import image_views, without_image
+from minerguard.domain.detection.image import pod_image_views, without_image
 from minerguard.domain.detection.options import POOL_OPTIONS, USER_OPTIONS, config_words, option_pairs
 from minerguard.domain.detection.shell import Expansion, argv_of, expand, expand_k8s_vars
 from minerguard.domain.detection.tokens import (
@@ -383,14 +384,58 @@ class Prepared:
         return found
 
 
+MAX_CACHED_HISTORY = 16 << 20
+"""Bytes (estimated: :func:`_history_cost`) of image history readings (scripts, tokens) kept from one pod to
+the next: about 300 ordinary images' histories, or 10 hostile ones of 256 steps."""
+
+
+def _history_cost(steps: Sequence[ContainerView]) -> int:
+    """The memory a history's reading holds, as measured (tracemalloc): about 5 KB a step and 10 bytes a character."""
+    chars = sum(len(" ".join(v.command)) + sum(len(t) for _, t in v.image_texts) for v in steps)
+    return 10 * chars + 5000 * len(steps)
+
+
+_History = tuple[object, ...]
+_history_read: OrderedDict[_History, tuple[int, tuple[_Text, ...]]] = OrderedDict()
+
+
+def _history_texts(container: ContainerView, steps: Sequence[ContainerView], options: Options) -> list[_Text]:
+    """The texts of an image's history steps, read once per image content (``config_digest``), container
+    name and options, then shared by every pod that runs it (the reading does not depend on the pod)."""
+    digest = container.image_config.config_digest if container.image_config is not None else ""
+    if not digest or not steps:
+        return [_Text(view, options) for view in steps]
+    key: _History = (digest, container.kind, container.name, options, *(v.command_from for v in steps))
+    found = _history_read.get(key)
+    if found is None:
+        found = (_history_cost(steps), tuple(_Text(view, options) for view in steps))
+        _history_read[key] = found
+        try:  # no lock in the domain: concurrent evaluations may race here, and at worst read again
+            while sum(size for size, _ in _history_read.values()) > MAX_CACHED_HISTORY and len(_history_read) > 1:
+                _history_read.popitem(last=False)
+        except (KeyError, RuntimeError):
+            pass
+    else:
+        try:
+            _history_read.move_to_end(key)
+        except KeyError:
+            pass
+    return list(found[1])
+
+
 class _View:
     """The texts of every container of a workload, read with some :class:`Options`."""
 
     def __init__(self, workload: Workload, options: Options) -> None:
         self.workload = workload
-        views = (image_views(c) if options.image else (without_image(c),) for c in workload.containers)
-        self.texts = [_Text(view, options) for views_of in views for view in views_of]
         self._lines: dict[str, str] = {}
+        self.texts: list[_Text] = []
+        if not options.image:
+            self.texts = [_Text(without_image(c), options) for c in workload.containers]
+            return
+        for container, views in zip(workload.containers, pod_image_views(workload.containers), strict=True):
+            self.texts.append(_Text(views[0], options))
+            self.texts += _history_texts(container, views[1:], options)
 
     def lines(self, family: str) -> str:
         """The values of a family in every container, joined by newlines."""
