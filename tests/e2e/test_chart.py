@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from minerguard.actions.enforcement import backends_for
+from minerguard.actions.enforcement import backends_for, cleanup_for
 from minerguard.rbac import required_rules
 from tests.e2e.bare import Bare
 from tests.e2e.cluster import bindir, kube_version, template_args
@@ -560,7 +560,7 @@ def test_clusterrole_grants_only_the_chosen_enforcement_backends(backend: str, m
     triples = {
         (g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
     }
-    assert triples == required_rules(backends_for(backend, migrate))
+    assert triples == required_rules(backends_for(backend, migrate), cleanup=cleanup_for(backend))
     env = {e["name"]: e.get("value") for e in container(docs)["env"]}
     assert env["MINERGUARD_ENFORCEMENT"] == backend
     if backend != "networkPolicy" and not migrate:
