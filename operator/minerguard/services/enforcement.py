@@ -6,7 +6,8 @@ recorded in every incident's ``status.enforcement`` and told in a Normal Event o
 ClusterKopfPeering object. Then, on the acting replica, :meth:`EnforcementService.maintain` runs every
 resync: it restores the cluster-wide Deny when someone changed or deleted it (the admission policy refuses
 that first; this is the second line), and, once it verifies, removes minerguard's policies of a backend
-used before (migration between admin-tier backends).
+used before (migration between admin-tier backends). With the networkPolicy backend it removes a cluster-wide
+policy a previous backend left once every quarantined pod verifies under networkPolicy (the way back).
 """
 
 from __future__ import annotations
