@@ -147,6 +147,12 @@ class FakeStorage:
         labelled = [p for p in pods if wanted.items() <= ((p["metadata"].get("labels") or {}).items())]
         return copy.deepcopy(labelled)
 
+    def list_labelled_pods(self, label_selector: str) -> list[dict[str, Any]]:
+        self._count("list", "Pod")
+        wanted = dict(part.split("=", 1) for part in label_selector.split(",") if "=" in part)
+        pods = [o for (r, _, _), o in self.objects.items() if r == "Pod"]
+        return copy.deepcopy([p for p in pods if wanted.items() <= ((p["metadata"].get("labels") or {}).items())])
+
     def patch_pod_metadata(
         self, namespace: str, name: str, labels: Mapping[str, str | None], annotations: Mapping[str, str | None]
     ) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from minerguard.domain.admintier import AUTO, CHOICES
+from minerguard.domain.admintier import AUTO, CHOICES, AllowList
 
 
 def _float(env: Mapping[str, str], key: str, default: float) -> float:
@@ -219,6 +219,13 @@ class RegistrySettings:
         )
 
 
+def _allow_list(env: Mapping[str, str]) -> AllowList:
+    return AllowList(
+        dns=_bool(env, "MINERGUARD_ENFORCEMENT_ALLOW_DNS", False),
+        forensics_namespace=env.get("MINERGUARD_ENFORCEMENT_ALLOW_NAMESPACE", "").strip(),
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the operator reads from its environment."""
@@ -250,6 +257,10 @@ class Settings:
     enforcement_priority: int = 0
     """The priority (order, for Calico) of the cluster-wide Deny policy: 0 is the highest."""
     registry: RegistrySettings = field(default_factory=RegistrySettings)
+    enabled_actions: frozenset[str] = frozenset()
+    """Optional actions turned on (``scaleOwner`` with MINERGUARD_SCALE_OWNER, the chart's scaleOwner.enabled)."""
+    enforcement_allow: AllowList = field(default_factory=lambda: AllowList())
+    """What minerguard's cluster-wide Deny still lets quarantined pods reach (off by default)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -307,4 +318,6 @@ class Settings:
             enforcement=enforcement,
             enforcement_priority=_int(env, "MINERGUARD_ENFORCEMENT_PRIORITY", 0),
             registry=RegistrySettings.from_env(env),
+            enabled_actions=frozenset({"scaleOwner"} if _bool(env, "MINERGUARD_SCALE_OWNER", False) else ()),
+            enforcement_allow=_allow_list(env),
         )

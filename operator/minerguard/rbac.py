@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from minerguard.actions import ACTIONS
 from minerguard.actions.base import RbacRule
+from minerguard.actions.enforcement import CLEANUP_RBAC
 from minerguard.actions.quarantine import Quarantine
 from minerguard.domain.admintier import BACKENDS
 
@@ -44,15 +45,24 @@ POLICY_REPORT_RULES: tuple[RbacRule, ...] = (
 )
 
 
-def required_rules(backends: Iterable[str] = BACKENDS) -> set[tuple[str, str, str]]:
+def required_rules(
+    backends: Iterable[str] = BACKENDS, enabled: Iterable[str] = (), cleanup: Iterable[str] = ()
+) -> set[tuple[str, str, str]]:
     """Every (apiGroup, resource, verb) the operator may call with the given enforcement backends.
 
     The default, every backend, is what ``enforcement.backend: auto`` needs
-    (:func:`minerguard.actions.enforcement.backends_for` tells the set for the other settings).
+    (:func:`minerguard.actions.enforcement.backends_for` tells the set for the other settings). An optional
+    action (``scaleOwner``) counts only when ``enabled`` names it (the chart's ``<action>.enabled``).
+    ``cleanup``: backends whose leftover cluster-wide policy the operator may read and delete after moving away
+    from them (:func:`minerguard.actions.enforcement.cleanup_for`).
     """
     rules = list(OPERATOR_RULES)
+    wanted = set(enabled)
     for action in ACTIONS.values():
-        rules.extend(action.rbac)
+        if not action.optional or action.name in wanted:
+            rules.extend(action.rbac)
     for backend in backends:
         rules.extend(Quarantine.backend_rbac[backend])
+    for backend in cleanup:
+        rules.extend(CLEANUP_RBAC[backend])
     return {(g, r, v) for rule in rules for g in rule.api_groups for r in rule.resources for v in rule.verbs}

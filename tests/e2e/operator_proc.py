@@ -58,6 +58,7 @@ class OperatorProcess:
                 "MINERGUARD_RATE_WINDOW": "10s",
                 "MINERGUARD_PROMETHEUS_TIMEOUT": "3",
                 "MINERGUARD_COST_WRITE_INTERVAL": "2",
+                "MINERGUARD_SCALE_OWNER": "true",  # test_owner_actions and the escapes use it
                 "PYTHONUNBUFFERED": "1",
             }
         )

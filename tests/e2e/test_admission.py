@@ -115,13 +115,17 @@ def test_namespace_admin_cannot_undo_a_quarantine(
 
 
 @pytest.fixture
-def operator_account(core: client.CoreV1Api) -> Iterator[tuple[str, Path]]:
-    """The chart's ServiceAccount, ClusterRole and binding in a fresh namespace, and a kubeconfig with its token."""
+def operator_account(core: client.CoreV1Api, request: pytest.FixtureRequest) -> Iterator[tuple[str, Path]]:
+    """The chart's ServiceAccount, ClusterRole and binding in a fresh namespace, and a kubeconfig with its token.
+
+    Parametrized indirectly, the parameter is a list of chart values (``key=value``) to render them with."""
     namespace = f"minerguard-lp-{uuid.uuid4().hex[:5]}"
     kubectl("create", "namespace", namespace)
+    values = [arg for kv in getattr(request, "param", ()) for arg in ("--set", kv)]
     docs = render(
         "--namespace",
         namespace,
+        *values,
         "--set",
         "fullnameOverride=mg-lp",
         "--show-only",

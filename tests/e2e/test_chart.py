@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from minerguard.actions.enforcement import backends_for
+from minerguard.actions.enforcement import backends_for, cleanup_for
 from minerguard.rbac import required_rules
 from tests.e2e.bare import Bare
 from tests.e2e.cluster import bindir, kube_version, template_args
@@ -560,11 +560,61 @@ def test_clusterrole_grants_only_the_chosen_enforcement_backends(backend: str, m
     triples = {
         (g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
     }
-    assert triples == required_rules(backends_for(backend, migrate))
+    assert triples == required_rules(backends_for(backend, migrate), cleanup=cleanup_for(backend))
     env = {e["name"]: e.get("value") for e in container(docs)["env"]}
     assert env["MINERGUARD_ENFORCEMENT"] == backend
     if backend != "networkPolicy" and not migrate:
         assert ("networking.k8s.io", "networkpolicies", "patch") not in triples
+
+
+def clusterrole_triples(docs: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    role = next(d for d in of_kind(docs, "ClusterRole") if "people" not in str(d["metadata"].get("labels")))
+    return {
+        (g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
+    }
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_scale_owner_rbac_and_admission_allowance_only_when_enabled(enabled: bool) -> None:
+    """scaleOwner.enabled renders the workload writes (RBAC derived from the action registry) and the
+    bound-operator allowance to scale or suspend; off (the default), the operator's token may change no workload."""
+    docs = render(*(sets("scaleOwner.enabled=true") if enabled else []))
+    triples = clusterrole_triples(docs)
+    assert triples == required_rules(enabled={"scaleOwner"} if enabled else ())
+    writes = {t for t in triples if t[0] in ("apps", "batch") and t[2] != "get"}
+    assert bool(writes) == enabled
+    assert ("apps", "deployments/scale", "patch") in triples if enabled else not writes
+    assert env_of(docs)["MINERGUARD_SCALE_OWNER"] == str(enabled).lower()
+    vaps = {d["metadata"]["name"].rsplit("-", 1)[-1]: d for d in of_kind(docs, "ValidatingAdmissionPolicy")}
+    for part, allowance in (("workloads", "variables.subResource == 'scale'"), ("jobs", "request.resource.resource")):
+        expressions = [v["expression"] for v in vaps[part]["spec"]["validations"]]
+        assert any(allowance in e for e in expressions) == enabled, (part, expressions)
+        if not enabled:
+            assert expressions == ["false"], expressions
+
+
+@pytest.mark.parametrize("migrate", [True, False])
+def test_back_to_network_policy_keeps_only_get_and_delete_on_the_old_admin_policies(migrate: bool) -> None:
+    from minerguard.actions.enforcement import cleanup_for
+
+    docs = render(
+        *sets("enforcement.backend=networkPolicy", f"enforcement.migrateFromAdminTier={str(migrate).lower()}")
+    )
+    triples = clusterrole_triples(docs)
+    assert triples == required_rules(backends_for("networkPolicy"), cleanup=cleanup_for("networkPolicy", migrate))
+    assert not {t for t in triples if t[0] == "policy.networking.k8s.io" and t[2] in ("create", "patch")}
+
+
+def test_the_allow_list_reaches_the_operator() -> None:
+    docs = render(*sets("enforcement.allow.dns=true", "enforcement.allow.forensicsNamespace=forensics"))
+    env = env_of(docs)
+    assert (env["MINERGUARD_ENFORCEMENT_ALLOW_DNS"], env["MINERGUARD_ENFORCEMENT_ALLOW_NAMESPACE"]) == (
+        "true",
+        "forensics",
+    )
+    assert env_of(render())["MINERGUARD_ENFORCEMENT_ALLOW_DNS"] == "false"
+    bad = helm("template", "m", str(CHART), *sets("enforcement.allow.forensicsNamespace=kube-system"), check=False)
+    assert bad.returncode != 0 and "forensicsNamespace" in bad.stderr
 
 
 # --------------------------------------------------------------------------- alerts

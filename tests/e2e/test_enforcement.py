@@ -34,7 +34,7 @@ from minerguard.domain import admintier
 from tests.e2e.admin_crds import NAMES, crd_file
 from tests.e2e.cluster import helm_template
 from tests.e2e.helpers import ROOT, consistently, eventually, kubectl
-from tests.e2e.objects import allow_all, incident_in_state, miner_pod, quarantined
+from tests.e2e.objects import allow_all, incident_in_state, isolation_problems, miner_pod, quarantined
 from tests.e2e.operator_proc import OperatorProcess
 
 pytestmark = pytest.mark.e2e
@@ -83,8 +83,8 @@ def admin_crds(paused_session_operator: None) -> Iterator[Install]:
 def start_operator() -> Iterator[Callable[..., OperatorProcess]]:
     started: list[OperatorProcess] = []
 
-    def start(backend: str = "auto") -> OperatorProcess:
-        proc = OperatorProcess(f"enforcement-{uuid.uuid4().hex[:6]}", {"MINERGUARD_ENFORCEMENT": backend})
+    def start(backend: str = "auto", **env: str) -> OperatorProcess:
+        proc = OperatorProcess(f"enforcement-{uuid.uuid4().hex[:6]}", {"MINERGUARD_ENFORCEMENT": backend, **env})
         proc.start()
         started.append(proc)
         return proc
@@ -259,3 +259,102 @@ def test_only_minerguard_may_change_its_admin_policy(
     finally:
         kubectl("delete", "clusterrolebinding", user, check=False)
         kubectl("delete", "-f", "-", stdin=text, check=False)
+
+
+# --------------------------------------------------------------------------- the allow-list
+
+
+def test_the_allow_list_is_accepted_by_each_crd_and_verified_as_stored(
+    admin_crds: Install,
+    start_operator: Any,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    make_policy: Any,
+) -> None:
+    """enforcement.allow (DNS and a forensics namespace): the operator's ClusterNetworkPolicy carries the Accept
+    rules ahead of the Deny and verifies as the apiserver stored it; the other kinds' policies with the same
+    allow-list pass their CRD's strict validation and verify as the apiserver would store them (dry run)."""
+    allow = admintier.AllowList(dns=True, forensics_namespace="forensics")
+    admin_crds("cnp", "anp", "cilium", "calico")
+    proc = start_operator(
+        admintier.ADMIN_NETWORK_POLICY,
+        MINERGUARD_ENFORCEMENT_ALLOW_DNS="true",
+        MINERGUARD_ENFORCEMENT_ALLOW_NAMESPACE="forensics",
+    )
+    make_policy(namespace)
+    core.create_namespaced_pod(namespace, miner_pod("miner"))
+    found = eventually(lambda: incident_in_state(custom, namespace, "Contained"), 60, f"contained ({proc.log_path})")
+    assert found["status"]["enforcement"] == admintier.ADMIN_NETWORK_POLICY
+    kind = admintier.CNP_V1ALPHA2
+    live = ours(custom, kind)
+    assert live is not None and [r["action"] for r in live["spec"]["egress"]] == ["Accept", "Accept", "Deny"]
+    assert admintier.problems(kind, live, admin_policies(custom, kind), allow=allow) == []
+    assert admintier.problems(kind, live, admin_policies(custom, kind))  # not the plain deny-all
+    for other in (admintier.ANP_V1ALPHA1, admintier.CILIUM_CCNP, admintier.CALICO_CRD):
+        body = admintier.desired(other, allow=allow)
+        stored = custom.create_cluster_custom_object(
+            other.group, other.version, other.plural, body, dry_run="All", field_validation="Strict"
+        )
+        assert admintier.problems(other, stored, [], allow=allow) == [], other.kind
+
+
+# --------------------------------------------------------------------------- migration between backends
+
+
+def test_moving_to_the_admin_tier_and_back_removes_the_old_artefacts_only_after_verifying(
+    admin_crds: Install,
+    start_operator: Any,
+    core: client.CoreV1Api,
+    networking: client.NetworkingV1Api,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    make_policy: Any,
+) -> None:
+    """networkPolicy -> adminNetworkPolicy: the deny-all and the exclusion stay while another admin policy
+    outranks minerguard's (not verified), and go once it verifies. adminNetworkPolicy -> networkPolicy: the
+    old AdminNetworkPolicy is deleted once the quarantine verifies under networkPolicy, and not before."""
+    kind = admintier.ANP_V1ALPHA1
+    admin_crds("anp")
+    networking.create_namespaced_network_policy(namespace, allow_all())
+    proc = start_operator(admintier.NETWORK_POLICY)
+    make_policy(namespace)
+    core.create_namespaced_pod(namespace, miner_pod("miner"))
+    eventually(lambda: incident_in_state(custom, namespace, "Contained"), 60, f"contained ({proc.log_path})")
+    assert isolation_problems(core, networking, namespace, "miner") == []
+    proc.stop()
+
+    def artefacts() -> list[str]:
+        return [
+            p.metadata.name
+            for p in networking.list_namespaced_network_policy(namespace).items
+            if p.metadata.name == "minerguard-quarantine" or "minerguard" in json.dumps(p.metadata.annotations or {})
+        ]
+
+    assert sorted(artefacts()) == ["allow-all", "minerguard-quarantine"]
+    # A platform admin policy at priority 0 with an Allow: minerguard's (also 0) does not verify, nothing moves.
+    ahead = other_admin_policy(kind)
+    ahead["spec"]["priority"] = 0
+    custom.create_cluster_custom_object(kind.group, kind.version, kind.plural, ahead)
+    proc = start_operator(admintier.ADMIN_NETWORK_POLICY)
+    eventually(lambda: ours(custom, kind) is not None, 30, "the Deny policy created")
+    consistently(lambda: sorted(artefacts()) == ["allow-all", "minerguard-quarantine"], 12, "nothing moved yet")
+    custom.delete_cluster_custom_object(kind.group, kind.version, kind.plural, "platform-allow")
+    eventually(lambda: artefacts() == [], 60, f"the deny-all and the exclusion removed ({proc.log_path})")
+    assert quarantined(core, namespace, "miner")
+    assert "minerguard.io/quarantined-pods" not in (core.read_namespace(namespace).metadata.labels or {})
+    assert admintier.problems(kind, ours(custom, kind), admin_policies(custom, kind)) == []
+    proc.stop()
+
+    # Back to networkPolicy: the AdminNetworkPolicy goes only once the pod verifies under networkPolicy.
+    proc = start_operator(admintier.NETWORK_POLICY)
+
+    def old_policy_gone() -> bool:
+        if ours(custom, kind) is not None:
+            return False
+        assert isolation_problems(core, networking, namespace, "miner") == [], "deleted before the pod verified"
+        return True
+
+    eventually(old_policy_gone, 60, f"minerguard's AdminNetworkPolicy removed ({proc.log_path})")
+    assert quarantined(core, namespace, "miner")
+    eventually(lambda: incident_in_state(custom, namespace, "Contained"), 30, "still contained")

@@ -30,14 +30,17 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def bounds(operator_account: tuple[str, Path]) -> Iterator[tuple[str, Path]]:  # noqa: F811
-    """The chart's bound-operator policies for the operator_account's ServiceAccount, in force."""
+def bounds(operator_account: tuple[str, Path], request: pytest.FixtureRequest) -> Iterator[tuple[str, Path]]:  # noqa: F811
+    """The chart's bound-operator policies for the operator_account's ServiceAccount, in force (rendered with the
+    same chart values as the account, the indirect parameter of ``operator_account``)."""
     user, _ = operator_account
     _, _, sa_namespace, _sa = user.split(":")
+    values = [arg for kv in request.node.callspec.params.get("operator_account", ()) for arg in ("--set", kv)]
     docs = helm_template(
         ROOT / "helm" / "minerguard",
         "--namespace",
         sa_namespace,
+        *values,
         "--set",
         "fullnameOverride=mg-lp",
         "--show-only",
@@ -56,6 +59,7 @@ def with_token(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
+@pytest.mark.parametrize("operator_account", [["scaleOwner.enabled=true"]], indirect=True, ids=["scaleOwner"])
 def test_the_operators_token_can_write_only_what_minerguard_owns(
     bounds: tuple[str, Path],
     paused_session_operator: None,

@@ -35,7 +35,7 @@ def pod() -> dict[str, Any]:
 
 
 def context(storage: FakeStorage, settings: Settings | None = None, **kw: Any) -> ActionContext:
-    settings = settings or replace(Settings(), guards=GUARDS)
+    settings = settings or replace(Settings(), guards=GUARDS, enabled_actions=frozenset({"scaleOwner"}))
     body = storage.put("Pod", pod())
     return ActionContext(
         storage,  # type: ignore[arg-type]
@@ -143,7 +143,9 @@ def test_scale_owner_scales_to_zero_once_and_back(storage: FakeStorage) -> None:
 
 
 def test_scale_owner_holds_back_a_large_owner(storage: FakeStorage) -> None:
-    settings = replace(Settings(), guards=replace(GUARDS, max_scale_replicas=2))
+    settings = replace(
+        Settings(), guards=replace(GUARDS, max_scale_replicas=2), enabled_actions=frozenset({"scaleOwner"})
+    )
     result = ACTIONS["scaleOwner"].run(owned(storage, "Deployment", {"replicas": 3}, settings))
     assert (result.result, result.guard) == (Outcome.SUPPRESSED, "MaxScaleReplicas")
     assert storage.objects[("Deployment", NS, "web")]["spec"]["replicas"] == 3

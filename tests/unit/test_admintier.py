@@ -240,3 +240,105 @@ def test_the_service_decides_reports_and_restores() -> None:
     service.maintain()
     assert storage.reasons() == ["EnforcementBackend", "QuarantineRestored"]
     assert (ANP.served_key, "", ANP.name) in storage.objects
+
+
+# ---------------------------------------------------------- the allow-list (issue 19: DNS, a forensics namespace)
+
+ALLOW = admintier.AllowList(dns=True, forensics_namespace="forensics")
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: f"{k.kind}-{k.version}")
+def test_the_allow_list_is_rendered_and_verify_accepts_exactly_that_shape(kind: admintier.PolicyKind) -> None:
+    """Off by default; configured, the policy verifies with it and only with it: the plain deny-all, a broader
+    allow or an allow-list of another namespace is found and repaired."""
+    plain = admintier.desired(kind)
+    built = admintier.desired(kind, allow=ALLOW)
+    assert built["spec"] != plain["spec"]
+    assert admintier.problems(kind, built, [built], allow=ALLOW) == []
+    assert admintier.problems(kind, plain, [plain], allow=ALLOW)  # configured but missing
+    assert admintier.problems(kind, built, [built])  # present but not configured
+    other = admintier.desired(kind, allow=admintier.AllowList(forensics_namespace="mallory"))
+    assert admintier.problems(kind, other, [other], allow=ALLOW)
+    for only in (admintier.AllowList(dns=True), admintier.AllowList(forensics_namespace="forensics")):
+        one = admintier.desired(kind, allow=only)
+        assert admintier.problems(kind, one, [one], allow=only) == []
+        assert admintier.problems(kind, one, [one], allow=ALLOW)
+    broader = copy.deepcopy(built)
+    key = "egress"
+    rule = {"toEntities": ["world"]} if kind.backend == "cilium" else {"action": "Allow"}
+    if kind.backend == ADMIN:
+        rule = {"name": "x", "action": "Accept" if kind is CNP else "Allow", "to": [{"namespaces": {}}]}
+    broader["spec"][key] = [rule, *broader["spec"].get(key, [])]
+    assert any("is not minerguard's deny-all" in p for p in admintier.problems(kind, broader, [], allow=ALLOW))
+    repaired = json_patch(copy.deepcopy(broader), admintier.repair(kind, broader, 0, True, ALLOW))
+    assert admintier.problems(kind, repaired, [], allow=ALLOW) == []
+
+
+@pytest.mark.parametrize("kind", [ANP, CNP, admintier.CALICO_CRD], ids=lambda k: k.kind)
+def test_allow_rules_come_before_the_deny_and_name_only_dns_and_the_namespace(kind: admintier.PolicyKind) -> None:
+    spec = admintier.desired(kind, allow=ALLOW)["spec"]
+    for direction in ("ingress", "egress"):
+        rules = spec[direction]
+        assert rules[-1]["action"] == "Deny" and all(r["action"] != "Deny" for r in rules[:-1])
+    text = repr(spec["egress"][:-1])
+    assert "kube-dns" in text and "53" in text and "forensics" in text
+    assert "forensics" in repr(spec["ingress"][:-1]) and "kube-dns" not in repr(spec["ingress"])
+    if kind.backend == ADMIN:
+        dns = spec["egress"][0]
+        ports = dns.get("ports") or dns.get("protocols")
+        assert len(ports) == 2  # UDP and TCP, nothing else
+
+
+def test_cilium_narrows_its_deny_instead_of_allowing_ahead_of_it() -> None:
+    """Cilium's deny beats every allow, its own too: the Deny must leave out kube-dns:53 and the namespace."""
+    spec = admintier.desired(admintier.CILIUM_CCNP, allow=ALLOW)["spec"]
+    assert {"toEntities": ["all"]} not in spec["egressDeny"] and {"fromEntities": ["all"]} not in spec["ingressDeny"]
+    assert spec["egressDeny"][0]["toEntities"] == list(admintier.CILIUM_NON_POD_ENTITIES)
+    not_in = spec["egressDeny"][1]["toEndpoints"][0]["matchExpressions"][0]
+    assert not_in["operator"] == "NotIn" and not_in["values"] == ["forensics", "kube-system"]
+    assert [p["port"] for p in spec["egressDeny"][3]["toPorts"][0]["ports"]] == ["1", "54"]  # every port but 53
+    assert spec["egress"][0]["toPorts"][0]["ports"] == [{"port": "53", "protocol": p} for p in ("UDP", "TCP")]
+    dns_only = admintier.desired(admintier.CILIUM_CCNP, allow=admintier.AllowList(dns=True))["spec"]
+    assert dns_only["ingressDeny"][1] == {"fromEndpoints": [{}]}  # no ingress exception without the namespace
+
+
+def test_the_quarantine_action_enforces_the_configured_allow_list() -> None:
+    storage = admin_storage(ANP)
+    enforcement = Enforcement(choose(ADMIN, storage.served), allow=ALLOW)
+    ctx = context(storage, enforcement=enforcement)
+    assert ACTIONS["quarantine"].run(ctx).result == Outcome.SUCCEEDED
+    live = storage.objects[(ANP.served_key, "", ANP.name)]
+    assert live["spec"]["egress"][0]["name"] == "minerguard-allow-dns"
+    live["spec"]["egress"].insert(0, {"name": "open", "action": "Allow", "to": [{"namespaces": {}}]})
+    assert ACTIONS["quarantine"].verify(ctx)
+    assert enforcement.maintain(storage) == "restored"  # type: ignore[arg-type]
+    assert storage.objects[(ANP.served_key, "", ANP.name)]["spec"]["egress"][0]["name"] == "minerguard-allow-dns"
+
+
+# ------------------------------------------------------------------ back from the admin tier to networkPolicy
+
+
+def test_going_back_to_network_policy_removes_the_old_policy_only_once_every_pod_verifies() -> None:
+    from dataclasses import replace
+
+    from minerguard.config import Settings
+    from minerguard.services.enforcement import EnforcementService
+    from minerguard.services.events import Events
+
+    storage = admin_storage(ANP)
+    storage.put("NetworkPolicy", allow_all())
+    old = Enforcement(choose(ADMIN, storage.served))
+    ctx = context(storage, enforcement=old)
+    assert ACTIONS["quarantine"].run(ctx).result == Outcome.SUCCEEDED
+    settings = replace(Settings(), enforcement=admintier.NETWORK_POLICY)
+    service = EnforcementService(storage, settings, Events(storage))  # type: ignore[arg-type]
+    assert service.decide().kind is None
+    service.maintain()  # the quarantined pod does not verify under networkPolicy yet: the old Deny stays
+    assert (ANP.served_key, "", ANP.name) in storage.objects and not service.migrated
+    moved = context(storage, enforcement=service.enforcement)
+    moved.pod = storage.objects[("Pod", NS, "miner")]
+    assert ACTIONS["quarantine"].run(moved).result == Outcome.SUCCEEDED  # deny-all and exclusion, verified
+    service.maintain()
+    assert (ANP.served_key, "", ANP.name) not in storage.objects and service.migrated
+    writes = {r for (v, r) in storage.calls if v == "delete"}
+    assert writes == {ANP.kind}

@@ -24,6 +24,7 @@ from minerguard.config import (
     RegistrySettings,
     Settings,
 )
+from minerguard.domain.admintier import AllowList
 
 pytestmark = pytest.mark.unit
 
@@ -138,6 +139,9 @@ FULL_ENV = {
     "MINERGUARD_FALCO_RETENTION": "600",
     "MINERGUARD_ENFORCEMENT": "cilium",
     "MINERGUARD_ENFORCEMENT_PRIORITY": "7",
+    "MINERGUARD_ENFORCEMENT_ALLOW_DNS": "true",
+    "MINERGUARD_ENFORCEMENT_ALLOW_NAMESPACE": "forensics",
+    "MINERGUARD_SCALE_OWNER": "true",
     "MINERGUARD_COST_PRICE_PER_CORE_HOUR": "0.08",
     "MINERGUARD_COST_CURRENCY": "EUR",
     "MINERGUARD_COST_WRITE_INTERVAL": "30",
@@ -215,6 +219,8 @@ def test_every_variable_is_read() -> None:
         ),
         enforcement="cilium",
         enforcement_priority=7,
+        enforcement_allow=AllowList(dns=True, forensics_namespace="forensics"),
+        enabled_actions=frozenset({"scaleOwner"}),
         cost=CostSettings(price_per_core_hour=0.08, currency="EUR", write_interval=30.0),
         registry=RegistrySettings(
             enabled=True,
@@ -232,6 +238,15 @@ def test_every_variable_is_read() -> None:
         policy_reports=True,
         policy_reports_interval=4.0,
     )
+
+
+def test_the_allow_list_takes_a_namespace_name_and_never_kube_system() -> None:
+    assert not Settings.from_env({}).enforcement_allow
+    assert Settings.from_env({}).enabled_actions == frozenset()
+    with pytest.raises(ValueError, match="not a namespace name"):
+        Settings.from_env({"MINERGUARD_ENFORCEMENT_ALLOW_NAMESPACE": "Bad_Name"})
+    with pytest.raises(ValueError, match="not kube-system"):
+        Settings.from_env({"MINERGUARD_ENFORCEMENT_ALLOW_NAMESPACE": "kube-system"})
 
 
 def test_a_host_network_fallback_other_than_evict_or_none_is_refused() -> None:

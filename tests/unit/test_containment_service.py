@@ -125,7 +125,7 @@ def build(
 ) -> Operator:
     """The services over ``storage`` (a new FakeStorage by default: another process on the same one is a restart)."""
     storage = storage or FakeStorage()
-    settings = settings or Settings()
+    settings = settings or replace(Settings(), enabled_actions=frozenset({"scaleOwner"}))
     body = policy or policy_body()
     if ("MinerPolicy", "", "miners") not in storage.objects:
         storage.put("MinerPolicy", body)

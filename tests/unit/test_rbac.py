@@ -188,5 +188,44 @@ def test_every_call_the_services_make_is_granted() -> None:
     made = set(op.storage.calls)
     assert {("scale", "Deployment"), ("patch", "Node"), ("patch", "Pod")} <= made  # the flow really ran them
     assert ("create", "SubjectAccessReview") in made  # the foothold's reviews
-    ungranted = sorted(call for call in made if call not in GRANTS or GRANTS[call] not in REQUIRED)
+    granted = required_rules(enabled={"scaleOwner"})  # the chart with scaleOwner.enabled
+    ungranted = sorted(call for call in made if call not in GRANTS or GRANTS[call] not in granted)
     assert not ungranted, f"calls the operator's RBAC does not grant: {ungranted}"
+    assert GRANTS[("scale", "Deployment")] not in REQUIRED  # the chart's default: scaleOwner off, no workload writes
+
+
+def test_scale_owner_rules_only_when_enabled() -> None:
+    """scaleOwner is the one action that writes workloads: off by default, its rules come only with it."""
+    workload_writes = {(g, r, v) for g, r, v in required_rules(enabled={"scaleOwner"}) if g in ("apps", "batch")}
+    workload_writes = {t for t in workload_writes if t[2] != "get"}
+    assert workload_writes == triples(ACTIONS["scaleOwner"].rbac)
+    assert not {t for t in REQUIRED if t[0] in ("apps", "batch") and t[2] != "get"}
+    assert [a.name for a in ACTIONS.values() if a.optional] == ["scaleOwner"]
+
+
+def test_back_to_network_policy_may_only_read_and_delete_the_old_cluster_wide_policy() -> None:
+    from minerguard.actions.enforcement import cleanup_for
+
+    alone = required_rules((admintier.NETWORK_POLICY,))
+    moving = required_rules((admintier.NETWORK_POLICY,), cleanup=cleanup_for(admintier.NETWORK_POLICY))
+    added = moving - alone
+    assert added == {(k.group, k.plural, v) for k in admintier.KINDS for v in ("get", "delete")}
+    assert cleanup_for(admintier.NETWORK_POLICY, migrate_from_admin_tier=False) == ()
+    assert cleanup_for(admintier.AUTO) == () and cleanup_for(admintier.CILIUM) == ()
+
+
+def test_a_disabled_optional_action_fails_without_an_api_call() -> None:
+    from dataclasses import replace
+
+    from minerguard.actions import Outcome
+    from minerguard.config import Settings
+    from tests.fakes import FakeStorage
+    from tests.unit.test_actions import context
+
+    storage = FakeStorage()
+    ctx = context(storage, settings=Settings())
+    calls = storage.total_calls()
+    result = ACTIONS["scaleOwner"].run(ctx)
+    assert result.result == Outcome.FAILED and result.message.startswith("NotEnabled: scaleOwner")
+    assert storage.total_calls() == calls
+    assert replace(Settings(), enabled_actions=frozenset({"scaleOwner"})).enabled_actions

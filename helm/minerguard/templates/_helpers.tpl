@@ -115,6 +115,22 @@ the same rule is added here. No wildcard, no secrets.
   resources: [globalnetworkpolicies]
   verbs: [get, list, create, patch, delete]
 {{- end }}
+{{- if and (eq .Values.enforcement.backend "networkPolicy") .Values.enforcement.migrateFromAdminTier }}
+# Back to networkPolicy from a cluster-wide backend: minerguard's old policy is read and deleted once every
+# quarantined pod verifies under networkPolicy (enforcement.migrateFromAdminTier).
+- apiGroups: [policy.networking.k8s.io]
+  resources: [adminnetworkpolicies, clusternetworkpolicies]
+  verbs: [get, delete]
+- apiGroups: [cilium.io]
+  resources: [ciliumclusterwidenetworkpolicies]
+  verbs: [get, delete]
+- apiGroups: [projectcalico.org]
+  resources: [globalnetworkpolicies]
+  verbs: [get, delete]
+- apiGroups: [crd.projectcalico.org]
+  resources: [globalnetworkpolicies]
+  verbs: [get, delete]
+{{- end }}
 # Owner resolution of a matched pod: ReplicaSet -> Deployment, Job -> CronJob.
 - apiGroups: [apps]
   resources: [replicasets, deployments, statefulsets, daemonsets]
@@ -122,13 +138,15 @@ the same rule is added here. No wildcard, no secrets.
 - apiGroups: [batch]
   resources: [jobs, cronjobs]
   verbs: [get]
-# scaleOwner (only when a policy lists it): scale to zero or suspend the owner, recording it on the owner.
+{{- if .Values.scaleOwner.enabled }}
+# scaleOwner (scaleOwner.enabled): scale to zero or suspend the owner, recording it on the owner.
 - apiGroups: [apps]
   resources: [deployments/scale, statefulsets/scale, replicasets/scale, deployments, statefulsets, replicasets]
   verbs: [patch]
 - apiGroups: [batch]
   resources: [jobs, cronjobs]
   verbs: [patch]
+{{- end }}
 # Its own custom resources.
 - apiGroups: [minerguard.io]
   resources: [minerpolicies]

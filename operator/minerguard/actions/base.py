@@ -160,6 +160,9 @@ class Action:
     rbac: ClassVar[tuple[RbacRule, ...]] = ()
     events: ClassVar[tuple[str, ...]] = ()
     """The reasons of the Events its outcomes are told with (apply, then revert)."""
+    optional: ClassVar[bool] = False
+    """Whether the installation must turn the action on (``Settings.enabled_actions``; the chart's value
+    ``<name>.enabled``): only then is its RBAC rendered, and a policy listing it otherwise gets Failed."""
 
     def target(self, ctx: ActionContext) -> str:
         return ctx.pod_ref
@@ -188,6 +191,14 @@ class Action:
 
     def run(self, ctx: ActionContext) -> ActionResult:
         """Precondition, dry-run or apply: the one entry point the containment service calls."""
+        if self.optional and self.name not in ctx.settings.enabled_actions:
+            return ActionResult(
+                self.name,
+                self.target(ctx),
+                FAILED,
+                f"NotEnabled: {self.name} is not enabled in this installation (chart value {self.name}.enabled; "
+                "the operator has no RBAC for it)",
+            )
         blocked = self.precondition(ctx)
         if blocked is not None:
             return ActionResult(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from minerguard.actions.base import RbacRule
 from minerguard.domain import admintier
-from minerguard.domain.admintier import Choice, PolicyKind
+from minerguard.domain.admintier import NO_ALLOW, AllowList, Choice, PolicyKind
 from minerguard.errors import AlreadyExists, Conflict, Forbidden, Invalid, NotFound
 from minerguard.storage.kubernetes import retrying
 
@@ -48,6 +48,25 @@ BACKEND_RBAC: dict[str, tuple[RbacRule, ...]] = {
 }
 
 
+# Moving back from a cluster-wide backend to networkPolicy: minerguard's old policy is read and deleted once every
+# quarantined pod verifies under networkPolicy (never created or changed: the bound-operator policy allows only
+# minerguard-quarantine anyway).
+CLEANUP_RBAC: dict[str, tuple[RbacRule, ...]] = {
+    b: tuple(RbacRule(r.api_groups, r.resources, ("get", "delete")) for r in _rules_of(b))
+    for b in admintier.BACKENDS
+    if b != admintier.NETWORK_POLICY
+}
+
+
+def cleanup_for(setting: str, migrate_from_admin_tier: bool = True) -> tuple[str, ...]:
+    """The cluster-wide backends whose leftover policy the operator needs to remove with ``setting``: every one
+    when ``networkPolicy`` is set and ``migrate_from_admin_tier`` (the chart's enforcement.migrateFromAdminTier);
+    the other settings already hold what they need (auto: everything; a named backend: see ``remove_others``)."""
+    if setting == admintier.NETWORK_POLICY and migrate_from_admin_tier:
+        return tuple(CLEANUP_RBAC)
+    return ()
+
+
 def backends_for(setting: str, migrate_from_network_policy: bool = True) -> tuple[str, ...]:
     """The backends whose RBAC the operator needs when configured with ``setting`` (the chart's value).
 
@@ -69,6 +88,8 @@ class Enforcement:
     priority: int = 0
     external: bool = True
     """Whether the policy also denies egress outside the cluster (False where the CRD has no ``networks``)."""
+    allow: AllowList = NO_ALLOW
+    """What the Deny still lets through (the chart's enforcement.allow: DNS, a forensics namespace)."""
     restored: int = field(default=0)
     """How many times the policy was found changed or deleted after minerguard had it in force."""
     ensured: bool = field(default=False)
@@ -102,12 +123,12 @@ class Enforcement:
             except NotFound:
                 self._create(storage, kind)
                 return "created"
-            intact = not admintier.problems(kind, live, [], self.priority, self.external)
+            intact = not admintier.problems(kind, live, [], self.priority, self.external, self.allow)
             if intact and admintier.owned(live):
                 return ""
             try:
                 storage.patch_cluster_policy(
-                    kind, kind.name, admintier.repair(kind, live, self.priority, self.external)
+                    kind, kind.name, admintier.repair(kind, live, self.priority, self.external, self.allow)
                 )
             except Invalid:
                 if not self._without_networks(kind):
@@ -121,13 +142,13 @@ class Enforcement:
 
     def _create(self, storage: KubeStorage, kind: PolicyKind) -> None:
         try:
-            storage.create_cluster_policy(kind, admintier.desired(kind, self.priority, self.external))
+            storage.create_cluster_policy(kind, admintier.desired(kind, self.priority, self.external, self.allow))
         except AlreadyExists:
             raise Conflict(f"{kind.kind} {kind.name} was created meanwhile") from None
         except Invalid:
             if not self._without_networks(kind):
                 raise
-            storage.create_cluster_policy(kind, admintier.desired(kind, self.priority, self.external))
+            storage.create_cluster_policy(kind, admintier.desired(kind, self.priority, self.external, self.allow))
 
     def _without_networks(self, kind: PolicyKind) -> bool:
         """After a refusal: the standard channel of AdminNetworkPolicy v1alpha1 has no ``networks`` peer, so deny
@@ -150,7 +171,7 @@ class Enforcement:
             return []
         items = storage.list_cluster_policies(kind)
         live = next((i for i in items if (i.get("metadata") or {}).get("name") == kind.name), None)
-        return admintier.problems(kind, live, items, self.priority, self.external)
+        return admintier.problems(kind, live, items, self.priority, self.external, self.allow)
 
     def maintain(self, storage: KubeStorage) -> str:
         """Restore the policy if it was changed or deleted; what was done ("" when nothing)."""
@@ -159,6 +180,19 @@ class Enforcement:
         if change and ensured:
             self.restored += 1
         return change
+
+    def leftovers(self, storage: KubeStorage, served: set[str]) -> list[PolicyKind]:
+        """The other served kinds holding a policy of minerguard's (left by a previous backend)."""
+        found = []
+        for kind in admintier.KINDS:
+            if kind == self.kind or kind.served_key not in served:
+                continue
+            try:
+                if admintier.owned(storage.get_cluster_policy(kind, kind.name)):
+                    found.append(kind)
+            except (NotFound, Forbidden):
+                continue
+        return found
 
     def remove_others(self, storage: KubeStorage, served: set[str]) -> list[str]:
         """Delete minerguard's policies of every other served kind (left by a previous backend); their kinds."""

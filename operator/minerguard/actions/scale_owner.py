@@ -52,6 +52,7 @@ class ScaleOwner(Action):
         "for owners above the replica guard."
     )
     parameters: ClassVar[dict[str, str]] = {"guards.maxScaleReplicas": "largest owner scaled (10)"}
+    optional: ClassVar[bool] = True  # it writes workloads: its RBAC and admission allowance only when enabled
     rbac: ClassVar[tuple[RbacRule, ...]] = (
         RbacRule(("apps",), ("deployments/scale", "statefulsets/scale", "replicasets/scale"), ("patch",)),
         RbacRule(("apps",), ("deployments", "statefulsets", "replicasets"), ("patch",)),

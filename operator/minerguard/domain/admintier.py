@@ -21,6 +21,7 @@ pods would not be isolated by it: missing, not selecting the label, not denying 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +80,43 @@ KINDS = (CNP_V1ALPHA2, ANP_V1ALPHA1, CILIUM_CCNP, CALICO_V3, CALICO_CRD)
 """Every policy kind, the preferred version of a backend first (ClusterNetworkPolicy replaces ANP)."""
 
 
+DNS_NAMESPACE = "kube-system"
+DNS_POD_LABELS = {"k8s-app": "kube-dns"}
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# Cilium: every entity outside the cluster's pods, denied one by one once "all" cannot be (an allow-list).
+CILIUM_NON_POD_ENTITIES = (
+    "world", "host", "remote-node", "kube-apiserver", "ingress", "health", "init", "unmanaged",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AllowList:
+    """What the cluster-wide Deny still lets quarantined pods reach; nothing by default.
+
+    ``dns``: egress to the cluster DNS (pods ``k8s-app=kube-dns`` in kube-system) on port 53, UDP and TCP, so a
+    quarantined pod's resolver calls show up in the DNS logs instead of timing out (DNS is also a tunnel: off by
+    default). ``forensics_namespace``: ingress from and egress to the pods of that one namespace, where
+    responders run their collectors.
+    """
+
+    dns: bool = False
+    forensics_namespace: str = ""
+
+    def __post_init__(self) -> None:
+        ns = self.forensics_namespace
+        if ns and not _DNS_LABEL.match(ns):
+            raise ValueError(f"the forensics namespace {ns!r} is not a namespace name")
+        if ns == DNS_NAMESPACE:
+            raise ValueError("the forensics namespace must be one of its own, not kube-system")
+
+    def __bool__(self) -> bool:
+        return self.dns or bool(self.forensics_namespace)
+
+
+NO_ALLOW = AllowList()
+
+
 @dataclass(frozen=True)
 class Choice:
     """The backend decided at start, the kind it writes (None for networkPolicy) and why."""
@@ -114,11 +152,103 @@ def _quarantined_pods_anp() -> dict[str, Any]:
     return {"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {QUARANTINE_LABEL: "true"}}}}
 
 
-def desired(kind: PolicyKind, priority: int = 0, external: bool = True) -> dict[str, Any]:
+def _ns(name: str) -> dict[str, Any]:
+    return {"matchLabels": {NAMESPACE_NAME_LABEL: name}}
+
+
+def _admin_allows(kind: PolicyKind, allow: AllowList) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The admin tier's Allow (v1alpha2: Accept) rules, placed before the Deny: in one policy the first match wins."""
+    accept = "Accept" if kind is CNP_V1ALPHA2 else "Allow"
+    ingress: list[dict[str, Any]] = []
+    egress: list[dict[str, Any]] = []
+    if allow.dns:
+        dns_pods = {"pods": {"namespaceSelector": _ns(DNS_NAMESPACE), "podSelector": {"matchLabels": DNS_POD_LABELS}}}
+        rule: dict[str, Any] = {"name": "minerguard-allow-dns", "action": accept, "to": [dns_pods]}
+        if kind is CNP_V1ALPHA2:
+            rule["protocols"] = [{p: {"destinationPort": {"number": 53}}} for p in ("udp", "tcp")]
+        else:
+            rule["ports"] = [{"portNumber": {"protocol": p, "port": 53}} for p in ("UDP", "TCP")]
+        egress.append(rule)
+    if allow.forensics_namespace:
+        peer = {"namespaces": _ns(allow.forensics_namespace)}
+        ingress.append({"name": "minerguard-allow-forensics", "action": accept, "from": [peer]})
+        egress.append({"name": "minerguard-allow-forensics", "action": accept, "to": [peer]})
+    return ingress, egress
+
+
+def _cilium_spec(allow: AllowList) -> dict[str, Any]:
+    """Cilium's deny rules win over every allow, its own too: with an allow-list the Deny names what it denies (every
+    non-pod entity, the pods of every other namespace, kube-system's other pods and kube-dns' other ports) and
+    the explicit allows go in ``ingress``/``egress``."""
+    selector = {"matchLabels": {QUARANTINE_LABEL: "true"}}
+    if not allow:
+        return {
+            "endpointSelector": selector,
+            "ingressDeny": [{"fromEntities": ["all"]}],
+            "egressDeny": [{"toEntities": ["all"]}],
+        }
+    ns_key = "k8s:io.kubernetes.pod.namespace"
+    forensics = [allow.forensics_namespace] if allow.forensics_namespace else []
+    egress_ok = sorted([DNS_NAMESPACE, *forensics] if allow.dns else forensics)
+    entities = list(CILIUM_NON_POD_ENTITIES)
+    ingress_deny: list[dict[str, Any]] = [{"fromEntities": entities}]
+    ingress_deny.append(
+        {"fromEndpoints": [{"matchExpressions": [{"key": ns_key, "operator": "NotIn", "values": forensics}]}]}
+        if forensics
+        else {"fromEndpoints": [{}]}
+    )
+    egress_deny: list[dict[str, Any]] = [{"toEntities": entities}]
+    egress_deny.append(
+        {"toEndpoints": [{"matchExpressions": [{"key": ns_key, "operator": "NotIn", "values": egress_ok}]}]}
+        if egress_ok
+        else {"toEndpoints": [{}]}
+    )
+    ingress: list[dict[str, Any]] = []
+    egress: list[dict[str, Any]] = []
+    if allow.dns:
+        other = {"key": "k8s:k8s-app", "operator": "NotIn", "values": ["kube-dns"]}
+        egress_deny.append({"toEndpoints": [{"matchLabels": {ns_key: DNS_NAMESPACE}, "matchExpressions": [other]}]})
+        dns = {"matchLabels": {ns_key: DNS_NAMESPACE, "k8s:k8s-app": "kube-dns"}}
+        not_53 = [{"port": port, "endPort": end, "protocol": "ANY"} for port, end in (("1", 52), ("54", 65535))]
+        egress_deny.append({"toEndpoints": [dns], "toPorts": [{"ports": not_53}]})
+        egress.append(
+            {"toEndpoints": [dns], "toPorts": [{"ports": [{"port": "53", "protocol": p} for p in ("UDP", "TCP")]}]}
+        )
+    if forensics:
+        peer = {"matchLabels": {ns_key: allow.forensics_namespace}}
+        ingress.append({"fromEndpoints": [peer]})
+        egress.append({"toEndpoints": [peer]})
+    spec: dict[str, Any] = {"endpointSelector": selector, "ingressDeny": ingress_deny, "egressDeny": egress_deny}
+    if ingress:
+        spec["ingress"] = ingress
+    if egress:
+        spec["egress"] = egress
+    return spec
+
+
+def _calico_allows(allow: AllowList) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    ingress: list[dict[str, Any]] = []
+    egress: list[dict[str, Any]] = []
+    if allow.dns:
+        dest = {
+            "namespaceSelector": f"{NAMESPACE_NAME_LABEL} == '{DNS_NAMESPACE}'",
+            "selector": "k8s-app == 'kube-dns'",
+            "ports": [53],
+        }
+        egress += [{"action": "Allow", "protocol": p, "destination": dict(dest)} for p in ("UDP", "TCP")]
+    if allow.forensics_namespace:
+        peer = {"namespaceSelector": f"{NAMESPACE_NAME_LABEL} == '{allow.forensics_namespace}'"}
+        ingress.append({"action": "Allow", "source": peer})
+        egress.append({"action": "Allow", "destination": dict(peer)})
+    return ingress, egress
+
+
+def desired(kind: PolicyKind, priority: int = 0, external: bool = True, allow: AllowList = NO_ALLOW) -> dict[str, Any]:
     """The one cluster-wide policy that denies all ingress and egress of quarantined pods.
 
     ``external``: also deny egress to every address outside the cluster (a ``networks`` peer); the standard
-    channel of AdminNetworkPolicy v1alpha1 has no such peer, so there it is off (and reported).
+    channel of AdminNetworkPolicy v1alpha1 has no such peer, so there it is off (and reported). ``allow``: the
+    exceptions (DNS, a forensics namespace) as explicit Allow rules ahead of the Deny (Cilium: a narrower Deny).
     """
     meta = {
         "name": kind.name,
@@ -136,27 +266,25 @@ def desired(kind: PolicyKind, priority: int = 0, external: bool = True) -> dict[
         egress_to: list[dict[str, Any]] = [{"namespaces": {}}]
         if external:
             egress_to.append({"networks": list(ALL_NETWORKS)})
+        allow_in, allow_out = _admin_allows(kind, allow)
         body["spec"] = {
             "priority": priority,
             "subject": _quarantined_pods_anp(),
-            "ingress": [{"name": "minerguard-deny-ingress", "action": deny, "from": [{"namespaces": {}}]}],
-            "egress": [{"name": "minerguard-deny-egress", "action": deny, "to": egress_to}],
+            "ingress": [*allow_in, {"name": "minerguard-deny-ingress", "action": deny, "from": [{"namespaces": {}}]}],
+            "egress": [*allow_out, {"name": "minerguard-deny-egress", "action": deny, "to": egress_to}],
         }
         if kind is CNP_V1ALPHA2:
             body["spec"]["tier"] = "Admin"
     elif kind.backend == CILIUM:
-        body["spec"] = {
-            "endpointSelector": {"matchLabels": {QUARANTINE_LABEL: "true"}},
-            "ingressDeny": [{"fromEntities": ["all"]}],
-            "egressDeny": [{"toEntities": ["all"]}],
-        }
+        body["spec"] = _cilium_spec(allow)
     else:
+        allow_in, allow_out = _calico_allows(allow)
         body["spec"] = {
             "order": float(priority),
             "selector": f"{QUARANTINE_LABEL} == 'true'",
             "types": ["Ingress", "Egress"],
-            "ingress": [{"action": "Deny"}],
-            "egress": [{"action": "Deny"}],
+            "ingress": [*allow_in, {"action": "Deny"}],
+            "egress": [*allow_out, {"action": "Deny"}],
         }
     return body
 
@@ -168,11 +296,13 @@ def owned(live: Mapping[str, Any]) -> bool:
     return all(labels.get(k) == v for k, v in MANAGED_BY.items()) and not meta.get("ownerReferences")
 
 
-def repair(kind: PolicyKind, live: Mapping[str, Any], priority: int, external: bool) -> list[dict[str, Any]]:
+def repair(
+    kind: PolicyKind, live: Mapping[str, Any], priority: int, external: bool, allow: AllowList = NO_ALLOW
+) -> list[dict[str, Any]]:
     """A JSON patch that makes ``live`` the desired object again: its whole spec replaced (a merge patch would
     keep keys someone added inside it), minerguard's labels set, any ownerReferences taken out (deleting
     someone else's object must never garbage-collect it)."""
-    want = desired(kind, priority, external)
+    want = desired(kind, priority, external, allow)
     meta = live.get("metadata") or {}
     labels = {**dict(meta.get("labels") or {}), **MANAGED_BY}
     ops: list[dict[str, Any]] = [
@@ -244,8 +374,11 @@ def problems(
     others: Iterable[Mapping[str, Any]],
     priority: int = 0,
     external: bool = True,
+    allow: AllowList = NO_ALLOW,
 ) -> list[str]:
-    """Why quarantined pods are not isolated by ``live`` (the object read back); empty when they are."""
+    """Why quarantined pods are not isolated by ``live`` (the object read back); empty when they are.
+
+    The rules must be exactly minerguard's: the Deny, and the allow-list's rules ahead of it only when configured."""
     what = f"{kind.kind} {kind.name}"
     if live is None:
         return [f"{what} does not exist"]
@@ -253,7 +386,7 @@ def problems(
     found = []
     if not _selects_label(kind, spec):
         found.append(f"{what} does not select every pod labelled {QUARANTINE_LABEL}=true")
-    found += [f"{what}: {p}" for p in _rules_differ(kind, spec, desired(kind, priority, external)["spec"])]
+    found += [f"{what}: {p}" for p in _rules_differ(kind, spec, desired(kind, priority, external, allow)["spec"])]
     if kind.backend == ADMIN_NETWORK_POLICY and spec.get("priority") != priority:
         found.append(f"{what} has priority {spec.get('priority')}, not {priority}")
     if kind.backend == CALICO and spec.get("order") != float(priority):

@@ -24,6 +24,7 @@ class ClusterPolicies:
 
     api: client.ApiClient
     custom: client.CustomObjectsApi
+    core: client.CoreV1Api
 
     def _call(self, what: str, fn: Callable[..., T], *args: Any, write: bool = False, **kwargs: Any) -> T:
         raise NotImplementedError
@@ -49,6 +50,13 @@ class ClusterPolicies:
             for res in found.get("resources") or []:
                 served.add(f"{gv}/{res.get('name')}")
         return served
+
+    def list_labelled_pods(self, label_selector: str) -> list[dict[str, Any]]:
+        """Pods of every namespace with the label (the quarantined ones, when moving between backends)."""
+        res = self._call(
+            f"list Pods labelled {label_selector}", self.core.list_pod_for_all_namespaces, label_selector=label_selector
+        )
+        return [self._plain(p) for p in res.items]
 
     def get_cluster_policy(self, kind: PolicyKind, name: str) -> dict[str, Any]:
         return self._plain(
