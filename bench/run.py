@@ -338,8 +338,6 @@ class Bench:
         self.result["cluster_up_s"] = round(self.cluster.up(), 1)
         self.cluster.apply_crds()
         self.result["creator_stamp"] = self.args.creator_stamp
-        if self.args.creator_stamp == "on":
-            self.cluster.apply_creator_stamp()
         self.result["versions"]["kubernetes_running"] = self.cluster.kube_version()
         self.api = self.cluster.api_client()
         self.ns_idle = [f"mgb-idle-{i:02d}" for i in range(self.size.idle_miners)]
@@ -360,6 +358,8 @@ class Bench:
             self.core.create_namespace(wl.namespace(name, "competitor"))
         self.ours_namespaces = set(ours)
         self._wait_service_accounts([*ours, *theirs])
+        if self.args.creator_stamp == "on":  # in force before the first pod
+            self.result["creator_stamp_in_force_s"] = round(stamp.set_stamp(self.cluster, self.core, True, ours[0]), 2)
         self.observer.start(self.api, [wl.QUARANTINE_LABEL, BASELINE_LABEL], wl.ROLE_LABEL, wl.GROUP, wl.VERSION)
         for body in (wl.miner_policy(), wl.cpu_policy(window=CPU_WINDOW)):
             self.custom.create_cluster_custom_object(wl.GROUP, wl.VERSION, "minerpolicies", body)

@@ -40,7 +40,9 @@ def stamp_in_force(core: client.CoreV1Api, namespace: str = NAMESPACE) -> bool:
     return STAMP_KEY in (pod.metadata.annotations or {})
 
 
-def set_stamp(cluster: bcluster.BenchCluster, core: client.CoreV1Api, on: bool, timeout: float = 60) -> float:
+def set_stamp(
+    cluster: bcluster.BenchCluster, core: client.CoreV1Api, on: bool, namespace: str = NAMESPACE, timeout: float = 60
+) -> float:
     """Install (or remove) the chart's creator stamp and wait until admission does (or no longer does) it."""
     started = time.monotonic()
     manifest = cluster.creator_stamp_manifest()
@@ -48,7 +50,7 @@ def set_stamp(cluster: bcluster.BenchCluster, core: client.CoreV1Api, on: bool, 
         cluster.kubectl("apply", "-f", "-", stdin=manifest)
     else:
         cluster.kubectl("delete", "--ignore-not-found", "-f", "-", stdin=manifest)
-    while stamp_in_force(core) != on:
+    while stamp_in_force(core, namespace) != on:
         if time.monotonic() - started > timeout:
             raise bcluster.BenchError(f"the creator stamp not {'in force' if on else 'gone'} after {timeout:.0f}s")
         time.sleep(0.3)
