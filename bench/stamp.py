@@ -134,6 +134,11 @@ def admission_cost(
     }
 
 
+def ms(seconds: float | None) -> str:
+    """Milliseconds with one decimal (the stamp adds well under a millisecond of server time); '-' for nothing."""
+    return "-" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
 def report(mode: str, cost: dict[str, Any] | None, writes: dict[str, Any]) -> list[str]:
     """The report's lines for the creator stamp: zero writes with it on and off, and what admission adds."""
     by = writes.get("benign_pods_by_creator_stamp") or {}
@@ -149,18 +154,8 @@ def report(mode: str, cost: dict[str, Any] | None, writes: dict[str, Any]) -> li
     if cost is None:
         return out
     arms, added = cost["create_latency_s"], cost["added_by_stamp_s"]
-    rows = [
-        [
-            arm,
-            e["n"],
-            stats.fmt_s(e["p50"]),
-            stats.fmt_s(e["p95"]),
-            stats.fmt_s(e["mean"]),
-            stats.fmt_s(e["server_mean_s"]),
-        ]
-        for arm, e in arms.items()
-    ]
-    rows.append(["added", "", *(stats.fmt_s(added[q]) for q in ("p50", "p95", "mean", "server_mean_s"))])
+    rows = [[arm, e["n"], *(ms(e[q]) for q in ("p50", "p95", "mean", "server_mean_s"))] for arm, e in arms.items()]
+    rows.append(["added", "", *(ms(added[q]) for q in ("p50", "p95", "mean", "server_mean_s"))])
     out.append(f"  pod create call, blocks {'/'.join(cost['blocks'])} (load 1m {cost['loadavg_1m_during']}):")
     out.append(stats.table(["stamp", "pods", "p50", "p95", "mean", "apiserver mean"], rows, indent="    "))
     return out
