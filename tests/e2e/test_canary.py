@@ -213,7 +213,8 @@ def test_describe_prints_the_events_the_operator_emitted_about_the_incident_and_
     lines = eventually(described, 30, "the MinerDetected and PodQuarantined Events in the describe output")
     assert lines[1].split() == ["Type", "Reason", "Count", "Age", "Object", "Message"]
     body = lines[3:]
-    assert all(line.split()[4] == "Pod/miner" for line in body), body  # none of other-miner's
+    # The pod's and the incident's own (RelatedWorkloadsFound: other-miner shares the wallet), none of other-miner's.
+    assert {line.split()[4] for line in body} <= {"Pod/miner", "MinerIncident/pod-miner"}, body
     detected = next(line for line in body if line.split()[1] == "MinerDetected")
     quarantined = next(line for line in body if line.split()[1] == "PodQuarantined")
     assert body.index(detected) < body.index(quarantined)  # newest last
