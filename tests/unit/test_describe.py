@@ -197,3 +197,11 @@ def test_where_the_events_are_read() -> None:
 )  # fmt: skip
 def test_ages_as_kubectl_prints_them(seconds: float, shown: str) -> None:
     assert human_duration(seconds) == shown
+
+
+def test_messages_are_shown_whole_up_to_400_characters_on_one_line() -> None:
+    whole, long = "m" * 300 + " end", "x" * 1000 + "\x1b[2J"
+    events = [event("Warning", "MinerDetected", POD, whole, 20), event("Warning", "Other", POD, long, 10)]
+    body = events_section(describe(contained_incident(), events, NOW))[3:]
+    assert body[0].endswith(whole)
+    assert len(body[1].split()[-1]) == 400 and body[1].endswith("\\x1b[2J") and "\x1b" not in body[1]

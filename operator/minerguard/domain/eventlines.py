@@ -159,7 +159,7 @@ def _age(line: Line, now: datetime.datetime) -> str:
     return age
 
 
-def event_lines(events: Sequence[Mapping[str, Any]], now: datetime.datetime, width: int = 160) -> list[str]:
+def event_lines(events: Sequence[Mapping[str, Any]], now: datetime.datetime, width: int = 400) -> list[str]:
     """``Events:`` and a ``kubectl describe``-style table: Type, Reason, Count, Age, Object, Message; newest last."""
     lines = fold(events)
     if not lines:
