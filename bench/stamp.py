@@ -158,4 +158,9 @@ def report(mode: str, cost: dict[str, Any] | None, writes: dict[str, Any]) -> li
     rows.append(["added", "", *(ms(added[q]) for q in ("p50", "p95", "mean", "server_mean_s"))])
     out.append(f"  pod create call, blocks {'/'.join(cost['blocks'])} (load 1m {cost['loadavg_1m_during']}):")
     out.append(stats.table(["stamp", "pods", "p50", "p95", "mean", "apiserver mean"], rows, indent="    "))
+    policy = cost.get("mutating_admission_policy_metrics") or {}
+    total = policy.get("apiserver_mutating_admission_policy_check_duration_seconds_sum")
+    checks = policy.get("apiserver_mutating_admission_policy_check_duration_seconds_count")
+    if total is not None and checks:
+        out.append(f"  the policy's own evaluation (apiserver): {ms(total / checks)} mean over {checks:.0f} checks")
     return out
