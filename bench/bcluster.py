@@ -136,14 +136,16 @@ class BenchCluster:
 
     def apply_creator_stamp(self) -> None:
         """The chart's creator stamp (a MutatingAdmissionPolicy and its binding), rendered by helm."""
+        self.kubectl("apply", "-f", "-", stdin=self.creator_stamp_manifest())
+
+    def creator_stamp_manifest(self) -> str:
         helm = tools_bindir() / "helm"
-        rendered = subprocess.run(
+        return subprocess.run(
             [str(helm), "template", "minerguard", str(ROOT / "helm" / "minerguard"), "--kube-version",
              "1.36.0", "--api-versions", "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy",
              "--show-only", "templates/creator-stamp.yaml", "--set", "creatorStamp.enabled=true"],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
-        self.kubectl("apply", "-f", "-", stdin=rendered)
 
     def apply_crds(self) -> None:
         self.kubectl("apply", "--server-side", "-f", str(CRDS))

@@ -40,6 +40,7 @@ from typing import IO, Any
 import bcluster
 import images as bench_images
 import procs
+import stamp
 import stats
 import talon
 import workloads as wl
@@ -343,9 +344,7 @@ class Bench:
         self.cluster.down()
         self.result["cluster_up_s"] = round(self.cluster.up(), 1)
         self.cluster.apply_crds()
-        self.result["creator_stamp"] = bool(self.args.creator_stamp)
-        if self.args.creator_stamp:
-            self.cluster.apply_creator_stamp()
+        self.result["creator_stamp"] = self.args.creator_stamp
         self.result["versions"]["kubernetes_running"] = self.cluster.kube_version()
         self.api = self.cluster.api_client()
         self.ns_idle = [f"mgb-idle-{i:02d}" for i in range(self.size.idle_miners)]
@@ -367,6 +366,8 @@ class Bench:
             self.core.create_namespace(wl.namespace(name, "competitor"))
         self.ours_namespaces = set(ours)
         self._wait_service_accounts([*ours, *theirs])
+        if self.args.creator_stamp == "on":  # in force before the first pod
+            self.result["creator_stamp_in_force_s"] = round(stamp.set_stamp(self.cluster, self.core, True, ours[0]), 2)
         self.observer.start(self.api, [wl.QUARANTINE_LABEL, BASELINE_LABEL], wl.ROLE_LABEL, wl.GROUP, wl.VERSION)
         if self.args.inspect_images:
             self.start_registry()
@@ -760,6 +761,22 @@ class Bench:
             out["reason"] = f"no PromQL query (or no completed cycle) in {elapsed:.0f}s"
         return out
 
+    def creator_stamp(self) -> None:
+        """--creator-stamp on|both: pod create latency without and with the stamp (bench/stamp.py), then a miner
+        created last and contained shows the operator has seen every pod of the phase before the writes check."""
+        if self.args.creator_stamp == "off":
+            return
+        t = time.monotonic()
+        log(f"creator stamp: {stamp.PODS} benign pods in {stamp.NAMESPACE}, in blocks without and with the stamp")
+        self.core.create_namespace(wl.namespace(stamp.NAMESPACE, "ours"))
+        self._wait_service_accounts([stamp.NAMESPACE])
+        cost = stamp.admission_cost(self.cluster, self.core, end_on=self.args.creator_stamp == "on")
+        self.result["creator_stamp_admission"] = cost
+        sentinel = self.add_miner("ours", "stamp", stamp.NAMESPACE, "stamp-sentinel")
+        if not self.wait_contained([sentinel], 60):
+            log("creator stamp: the sentinel miner was not contained within 60 s")
+        self.phase("creator stamp", t)
+
     def check_writes(self) -> None:
         """Zero writes to benign pods, and the writes per contained pod, read back from the API."""
         t = time.monotonic()
@@ -769,6 +786,8 @@ class Bench:
         stamped = 0
         managers: dict[str, int] = {}
         benign_names: set[tuple[str, str]] = set()
+        by_stamp = {arm: {"checked": 0, "written_by_operator": 0} for arm in ("stamped", "not_stamped")}
+        stamp_on_unstamped = 0
         for pod in pods:
             meta = pod.get("metadata") or {}
             key = (str(meta.get("namespace")), str(meta.get("name")))
@@ -779,15 +798,20 @@ class Bench:
             annotations = meta.get("annotations") or {}
             # The creator stamp (--creator-stamp) is written by admission at CREATE under the creating client's
             # own field manager, not by minerguard: it is counted apart, and any other minerguard key still counts.
-            stamped += int(any(k in CREATOR_STAMP_KEYS for k in annotations))
+            is_stamped = any(k in CREATOR_STAMP_KEYS for k in annotations)
+            stamped += int(is_stamped)
+            stamp_on_unstamped += int(key[1].startswith("stamp-on-") and not is_stamped)
             touched = (
                 any("minerguard" in m or "kopf" in m for m in names)
                 or any(k.startswith(("kopf.", "minerguard.io")) and k not in CREATOR_STAMP_KEYS for k in annotations)
                 or any("minerguard" in f or "kopf" in f for f in meta.get("finalizers") or [])
                 or wl.QUARANTINE_LABEL in (meta.get("labels") or {})
             )
+            arm = by_stamp["stamped" if is_stamped else "not_stamped"]
+            arm["checked"] += 1
             if touched:
                 written.append(f"{key[0]}/{key[1]}")
+                arm["written_by_operator"] += 1
         events = list_all(client.EventsV1Api(self.api).list_event_for_all_namespaces)
         ours = [e for e in events if e.get("reportingController") == OPERATOR_EVENTS]
         about_benign = [
@@ -823,6 +847,8 @@ class Bench:
             "benign_pods_checked": len(pods),
             "benign_pods_written_by_operator": len(written),
             "benign_pods_with_creator_stamp": stamped,
+            "benign_pods_by_creator_stamp": by_stamp,
+            "stamp_on_pods_not_stamped": stamp_on_unstamped,
             "benign_pods_written_examples": written[:10],
             "operator_events_about_benign_pods": len(about_benign),
             "field_managers_on_benign_pods": managers,
@@ -1033,6 +1059,8 @@ class Bench:
                 + ", ".join(f"{k} {v}" for k, v in w["per_contained_pod"].items())
                 + f"; MinerPolicy status writes in the run: {w['minerpolicy_status_writes']}",
             ]
+        if w and r.get("creator_stamp", "off") != "off":
+            out += stamp.report(r["creator_stamp"], r.get("creator_stamp_admission"), w)
         cps = r.get("checkpoints") or []
         if cps:
             out += [
@@ -1118,6 +1146,7 @@ class Bench:
             self.start_metric_onset()
             self.load()
             self.image_readings()
+            self.creator_stamp()
             self.check_writes()
             self.metric_detection()
             self.restart()
@@ -1216,9 +1245,14 @@ def main() -> int:
     )
     ap.add_argument(
         "--creator-stamp",
-        action="store_true",
-        help="install the chart's creator stamp (MutatingAdmissionPolicy) first: benign pods then carry "
-        "minerguard.io/created-by from admission, and the zero-writes check must still pass",
+        choices=["off", "on", "both"],
+        nargs="?",
+        const="on",
+        default="off",
+        help="the chart's creator stamp (a MutatingAdmissionPolicy: admission writes minerguard.io/created-by, "
+        "not the operator). on: installed from the start, every benign pod stamped; both: off for the run. "
+        "With on or both, a phase after the load times pod creates without and with it (bench/stamp.py) "
+        "and the zero-writes check is reported for stamped and unstamped pods (target 0 each)",
     )
     ap.add_argument(
         "--operator-env",

@@ -1,17 +1,22 @@
 """The ``minerguard incident describe NS/NAME`` command line: a responder's one-screen summary of an incident.
 
-Reads the MinerIncident with the caller's own credentials (KUBECONFIG or in-cluster) and
-prints :func:`minerguard.domain.describe.describe`. Exit status: 0 printed, 1 not found or not readable,
-2 bad arguments.
+Reads the MinerIncident and the Events minerguard emitted in its namespace (and in ``default``, for
+nodes) with the caller's own credentials (KUBECONFIG or in-cluster) and prints
+:func:`minerguard.domain.describe.describe`; Events that cannot be read are said so, not fatal.
+Exit status: 0 printed, 1 incident not found or not readable, 2 bad arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import sys
+from typing import Any
 
 from minerguard.domain.describe import describe
+from minerguard.domain.eventlines import event_namespaces
 from minerguard.errors import KubeError
+from minerguard.storage.events import EventReader
 from minerguard.storage.kubernetes import KubeStorage, load_api_client
 
 
@@ -43,5 +48,12 @@ def main(argv: list[str]) -> int:
     except KubeError as exc:
         print(f"minerguard incident describe: {exc}", file=sys.stderr)
         return 1
-    sys.stdout.write(describe(incident))
+    events: list[dict[str, Any]] | None = None
+    unread = ""
+    reader = EventReader(storage)
+    try:
+        events = [e for where in event_namespaces(incident) for e in reader.list_operator_events(where)]
+    except KubeError as exc:  # the incident is worth printing without its Events
+        unread = str(exc)
+    sys.stdout.write(describe(incident, events, datetime.datetime.now(datetime.UTC), unread))
     return 0

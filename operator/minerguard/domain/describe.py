@@ -7,10 +7,12 @@ from the incident object (and its Events, when given); ``minerguard incident des
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from minerguard.domain import foothold as fh
+from minerguard.domain.eventlines import about_incident, event_lines
 from minerguard.domain.text import printable, shorten
 
 WIDTH = 18
@@ -142,8 +144,14 @@ def next_steps(incident: Mapping[str, Any]) -> list[str]:
     return [f"  {i}. {s}" for i, s in enumerate(steps, 1)] or ["  <none>"]
 
 
-def describe(incident: Mapping[str, Any], events: Sequence[Mapping[str, Any]] = ()) -> str:
-    """The one-screen text of an incident (and its Events: reason and note)."""
+def describe(
+    incident: Mapping[str, Any],
+    events: Sequence[Mapping[str, Any]] | None = None,
+    now: datetime.datetime | None = None,
+    unread: str = "",
+) -> str:
+    """The one-screen text of an incident and, when ``events`` are given (None: not read, ``unread`` says why),
+    the Events minerguard emitted about it, its pods and its nodes, newest last, aged from ``now``."""
     meta, spec, status = _m(incident.get("metadata")), _m(incident.get("spec")), _m(incident.get("status"))
     workload = _m(spec.get("workload"))
     matched = [[_s(_m(e).get(k), 90) for k in _EVIDENCE] for e in _l(status.get("evidence"))][:10]
@@ -166,7 +174,8 @@ def describe(incident: Mapping[str, Any], events: Sequence[Mapping[str, Any]] = 
         "Next Steps:",
         *next_steps(incident),
     ]
-    if events:
-        told = [[_s(e.get("reason"), 30), _s(e.get("note"), 100)] for e in events][-8:]
-        lines += ["Events:", *table([["REASON", "NOTE"], *told])]
+    if events is not None:
+        lines += event_lines(about_incident(incident, events), now or datetime.datetime.now(datetime.UTC))
+    elif unread:
+        lines.append(field("Events", f"<not read: {unread}>"))
     return "\n".join(lines) + "\n"
