@@ -1,14 +1,16 @@
 """What the operator costs the cluster at steady state (issue #16, item 6).
 
 * **API requests per second**, counted by the kube-apiserver itself. ``apiserver_request_total`` has
-  no user-agent or client label (the ``client`` label went with ``apiserver_request_count``), so the
-  benchmark gives the operator an identity of its own: a ServiceAccount bound to ``cluster-admin``
-  (what the bench's admin certificate could do) and a FlowSchema that names it, in API Priority and
-  Fairness' ``exempt`` priority level (no queuing, as for the admin certificate it replaces). The
-  apiserver then counts the operator's requests apart in
-  ``apiserver_flowcontrol_dispatched_requests_total{flow_schema="mgbench-operator"}``; the
-  operator's own ``minerguard_api_calls_total`` over the same window splits them by verb and
-  resource, and ``apiserver_request_total`` gives every client's rate for scale.
+  no user-agent or client label (the ``client`` label went with ``apiserver_request_count``), and the
+  local control plane runs without API Priority and Fairness (so no per-FlowSchema counts). The
+  apiserver's one per-identity counter is ``authenticated_user_requests{username}``, which keeps a
+  name only for a few built-in users and folds every other into ``other`` - except names that look
+  like an e-mail address, counted as ``email_id``. So the benchmark runs the operator with a client
+  certificate of its own, ``CN=minerguard-operator@mgbench.local, O=system:masters`` (the same group,
+  so the same rights, as the admin certificate every other bench client uses): its requests are
+  exactly the apiserver's ``email_id`` count. The operator's own ``minerguard_api_calls_total`` over
+  the same window splits them by verb and resource (watches are not in it), and
+  ``apiserver_request_total`` gives every client's rate for scale.
 * **Prometheus query load per cycle**: queries per cycle and query time from the operator's own
   metrics; samples read, by replaying the cycle's queries (the podCpu query from the metric
   incident's evidence, the canary's bill query rebuilt for the open incidents' namespaces) with
@@ -18,6 +20,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -27,100 +30,49 @@ from typing import Any
 
 import yaml
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
-NAMESPACE = "minerguard-system"
-IDENTITY = "mgbench-operator"
-USER = f"system:serviceaccount:{NAMESPACE}:{IDENTITY}"
+USER = "minerguard-operator@mgbench.local"
+COUNTED_AS = "email_id"
+"""How ``authenticated_user_requests`` names a user whose name contains "@" (and only such users)."""
 
 
-def _exists_ok(call: Any, *args: Any) -> None:
-    try:
-        call(*args)
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
-
-
-def operator_kubeconfig(api: client.ApiClient, admin_kubeconfig: Path, out: Path) -> Path:
-    """A kubeconfig for the operator as ServiceAccount ``mgbench-operator`` (cluster-admin), counted apart by
-    the apiserver through a FlowSchema of its own in the ``exempt`` priority level."""
-    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
-    _exists_ok(core.create_namespace, {"metadata": {"name": NAMESPACE}})
-    _exists_ok(core.create_namespaced_service_account, NAMESPACE, {"metadata": {"name": IDENTITY}})
-    binding = {
-        "metadata": {"name": IDENTITY},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-        "subjects": [{"kind": "ServiceAccount", "name": IDENTITY, "namespace": NAMESPACE}],
-    }
-    _exists_ok(rbac.create_cluster_role_binding, binding)
-    flow = {
-        "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
-        "kind": "FlowSchema",
-        "metadata": {"name": IDENTITY},
-        "spec": {
-            "matchingPrecedence": 100,
-            "priorityLevelConfiguration": {"name": "exempt"},
-            "rules": [
-                {
-                    "subjects": [
-                        {"kind": "ServiceAccount", "serviceAccount": {"name": IDENTITY, "namespace": NAMESPACE}}
-                    ],
-                    "resourceRules": [
-                        {
-                            "verbs": ["*"],
-                            "apiGroups": ["*"],
-                            "resources": ["*"],
-                            "namespaces": ["*"],
-                            "clusterScope": True,
-                        }
-                    ],
-                    "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
-                }
-            ],
-        },
-    }
-    _exists_ok(
-        client.CustomObjectsApi(api).create_cluster_custom_object,
-        "flowcontrol.apiserver.k8s.io",
-        "v1",
-        "flowschemas",
-        flow,
-    )
-    request = {"spec": {"audiences": [], "expirationSeconds": 6 * 3600}}
-    token = core.create_namespaced_service_account_token(IDENTITY, NAMESPACE, request).status.token
+def operator_kubeconfig(pki: Path, admin_kubeconfig: Path, out: Path) -> Path:
+    """A kubeconfig for the operator with a client certificate of its own (CN ``USER``, group system:masters),
+    signed by the cluster's CA, which the apiserver counts apart in ``authenticated_user_requests``."""
+    key, csr, crt = (out.parent / f"operator-client.{ext}" for ext in ("key", "csr", "crt"))
+    ext = out.parent / "operator-client.ext"
+    ext.write_text("extendedKeyUsage=clientAuth\n")
+    for args in (
+        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/O=system:masters/CN={USER}",
+         "-keyout", str(key), "-out", str(csr)],
+        ["x509", "-req", "-in", str(csr), "-CA", str(pki / "ca.crt"), "-CAkey", str(pki / "ca.key"),
+         "-CAcreateserial", "-days", "2", "-out", str(crt), "-extfile", str(ext)],
+    ):  # fmt: skip
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
     admin = yaml.safe_load(admin_kubeconfig.read_text())
-    cluster = admin["clusters"][0]
-    out.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [cluster],
-                "users": [{"name": IDENTITY, "user": {"token": token}}],
-                "contexts": [{"name": IDENTITY, "context": {"cluster": cluster["name"], "user": IDENTITY}}],
-                "current-context": IDENTITY,
-            }
-        )
-    )
+    user = {"client-certificate": str(crt), "client-key": str(key)}
+    admin["users"] = [{"name": "operator", "user": user}]
+    for ctx in admin.get("contexts") or []:
+        ctx["context"]["user"] = "operator"
+    out.write_text(yaml.safe_dump(admin))
     out.chmod(0o600)
     return out
 
 
 def apiserver_counts(metrics_text: str) -> dict[str, Any]:
-    """From the apiserver's /metrics: every request by verb, and the operator's flow schema's dispatches."""
+    """From the apiserver's /metrics: every request by verb, and authenticated requests by (folded) user name."""
     total: dict[str, float] = {}
-    flows: dict[str, float] = {}
+    users: dict[str, float] = {}
     for family in text_string_to_metric_families(metrics_text):
         for s in family.samples:
             if s.name == "apiserver_request_total":
                 key = s.labels.get("verb", "")
                 total[key] = total.get(key, 0.0) + s.value
-            elif s.name == "apiserver_flowcontrol_dispatched_requests_total":
-                key = s.labels.get("flow_schema", "")
-                flows[key] = flows.get(key, 0.0) + s.value
-    return {"requests_by_verb": total, "dispatched_by_flow_schema": flows}
+            elif s.name == "authenticated_user_requests_total" or s.name == "authenticated_user_requests":
+                key = s.labels.get("username", "")
+                users[key] = users.get(key, 0.0) + s.value
+    return {"requests_by_verb": total, "by_user": users}
 
 
 def _delta(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
@@ -128,18 +80,18 @@ def _delta(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
 
 
 def api_rates(before: dict[str, Any], after: dict[str, Any], seconds: float) -> dict[str, Any]:
-    """Requests per second in the window: the operator's (its flow schema), every client's, by verb."""
+    """Requests per second in the window: the operator's (the apiserver's count of its user), every client's."""
     verbs = _delta(before["requests_by_verb"], after["requests_by_verb"])
-    flows = _delta(before["dispatched_by_flow_schema"], after["dispatched_by_flow_schema"])
-    ours = flows.get(IDENTITY)
+    users = _delta(before["by_user"], after["by_user"])
+    ours = users.get(COUNTED_AS)
     return {
         "window_s": round(seconds, 1),
         "operator_requests": ours or 0.0,
         "operator_requests_per_s": round((ours or 0.0) / seconds, 3),
-        "operator_flow_schema_seen": IDENTITY in after["dispatched_by_flow_schema"],
+        "operator_user_seen": COUNTED_AS in after["by_user"],
         "all_clients_requests_per_s": round(sum(verbs.values()) / seconds, 2),
         "all_clients_by_verb": verbs,
-        "by_flow_schema_per_s": {k: round(v / seconds, 3) for k, v in sorted(flows.items())},
+        "by_user_per_s": {k: round(v / seconds, 3) for k, v in sorted(users.items())},
     }
 
 
@@ -243,12 +195,12 @@ def report_lines(c: dict[str, Any]) -> list[str]:
         f"{k} {q.get('samples')} samples / {q.get('series_returned')} series"
         for k, q in (prom.get("queries") or {}).items()
     )
-    seen = "" if c.get("operator_flow_schema_seen") else " (flow schema NOT seen: the figure is not the apiserver's)"
+    seen = "" if c.get("operator_user_seen") else f" ({COUNTED_AS} NOT seen: the figure is not the apiserver's)"
     return [
         "",
         f"What it costs the cluster (steady state, {c['window_s']:.0f} s, {c.get('pods')} pods, "
         f"{c.get('contained_pods')} contained)",
-        f"  API requests/s by the operator, apiserver's count (APF flow schema {IDENTITY}): "
+        f"  API requests/s by the operator, apiserver's count (authenticated_user_requests {COUNTED_AS}): "
         f"{c['operator_requests_per_s']}{seen}; its own count: {c['operator_own_count_per_s']} "
         f"{c['operator_own_count_by_call_per_s']}",
         f"  API requests/s by every client: {c['all_clients_requests_per_s']} {c['all_clients_by_verb']}",

@@ -251,7 +251,7 @@ class Bench:
                 "operator": "defaults (MINERGUARD_METRICS_INTERVAL 30s at most, MINERGUARD_RATE_WINDOW 1m at most, "
                 "both sized from the policy's window and the scrape interval read from Prometheus; "
                 "MINERGUARD_RESYNC_INTERVAL 30s) plus MINERGUARD_PROMETHEUS_URL and MINERGUARD_METRICS_PORT, "
-                f"as ServiceAccount {cost.USER} (cluster-admin) so that the apiserver counts its requests apart",
+                f"as user {cost.USER} (group system:masters) so that the apiserver counts its requests apart",
                 "cpu_policy_window": CPU_WINDOW,
             },
             "phases_s": {},
@@ -344,9 +344,9 @@ class Bench:
             self.cluster.apply_creator_stamp()
         self.result["versions"]["kubernetes_running"] = self.cluster.kube_version()
         self.api = self.cluster.api_client()
-        # The operator runs as a ServiceAccount of its own so that the apiserver counts its requests apart.
+        # The operator runs with a client certificate of its own so that the apiserver counts its requests apart.
         self.operator_kubeconfig = cost.operator_kubeconfig(
-            self.api, self.cluster.kubeconfig, self.cluster.state_dir / "operator.kubeconfig"
+            self.cluster.state_dir / "pki", self.cluster.kubeconfig, self.cluster.state_dir / "operator.kubeconfig"
         )
         self.ns_idle = [f"mgb-idle-{i:02d}" for i in range(self.size.idle_miners)]
         self.ns_load = [f"mgb-load-{i:02d}" for i in range(self.size.namespaces)]
