@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import bcluster
+import cost
 import images as bench_images
 import procs
 import stamp
@@ -252,8 +253,10 @@ class Bench:
             "source": bcluster.source_info(),
             "settings": {
                 "prometheus_scrape_interval": self.cluster.scrape_interval,
-                "operator": "defaults (MINERGUARD_METRICS_INTERVAL 30s, MINERGUARD_RATE_WINDOW 1m, "
-                "MINERGUARD_RESYNC_INTERVAL 30s) plus MINERGUARD_PROMETHEUS_URL and MINERGUARD_METRICS_PORT",
+                "operator": "defaults (MINERGUARD_METRICS_INTERVAL 30s at most, MINERGUARD_RATE_WINDOW 1m at most, "
+                "both sized from the policy's window and the scrape interval read from Prometheus; "
+                "MINERGUARD_RESYNC_INTERVAL 30s) plus MINERGUARD_PROMETHEUS_URL and MINERGUARD_METRICS_PORT, "
+                f"as user {cost.USER} (group system:masters) so that the apiserver counts its requests apart",
                 "cpu_policy_window": CPU_WINDOW,
             },
             "phases_s": {},
@@ -347,6 +350,10 @@ class Bench:
         self.result["creator_stamp"] = self.args.creator_stamp
         self.result["versions"]["kubernetes_running"] = self.cluster.kube_version()
         self.api = self.cluster.api_client()
+        # The operator runs with a client certificate of its own so that the apiserver counts its requests apart.
+        self.operator_kubeconfig = cost.operator_kubeconfig(
+            self.cluster.state_dir / "pki", self.cluster.kubeconfig, self.cluster.state_dir / "operator.kubeconfig"
+        )
         self.ns_idle = [f"mgb-idle-{i:02d}" for i in range(self.size.idle_miners)]
         self.ns_load = [f"mgb-load-{i:02d}" for i in range(self.size.namespaces)]
         # Each competitor has namespaces of its own: the baseline watches mgb-cmp-*, Talon acts where told.
@@ -443,7 +450,7 @@ class Bench:
         if self.images is not None:  # a shipped setting (the chart's imageInspection: Listed), not a what-if
             extra_env = self.images.operator_env() | extra_env
         self.operator = procs.OperatorProcess(
-            self.cluster.kubeconfig,
+            self.operator_kubeconfig,
             self.logs / "operator.log",
             self.cluster.prometheus_url,
             extra_env=extra_env,
@@ -904,6 +911,25 @@ class Bench:
             }
         self.phase("metric detection wait", t)
 
+    def steady_cost(self) -> None:
+        """What the operator costs the cluster at steady state: API requests/s (the apiserver's own count) and
+        the Prometheus load per metric cycle (bench/cost.py)."""
+        t = time.monotonic()
+        log(f"cost: the operator's API requests and Prometheus load over {COST_WINDOW_S:.0f} s of steady state")
+        try:
+            apiserver = lambda: self.cluster.apiserver_get("/metrics").decode()  # noqa: E731
+            c = cost.steady_window(apiserver, self.op().metrics, COST_WINDOW_S)
+            c["prometheus"] = cost.prometheus_load(
+                self.cluster.prometheus_url, cost.cycle_queries(self.custom, wl.GROUP, wl.VERSION)
+            )
+        except (OSError, ApiException, ValueError) as exc:
+            self.result["cost"] = {"available": False, "reason": f"{type(exc).__name__}: {exc}"[:300]}
+            return
+        c["pods"] = len(list_all(self.core.list_pod_for_all_namespaces, label_selector=wl.ROLE_LABEL))
+        c["contained_pods"] = len(self.observer.labelled.get(wl.QUARANTINE_LABEL, {}))
+        self.result["cost"] = c
+        self.phase("steady cost", t)
+
     def restart(self) -> None:
         t = time.monotonic()
         op = self.op()
@@ -1108,9 +1134,14 @@ class Bench:
         if md:
             out += ["", "Metric detection (saturation onset -> containment; policy window 30s)"]
             if md["available"]:
-                out.append(f"  {md['latency_s']} s ({md['latency_over_window']} x window)")
+                out.append(
+                    f"  {md['latency_s']} s ({md['latency_over_window']} x window; target <= window + 30 s = "
+                    f"{CPU_WINDOW_S + 30:.0f} s)"
+                )
             else:
                 out.append(f"  not available ({md['reason']})")
+        if r.get("cost"):
+            out += cost.report_lines(r["cost"])
         rs = r.get("restart")
         if rs:
             bound = f"not within {self.size.restart_wait_s:.0f} s"
@@ -1149,6 +1180,7 @@ class Bench:
             self.creator_stamp()
             self.check_writes()
             self.metric_detection()
+            self.steady_cost()
             self.restart()
         finally:
             self.result["total_s"] = round(time.monotonic() - started, 1)
@@ -1177,6 +1209,8 @@ class Bench:
             self.cluster.down()
 
 
+COST_WINDOW_S = 60.0
+"""Seconds of steady state (load over, miners contained) over which the operator's cost is counted."""
 API_QUIET_S = 10.0
 """Seconds of quiet after the idle miners are contained in which API calls are counted (target: none)."""
 NOT_CONTAINMENT = ("MinerPolicy", "ClusterKopfPeering")

@@ -6,6 +6,7 @@ Every setting has a safe default; nothing here changes behaviour for tests only.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -61,6 +62,16 @@ def _list(env: Mapping[str, str], key: str, default: tuple[str, ...]) -> tuple[s
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _duration(env: Mapping[str, str], key: str, default: str) -> str:
+    """A PromQL duration of whole seconds, minutes or hours (``30s``, ``1m``); blank is the default."""
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    if not re.fullmatch(r"[0-9]+(s|m|h)", raw) or int(raw[:-1]) == 0:
+        raise ValueError(f"{key}={raw!r} is not a duration such as 30s, 1m or 1h")
+    return raw
+
+
 def _prometheus_token(env: Mapping[str, str]) -> str:
     """MINERGUARD_PROMETHEUS_TOKEN, or the content of MINERGUARD_PROMETHEUS_TOKEN_FILE (a mounted Secret)."""
     token = env.get("MINERGUARD_PROMETHEUS_TOKEN", "")
@@ -95,7 +106,11 @@ class PrometheusSettings:
     container_metrics_path: str = "/metrics/cadvisor"
     node_metrics_path: str = "/metrics/resource"
     rate_window: str = "1m"
+    """The longest rate() window; per signal window it is at most half the window and at least 4 scrapes."""
     interval: float = 30.0
+    """The longest time between metric cycles; the cycle is a quarter of the shortest signal window below that."""
+    scrape_interval: str = ""
+    """The kubelets' scrape interval (a duration); empty: read it from Prometheus' targets (else 30s)."""
 
 
 @dataclass(frozen=True)
@@ -279,8 +294,9 @@ class Settings:
             series_job=env.get("MINERGUARD_METRIC_JOB", "kubelet"),
             container_metrics_path=env.get("MINERGUARD_METRIC_CONTAINER_PATH", "/metrics/cadvisor"),
             node_metrics_path=env.get("MINERGUARD_METRIC_NODE_PATH", "/metrics/resource"),
-            rate_window=env.get("MINERGUARD_RATE_WINDOW", "1m"),
+            rate_window=_duration(env, "MINERGUARD_RATE_WINDOW", "1m"),
             interval=_float(env, "MINERGUARD_METRICS_INTERVAL", 30.0),
+            scrape_interval=_duration(env, "MINERGUARD_PROMETHEUS_SCRAPE_INTERVAL", ""),
         )
         guards = GuardSettings(
             max_nodes=_int(env, "MINERGUARD_GUARD_MAX_NODES", 3),

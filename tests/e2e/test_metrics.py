@@ -2,7 +2,8 @@
 
 KWOK turns the pod annotation ``kwok.x-k8s.io/usage-cpu`` into ``container_cpu_usage_seconds_total``
 and the node annotations ``sim.minerguard.io/host-cpu{,-since}`` into CPU on the node that no pod
-accounts for; Prometheus scrapes them every 2 seconds; the operator queries Prometheus every 2 seconds.
+accounts for; Prometheus scrapes them every 2 seconds; the operator queries Prometheus every 2 seconds
+(one test runs it with the default metric settings, which it sizes from the window and the scrape).
 """
 
 from __future__ import annotations
@@ -75,6 +76,32 @@ def test_pod_at_its_limit_for_the_window_is_contained_and_a_spike_is_not(
     assert "MinerDetected" in reasons(core, namespace, "saturated")
     consistently(lambda: not quarantined(core, namespace, "spiky"), 25, "the pod that spiked briefly stays free")
     assert policy_conditions(custom, policy)["MetricsAvailable"]["status"] == "True"
+
+
+def test_with_the_default_metric_settings_a_saturated_pod_is_contained(
+    operator: OperatorProcess,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    make_policy: Any,
+) -> None:
+    """No MINERGUARD_METRICS_INTERVAL or MINERGUARD_RATE_WINDOW: the operator sizes its rate window and cycle
+    from the policy's window and the scrape interval it reads from Prometheus' targets (2 s here)."""
+    operator.stop()  # only this one acts meanwhile
+    proc = OperatorProcess("metrics-defaults", {"MINERGUARD_METRICS_INTERVAL": "", "MINERGUARD_RATE_WINDOW": ""})
+    proc.start()
+    try:
+        policy = make_policy(namespace, spec=pod_cpu_spec(namespace))
+        core.create_namespaced_pod(namespace, cpu_pod("saturated", "1"))
+        eventually(lambda: quarantined(core, namespace, "saturated"), 120, "the saturated pod contained")
+        incident = eventually(lambda: incident_in_state(custom, namespace, "Contained"), 30, "its incident")
+        evidence = next(e for e in incident["status"]["evidence"] if e["signal"] == "podCpu")
+        assert evidence["window"] == WINDOW and evidence["policy"] == policy
+        assert "[10s]" in evidence["query"]  # half the 20 s window (4 scrapes of 2 s fit), not the 1m default
+        assert "scrape interval 2s (from Prometheus)" in proc.log_path.read_text()
+    finally:
+        proc.stop()
+        operator.start()
 
 
 @pytest.fixture

@@ -116,6 +116,7 @@ FULL_ENV = {
     "MINERGUARD_METRIC_NODE_PATH": "",
     "MINERGUARD_RATE_WINDOW": "2m",
     "MINERGUARD_METRICS_INTERVAL": "15",
+    "MINERGUARD_PROMETHEUS_SCRAPE_INTERVAL": "30s",
     "MINERGUARD_GUARD_MAX_NODES": "5",
     "MINERGUARD_GUARD_MAX_PERCENT": "25.5",
     "MINERGUARD_GUARD_MIN_SCHEDULABLE": "4",
@@ -191,6 +192,7 @@ def test_every_variable_is_read() -> None:
             node_metrics_path="",
             rate_window="2m",
             interval=15.0,
+            scrape_interval="30s",
         ),
         guards=GuardSettings(
             max_nodes=5,

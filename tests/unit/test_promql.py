@@ -8,7 +8,12 @@ What these tests prove:
 * every query builder uses the metric and label names configured in
   :class:`PrometheusSettings` (no hard-coded ``container_cpu_usage_seconds_total`` or
   ``pod`` when they are renamed), the rate window, and the signal window;
-* "sustained" is a minimum over the window guarded by a coverage count of 90 % of the steps;
+* "sustained" is a minimum over the window guarded by a coverage count of 90 % of the steps, and
+  it is sized from the window (:func:`sizing_for`): the rate window is at most ``rate_window`` and
+  half the window, at least 4 scrapes, and the minimum runs over the window less one rate window,
+  so the rate windows read span exactly the signal window (no rate-window lag on top of it);
+* the metric cycle is a quarter of the shortest window, between a scrape and ``interval``;
+* the scrape interval is read from Prometheus' targets answer (the longest of the kubelet job's);
 * :func:`queries_for` asks one query per (signal kind, distinct window), however many
   policies share a window: the number of queries is constant in the number of policies,
   pods and nodes;
@@ -27,12 +32,14 @@ from minerguard.config import PrometheusSettings
 from minerguard.domain.promql import (
     BadAnswer,
     Query,
+    duration,
     node_cpu_query,
     pod_cpu_query,
     queries_for,
     read_vector,
     seconds,
     series_matchers,
+    sizing_for,
     step_for,
     unaccounted_query,
 )
@@ -103,51 +110,51 @@ def test_step_bounds_and_about_twenty_points(window: str) -> None:
 
 
 def test_pod_query_with_default_names() -> None:
-    q = pod_cpu_query(DEFAULT, "5m")
+    q = pod_cpu_query(DEFAULT, "5m", 15)
     assert q == Query("podCpu", "5m", q.promql, ("namespace", "pod"))
     assert 'rate(container_cpu_usage_seconds_total{job="kubelet",metrics_path="/metrics/cadvisor",' in q.promql
     assert 'container!=""' in q.promql and 'container!="POD"' in q.promql
     assert "sum by (namespace, pod)" in q.promql
     assert "on(namespace, pod)" in q.promql
     assert "[1m]" in q.promql  # the rate window
-    assert "[5m:15s]" in q.promql  # the signal window at its step
+    assert "[267s:13s]" in q.promql  # the signal window less the rate window (plus 12 + 15 s), at its step
     assert q.promql.startswith("min_over_time(")
     assert ">= 18)" in q.promql  # 90 % of the 20 steps
 
 
 def test_pod_query_honours_configured_names() -> None:
-    q = pod_cpu_query(CUSTOM, "10m")
+    q = pod_cpu_query(CUSTOM, "10m", 15)
     assert q.keys == ("kube_ns", "kube_pod")
     assert "k_container_cpu_seconds{" in q.promql
     assert 'kube_ctr!=""' in q.promql and 'kube_ctr!="POD"' in q.promql
     assert "sum by (kube_ns, kube_pod)" in q.promql
     assert "on(kube_ns, kube_pod)" in q.promql
-    assert "[2m]" in q.promql and "[10m:30s]" in q.promql
+    assert "[2m]" in q.promql and "[519s:25s]" in q.promql
     for default in ("container_cpu_usage_seconds_total", "(namespace", " pod)", "container!=", "[1m]"):
         assert default not in q.promql, default
 
 
 def test_node_query_with_default_names() -> None:
-    q = node_cpu_query(DEFAULT, "5m")
+    q = node_cpu_query(DEFAULT, "5m", 15)
     assert (q.signal, q.window, q.keys) == ("nodeCpu", "5m", ("node",))
     selected = 'node_cpu_usage_seconds_total{job="kubelet",metrics_path="/metrics/resource"}'
     assert f"sum by (node) (rate({selected}[1m]))" in q.promql
     assert "on(node)" in q.promql
-    assert "[5m:15s]" in q.promql
+    assert "[267s:13s]" in q.promql
 
 
 def test_node_query_honours_configured_names() -> None:
-    q = node_cpu_query(CUSTOM, "1h")
+    q = node_cpu_query(CUSTOM, "1h", 15)
     assert q.keys == ("instance_node",)
     assert "sum by (instance_node) (rate(k_node_cpu_seconds[2m]))" in q.promql
     assert "on(instance_node)" in q.promql
-    assert "[1h:30s]" in q.promql
+    assert "[3519s:30s]" in q.promql
     assert "node_cpu_usage_seconds_total" not in q.promql
     assert "(node)" not in q.promql
 
 
 def test_unaccounted_query_with_default_names() -> None:
-    q = unaccounted_query(DEFAULT, "5m")
+    q = unaccounted_query(DEFAULT, "5m", 15)
     assert (q.signal, q.window, q.keys) == ("nodeUnaccountedCpu", "5m", ("node",))
     node = 'sum by (node) (rate(node_cpu_usage_seconds_total{job="kubelet",metrics_path="/metrics/resource"}[1m]))'
     pods = (
@@ -156,7 +163,7 @@ def test_unaccounted_query_with_default_names() -> None:
     )
     # Node usage minus pod usage; a node without pod series counts as all unaccounted.
     assert f"{node} - ({pods} or {node} * 0)" in q.promql
-    assert "[5m:15s]" in q.promql
+    assert "[267s:13s]" in q.promql
 
 
 @pytest.mark.parametrize("builder", [pod_cpu_query, node_cpu_query, unaccounted_query])
@@ -185,12 +192,12 @@ def test_series_selector_values_are_quoted_and_droppable() -> None:
 
 
 def test_unaccounted_query_honours_configured_names() -> None:
-    q = unaccounted_query(CUSTOM, "15m")
+    q = unaccounted_query(CUSTOM, "15m", 15)
     assert q.keys == ("instance_node",)
     assert "k_node_cpu_seconds[2m]" in q.promql
     assert 'k_container_cpu_seconds{kube_ctr!="",kube_ctr!="POD"}[2m]' in q.promql
     assert "sum by (instance_node)" in q.promql and "on(instance_node)" in q.promql
-    assert "[15m:30s]" in q.promql
+    assert "[819s:30s]" in q.promql
     for default in ("node_cpu_usage_seconds_total", "container_cpu_usage_seconds_total", "(node)", "container!="):
         assert default not in q.promql, default
 
@@ -198,13 +205,15 @@ def test_unaccounted_query_honours_configured_names() -> None:
 @pytest.mark.parametrize("builder", [pod_cpu_query, node_cpu_query, unaccounted_query])
 @pytest.mark.parametrize("window", ["30s", "2m", "5m", "1h"])
 def test_every_query_is_sustained_over_its_window(builder: Any, window: str) -> None:
-    q = builder(DEFAULT, window)
-    step = step_for(window)
-    needed = max(1, math.floor(seconds(window) / step * 0.9))
+    q = builder(DEFAULT, window, 5)
+    size = sizing_for(window, DEFAULT, 5)
+    step = size.step_s
+    needed = max(1, math.floor(size.span_s / step * 0.9))
     assert q.window == window
-    # The minimum over the window, only where the series covers (almost) all of it.
+    # The minimum over the window less one rate window, only where the series covers (almost) all of it.
+    assert size.rate_s + size.span_s == seconds(window) + math.ceil(0.2 * size.rate_s + 5)
     assert q.promql.startswith("min_over_time((")
-    assert q.promql.count(f"[{window}:{step}s]") == 2
+    assert q.promql.count(f"[{duration(size.span_s)}:{step}s]") == 2
     assert "count_over_time((" in q.promql
     assert q.promql.endswith(f">= {needed})")
     # Parentheses and braces balance.
@@ -214,9 +223,9 @@ def test_every_query_is_sustained_over_its_window(builder: Any, window: str) -> 
 
 
 def test_coverage_needs_ninety_percent_of_steps() -> None:
-    assert pod_cpu_query(DEFAULT, "10m").promql.endswith(">= 18)")  # 600 s / 30 s = 20 steps
-    assert pod_cpu_query(DEFAULT, "1h").promql.endswith(">= 108)")  # 120 steps
-    assert pod_cpu_query(DEFAULT, "1s").promql.endswith(">= 1)")  # never below one
+    assert pod_cpu_query(DEFAULT, "10m", 15).promql.endswith(">= 18)")  # 567 s / 28 s = 20 steps
+    assert pod_cpu_query(DEFAULT, "1h", 15).promql.endswith(">= 107)")  # 3567 s / 30 s = 118 steps
+    assert pod_cpu_query(DEFAULT, "2s", 0.25).promql.endswith(">= 1)")  # never below one
 
 
 # --------------------------------------------------------------------------- queries_for
@@ -261,10 +270,14 @@ def test_queries_for_nothing() -> None:
 
 
 def test_queries_for_uses_the_settings() -> None:
-    qs = queries_for({"podCpu": ["5m"], "nodeCpu": ["5m"], "nodeUnaccountedCpu": ["5m"]}, CUSTOM)
+    qs = queries_for({"podCpu": ["5m"], "nodeCpu": ["5m"], "nodeUnaccountedCpu": ["5m"]}, CUSTOM, 15)
     assert [q.keys for q in qs] == [("kube_ns", "kube_pod"), ("instance_node",), ("instance_node",)]
     assert all("[2m]" in q.promql for q in qs)
-    assert qs == [pod_cpu_query(CUSTOM, "5m"), node_cpu_query(CUSTOM, "5m"), unaccounted_query(CUSTOM, "5m")]
+    assert qs == [
+        pod_cpu_query(CUSTOM, "5m", 15),
+        node_cpu_query(CUSTOM, "5m", 15),
+        unaccounted_query(CUSTOM, "5m", 15),
+    ]
 
 
 def test_queries_are_deterministic() -> None:

@@ -143,7 +143,7 @@ class App:
         self._loop("resync", self.settings.resync_interval, self.resync)
         self._loop("enforcement", self.settings.resync_interval, self.enforcement.maintain)
         self._loop("policy-status", self.settings.status_interval, self.report_policy_counts)
-        self._loop("metrics", self.settings.prometheus.interval, self.metric_cycle)
+        self._loop("metrics", self.metrics.next_interval, self.metric_cycle)
         if self.images is not None:
             images, reported = self.images, dict[str, tuple[str, str]]()
             self._loop(
@@ -163,9 +163,21 @@ class App:
         for t in self.threads:
             t.join(timeout=5)
 
-    def _loop(self, name: str, interval: float, fn: Callable[[], None], gated: bool = True) -> None:
+    def _loop(
+        self, name: str, interval: float | Callable[[], float], fn: Callable[[], None], gated: bool = True
+    ) -> None:
+        """Run ``fn`` every ``interval`` seconds (a function: asked again before each wait) until stopped."""
+
+        def wait() -> bool:
+            try:
+                seconds = interval() if callable(interval) else interval
+            except Exception:
+                log.exception("Background loop %s could not size its interval; waiting 30 s", name)
+                seconds = 30.0
+            return self.stop_event.wait(seconds)
+
         def run() -> None:
-            while not self.stop_event.wait(interval):
+            while not wait():
                 try:
                     if not gated or self.gate.active():
                         fn()

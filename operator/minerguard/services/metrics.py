@@ -8,6 +8,10 @@ and node (``nodeCpu``, ``nodeUnaccountedCpu``), carrying the value, the window a
 the query. Pods whose findings changed are evaluated again; node findings go to
 node containment.
 
+The rate window and the cycle are sized from the policies' windows and the kubelets' scrape
+interval (:func:`~minerguard.domain.promql.sizing_for`), which comes from the setting or, when it
+is empty, from Prometheus' own targets (read again every 10 minutes; 30 s when it does not say).
+
 When Prometheus is down or answers garbage, the metric findings are dropped (stale
 numbers never contain anything), spec detection carries on untouched, and each
 policy with CPU signals gets ``MetricsAvailable=False`` and one Warning Event; the
@@ -72,6 +76,38 @@ class MetricsEngine:
         self._available: bool | None = None
         self._reported: dict[str, tuple[bool, int]] = {}
         self.client = PrometheusStorage(settings) if settings.url else None
+        self._scrape: tuple[float, float] | None = None  # (seconds, monotonic time it was read)
+
+    # ------------------------------------------------------------------ sizing
+
+    def scrape_interval(self) -> float:
+        """The kubelets' scrape interval: the setting, else Prometheus' targets (kept 10 minutes), else 30 s."""
+        if self.settings.scrape_interval:
+            return float(promql.seconds(self.settings.scrape_interval))
+        now = time.monotonic()
+        if self._scrape is not None and now - self._scrape[1] < SCRAPE_REREAD_S:
+            return self._scrape[0]
+        found: float | None = None
+        if self.client is not None:
+            try:
+                found = promql.scrape_interval(self.client.targets(), self.settings.series_job)
+            except MetricsError as exc:
+                log.info("Could not read the scrape interval from Prometheus' targets: %s", exc)
+        previous = self._scrape[0] if self._scrape is not None else None
+        value = found if found is not None else (previous or promql.FALLBACK_SCRAPE_S)
+        if value != previous:
+            log.info("Metric sizing: scrape interval %gs (%s)", value, "from Prometheus" if found else "assumed")
+        self._scrape = (value, now)
+        return value
+
+    def next_interval(self) -> float:
+        """Seconds to the next cycle: sized from the shortest window of the ready policies' CPU signals."""
+        windows = [w for ws in _windows(self._metric_policies()).values() for w in ws]
+        scrape = self.scrape_interval() if windows else promql.FALLBACK_SCRAPE_S
+        return promql.cycle_interval(windows, self.settings, scrape)
+
+    def _metric_policies(self) -> list[Policy]:
+        return [p for p in self.policies.ready() if p.cpu is not None and p.metric_kinds]
 
     # ------------------------------------------------------------------ the hot path's question
 
@@ -83,23 +119,14 @@ class MetricsEngine:
     # ------------------------------------------------------------------ one cycle
 
     def cycle(self) -> None:
-        metric_policies = [p for p in self.policies.ready() if p.cpu is not None and p.metric_kinds]
+        metric_policies = self._metric_policies()
         if not metric_policies:
             self._replace_pod_findings({})
             return
         if self.client is None:
             self._set_available(metric_policies, False, "NotConfigured", "no Prometheus URL is configured")
             return
-        windows: dict[str, set[str]] = {"podCpu": set(), "nodeCpu": set(), "nodeUnaccountedCpu": set()}
-        for p in metric_policies:
-            assert p.cpu is not None
-            if p.cpu.pod:
-                windows["podCpu"].add(p.cpu.pod.window)
-            if p.cpu.node:
-                windows["nodeCpu"].add(p.cpu.node.window)
-            if p.cpu.unaccounted:
-                windows["nodeUnaccountedCpu"].add(p.cpu.unaccounted.window)
-        queries = promql.queries_for(windows, self.settings)
+        queries = promql.queries_for(_windows(metric_policies), self.settings, self.scrape_interval())
         started = time.perf_counter()
         answers: dict[tuple[str, str], tuple[promql.Query, dict[tuple[str, ...], float]]] = {}
         try:
@@ -243,6 +270,25 @@ class MetricsEngine:
                 self.events.metrics_availability(p.name, uid, available, message)
         except KubeError as exc:
             log.warning("Could not report MetricsAvailable on MinerPolicy %s: %s", p.name, exc)
+
+
+SCRAPE_REREAD_S = 600.0
+"""How long a scrape interval read from Prometheus' targets is kept."""
+
+
+def _windows(policies: list[Policy]) -> dict[str, set[str]]:
+    """The windows of each CPU signal kind over ``policies``."""
+    windows: dict[str, set[str]] = {"podCpu": set(), "nodeCpu": set(), "nodeUnaccountedCpu": set()}
+    for p in policies:
+        if p.cpu is None:
+            continue
+        if p.cpu.pod:
+            windows["podCpu"].add(p.cpu.pod.window)
+        if p.cpu.node:
+            windows["nodeCpu"].add(p.cpu.node.window)
+        if p.cpu.unaccounted:
+            windows["nodeUnaccountedCpu"].add(p.cpu.unaccounted.window)
+    return windows
 
 
 def _describe(exc: Exception) -> str:

@@ -25,6 +25,8 @@ class PrometheusStorage:
         if settings.ca_file:
             session.verify = settings.ca_file
         headers = {"Authorization": f"Bearer {settings.token}"} if settings.token else None
+        self._session, self._headers, self._url = session, headers, settings.url.rstrip("/")
+        self._timeout = max(1.0, settings.timeout)
         self._client = PrometheusConnect(
             url=settings.url,
             headers=headers,
@@ -38,6 +40,17 @@ class PrometheusStorage:
         """The raw ``data.result`` of an instant query; :class:`MetricsError` on any failure."""
         try:
             return self._client.custom_query(promql)
+        except Exception as exc:
+            raise MetricsError(_describe(exc)) from exc
+
+    def targets(self) -> Any:
+        """The ``data`` of ``/api/v1/targets?state=active`` (scrape intervals); :class:`MetricsError` on any failure."""
+        try:
+            r = self._session.get(
+                f"{self._url}/api/v1/targets", params={"state": "active"}, headers=self._headers, timeout=self._timeout
+            )
+            r.raise_for_status()
+            return r.json().get("data")
         except Exception as exc:
             raise MetricsError(_describe(exc)) from exc
 
