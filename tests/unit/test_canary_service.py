@@ -102,6 +102,7 @@ def test_a_workload_elsewhere_with_the_same_wallet_is_related_and_told_once() ->
     ]
     told = [e for e in op.storage.events if e["reason"] == "RelatedWorkloadsFound"]
     assert len(told) == 1 and "Pod second/helper (wallet 4BBBBBBB…BBBBBB)" in told[0]["note"]
+    assert told[0]["note"].startswith("1 other workload shares an indicator with incident ")
     assert told[0]["regarding"]["kind"] == "MinerIncident" and told[0]["type"] == "Warning"
     assert op.storage.calls[("patch", "Pod")] == 1  # the miner's quarantine label only: none for the helper
     helper = op.storage.objects[("Pod", "second", "helper")]

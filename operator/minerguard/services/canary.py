@@ -198,7 +198,8 @@ class Canary:
         shown = {n: i for n, i in zip(related.names(items), items, strict=True)}
         detail = "; ".join(f"{n} ({', '.join(shown[n]['shares'][:3])})" for n in new[:5])
         note = (
-            f"{plural(count, 'other workload')} share an indicator with incident {key[0]}/{key[1]}: {detail}"
+            f"{plural(count, 'other workload')} {'shares' if count == 1 else 'share'} an indicator with incident "
+            f"{key[0]}/{key[1]}: {detail}"
             f"{' and more' if len(new) > 5 else ''}. Review them: the same access may have been used again"
         )
         self.events.emit(incident_ref(key[0], body), "RelatedWorkloadsFound", shorten(note, 1000), action="Relate")
