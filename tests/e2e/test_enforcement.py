@@ -342,7 +342,12 @@ def test_moving_to_the_admin_tier_and_back_removes_the_old_artefacts_only_after_
     custom.delete_cluster_custom_object(kind.group, kind.version, kind.plural, "platform-allow")
     eventually(lambda: artefacts() == [], 60, f"the deny-all and the exclusion removed ({proc.log_path})")
     assert quarantined(core, namespace, "miner")
-    assert "minerguard.io/quarantined-pods" not in (core.read_namespace(namespace).metadata.labels or {})
+    # The namespace mark is taken off last, after the deny-all and the exclusion: wait for it too.
+    eventually(
+        lambda: "minerguard.io/quarantined-pods" not in (core.read_namespace(namespace).metadata.labels or {}),
+        30,
+        "the namespace unmarked",
+    )
     assert admintier.problems(kind, ours(custom, kind), admin_policies(custom, kind)) == []
     proc.stop()
 
