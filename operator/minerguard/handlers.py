@@ -43,8 +43,9 @@ def probe_policies(memo: kopf.Memo, **_: Any) -> int:
 
 @kopf.on.event("v1", "pods")
 async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    # Inline: evaluation is bounded CPU work (models/detection cap what they read), and a thread hop
-    # would queue every pod of a 10,000-pod initial listing in memory at once.
+    # Inline for an ordinary pod: its evaluation is microseconds, and a thread hop would queue every pod
+    # of a 10,000-pod initial listing in memory at once. A large pod is handed to the detector's
+    # backlog (a worker thread, fair between namespaces, bounded in memory) after a parse and a hash.
     app_of(memo).detector.observe_pod(event.get("type"), dict(event["object"]))
 
 

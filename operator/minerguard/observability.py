@@ -59,6 +59,15 @@ EVALUATIONS_SKIPPED = Counter(
     "minerguard_evaluations_skipped_total",
     "Pod events not evaluated because what detection reads of the pod (its detection-input digest) was unchanged.",
 )
+EVALUATIONS_DEFERRED = Counter(
+    "minerguard_evaluations_deferred_total",
+    "Pod evaluations taken off the watch's event loop to the fair evaluation backlog (large pods).",
+)
+BACKLOG_PODS = Gauge("minerguard_evaluation_backlog_pods", "Large pods waiting for their evaluation.")
+BACKLOG_READS_AGAIN = Counter(
+    "minerguard_evaluation_backlog_over_budget_total",
+    "Large pods that waited without their body (the backlog's memory budget was full) and were read again.",
+)
 PODS_COMPACT = Gauge(
     "minerguard_pods_compact", "Unmatched pods cached as a compact view (their container text dropped, digest kept)."
 )

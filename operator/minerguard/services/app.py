@@ -13,6 +13,7 @@ from minerguard.actions.guard import NodeGuard
 from minerguard.config import Settings
 from minerguard.domain import netpol
 from minerguard.errors import KubeError, NotFound
+from minerguard.services.backlog import Backlog
 from minerguard.services.canary import Canary
 from minerguard.services.configmaps import ConfigMapCache, ConfigMapService
 from minerguard.services.containment import Containment
@@ -89,7 +90,10 @@ class App:
         chosen = enforcement.decide()
         containment.enforcement = releaser.enforcement = chosen
         recorder.enforcement = chosen.backend
-        detector = Detector(evaluator, state, containment.queue, read_pod=pod_reader(storage))
+        backlog = Backlog()
+        detector = Detector(evaluator, state, containment.queue, read_pod=pod_reader(storage), backlog=backlog)
+        backlog.evaluate, backlog.read_pod = detector.evaluate_deferred, pod_reader(storage)
+        backlog.forget_pod = state.drop_pod
         metrics = MetricsEngine(
             settings.prometheus, state, policies, storage, events, detector.reevaluate_keys, containment.contain_node
         )
@@ -131,6 +135,8 @@ class App:
     def start(self) -> None:
         self.containment.list_incidents()
         self.containment.start()
+        if self.detector.backlog is not None:
+            self.detector.backlog.start()
         if self.falco is not None:
             self.falco.start()
             falco = self.falco
@@ -158,6 +164,8 @@ class App:
     def stop(self) -> None:
         self.stop_event.set()
         self.containment.stop()
+        if self.detector.backlog is not None:
+            self.detector.backlog.stop()
         if self.images is not None:
             self.images.stop()
         for t in self.threads:

@@ -3,7 +3,8 @@
 Watch handlers call :meth:`Detector.observe_pod` for every pod event. It parses the pod, takes
 its detection-input digest (:mod:`minerguard.domain.inputs`) and, only when that changed,
 evaluates it against every ready policy (the pure :mod:`minerguard.domain.detection`): an
-annotation or status change costs a parse and a hash, not an evaluation. A pod that matches
+annotation or status change costs a parse and a hash, not an evaluation. A large pod is evaluated
+off the event loop, fairly between namespaces (:mod:`minerguard.services.backlog`). A pod that matches
 nothing costs no API call at all and is never written to; a large one is cached compact. A matched pod goes on
 the containment queue as a :class:`~minerguard.services.work.ContainPod`. Policy, namespace,
 NetworkPolicy and incident events decide which cached pods to evaluate or verify again.
@@ -23,6 +24,7 @@ from minerguard.domain import inputs, netpol
 from minerguard.domain.detection import Evidence, Verdict, evaluate, in_scope, prepare
 from minerguard.domain.policy import Policy
 from minerguard.domain.workload import ConfigMapLookup, Workload, parse_quantity, workload_from_pod
+from minerguard.services.backlog import DEFER_ABOVE, Backlog
 from minerguard.services.images import ImageConfigs
 from minerguard.services.policies import PolicyRegistry
 from minerguard.services.state import (
@@ -88,11 +90,20 @@ def held(wl: Workload) -> bool:
 class Detector:
     """Turns watch events into containment work."""
 
-    def __init__(self, evaluator: Evaluator, state: ClusterState, queue: WorkQueue, read_pod: ReadPod | None = None):
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        state: ClusterState,
+        queue: WorkQueue,
+        read_pod: ReadPod | None = None,
+        backlog: Backlog | None = None,
+    ):
         self.evaluator = evaluator
         self.state = state
         self.queue = queue
         self.read_pod = read_pod
+        self.backlog = backlog
+        """Where large pods are evaluated (None: every pod inline)."""
 
     def _add(self, item: WorkItem, low: bool = False) -> None:
         if low:
@@ -100,13 +111,17 @@ class Detector:
         else:
             self.queue.add(item)
 
-    def observe_pod(self, event_type: str | None, pod: dict[str, Any], again: bool = False) -> None:
+    def observe_pod(
+        self, event_type: str | None, pod: dict[str, Any], again: bool = False, inline: bool = False
+    ) -> None:
         """Take in one pod watch event (``again``: a pod read anew because a ConfigMap it uses
-        changed, to be evaluated even if the pod itself did not). Never writes unless the pod
-        matches a policy."""
+        changed, to be evaluated even if the pod itself did not; ``inline``: evaluate it here even
+        if it is large, the backlog's own call). Never writes unless the pod matches a policy."""
         meta = pod.get("metadata") or {}
         key: PodKey = (str(meta.get("namespace", "")), str(meta.get("name", "")))
         if event_type == "DELETED":
+            if self.backlog is not None:
+                self.backlog.deleted(key)
             old = self.state.drop_pod(key)
             if old is not None and old.matched:
                 wl = old.workload
@@ -127,7 +142,24 @@ class Detector:
             if (known.matched and not wl.deleting) or held(wl):
                 self._add(ContainPod(*key))
             return
+        if not inline and self._deferred(key, wl, pod, again):
+            return
         self._evaluated(key, wl, pod, rv, digest)
+
+    def _deferred(self, key: PodKey, wl: Workload, pod: dict[str, Any], again: bool) -> bool:
+        """Hand a large pod (or one whose earlier event still waits) to the backlog; whether it was."""
+        backlog = self.backlog
+        if backlog is None or not backlog.enabled:
+            return False
+        size = inputs.text_size(wl)
+        if size <= DEFER_ABOVE and not backlog.holds(key):
+            return False
+        backlog.defer(key, pod, size, again)
+        return True
+
+    def evaluate_deferred(self, pod: dict[str, Any], again: bool) -> None:
+        """The backlog's turn for a large pod: evaluate it here (a worker thread), on its latest body."""
+        self.observe_pod("MODIFIED", pod, again=again, inline=True)
 
     def _evaluated(self, key: PodKey, wl: Workload, pod: dict[str, Any], rv: str, digest: bytes) -> None:
         """Evaluate the pod, cache what it needs (its body only when matched or held; compact when large and
