@@ -124,3 +124,57 @@ def test_annotating_a_big_unmatched_pod_in_a_loop_evaluates_it_no_more_and_other
         miner_contained_s=round(contained_after, 2),
         operator_rss_mib=round(rss_kib / 1024, 1),
     )
+
+
+DEFERRED = "minerguard_evaluations_deferred_total"
+NEW_BIG_PODS = 12
+
+
+def test_a_tenants_new_megabyte_pods_are_evaluated_off_the_watch_and_a_miner_next_door_is_contained(
+    own_operator: OperatorProcess,
+    core: client.CoreV1Api,
+    namespace: str,
+    other_namespace: str,
+    make_policy: Any,
+) -> None:
+    """The tenant creates megabyte pods (one of them a miner under its megabyte of env) while a small miner starts
+    in another namespace: every big pod goes to the evaluation backlog, the big miner is still contained from
+    there, the small one from the watch, and no benign pod is written to."""
+    make_policy(namespace)
+    make_policy(other_namespace)
+    deferred = metric(own_operator, DEFERRED)
+    big_miner = big_pod("big-miner")
+    big_miner["spec"]["containers"][0]["command"] = ["xmrig"]
+    big_miner["spec"]["containers"][0]["args"] = ["-o", "stratum+tcp://pool.example:3333"]
+
+    def flood() -> None:
+        for i in range(NEW_BIG_PODS - 1):
+            core.create_namespaced_pod(namespace, big_pod(f"big-{i:02d}"))
+        core.create_namespaced_pod(namespace, big_miner)
+
+    creating = threading.Thread(target=flood, daemon=True)
+    creating.start()
+    eventually(lambda: metric(own_operator, DEFERRED) > deferred, 60, "the first big pod handed to the backlog")
+    started = time.monotonic()
+    core.create_namespaced_pod(other_namespace, miner_pod("miner"))
+    eventually(lambda: quarantined(core, other_namespace, "miner"), 30, "the miner in the other namespace quarantined")
+    contained_after = time.monotonic() - started
+    backlog_then = metric(own_operator, "minerguard_evaluation_backlog_pods")
+    creating.join(timeout=120)
+    assert not creating.is_alive()
+
+    eventually(
+        lambda: quarantined(core, namespace, "big-miner"), 120, "the megabyte miner quarantined from the backlog"
+    )
+    assert metric(own_operator, DEFERRED) - deferred >= NEW_BIG_PODS  # each big pod went to the backlog
+    for i in range(NEW_BIG_PODS - 1):
+        pod = core.read_namespaced_pod(f"big-{i:02d}", namespace)
+        managers = {m.manager for m in pod.metadata.managed_fields or []}
+        assert not any("minerguard" in (m or "") for m in managers), managers
+        assert not any(k.startswith("minerguard.io") for k in (pod.metadata.labels or {}))
+    record(
+        "test_a_tenants_new_megabyte_pods_are_evaluated_off_the_watch_and_a_miner_next_door_is_contained",
+        big_pods=NEW_BIG_PODS,
+        small_miner_contained_s=round(contained_after, 2),
+        backlog_pods_when_contained=backlog_then,
+    )
