@@ -96,6 +96,9 @@ class Soak:
         self.operator: procs.OperatorProcess | None = None
         self.core: client.CoreV1Api | None = None
         self.result: dict[str, Any] = {"args": vars(args), "machine": bcluster.machine_info()}
+        self.miners_done = threading.Event()
+        self.phase = "create"
+        self.t0 = self.started = time.monotonic()
 
     def api(self) -> client.CoreV1Api:
         assert self.core is not None
@@ -203,28 +206,34 @@ class Soak:
                 contained = time.monotonic() - created
                 break
             time.sleep(0.1)
-        return {"namespace": ns, "at_s": round(created - self.started, 1), "contained_s": contained}
+        return {"namespace": ns, "at_s": round(created - self.t0, 1), "contained_s": contained}
+
+    def miners_loop(self) -> None:
+        """A miner every ``--miner-every`` seconds from before the tenant's pods are created to the end of the soak:
+        the bound holds at every point, the creation of the megabyte pods included."""
+        index = 0
+        while not self.miners_done.is_set():
+            phase = self.phase
+            try:
+                sample = self.miner(index)
+            except (ApiException, OSError) as exc:  # an overloaded control plane: recorded, the soak goes on
+                sample = {"namespace": f"soak-miner-{index:03d}", "at_s": round(time.monotonic() - self.t0, 1),
+                          "contained_s": None, "error": str(exc)[:200]}  # fmt: skip
+            sample["phase"] = phase
+            self.samples.miners.append(sample)
+            log(f"miner {index} ({phase}): contained after {sample['contained_s']}s")
+            index += 1
+            self.miners_done.wait(max(0.0, self.t0 + index * self.args.miner_every - time.monotonic()))
 
     def run_soak(self) -> None:
         log(f"soak: {self.args.duration}s, {self.args.hz} annotations/s over {self.args.big} pods, a miner every "
             f"{self.args.miner_every}s")  # fmt: skip
         m0 = self.op().metrics()
+        self.phase = "soak"
         self.started = time.monotonic()
         until = self.started + self.args.duration
-        loop = threading.Thread(target=self.annotate, args=(until,), daemon=True)
-        loop.start()
-        index = 0
-        while time.monotonic() < until:
-            try:
-                sample = self.miner(index)
-            except (ApiException, OSError) as exc:  # an overloaded control plane: recorded, the soak goes on
-                sample = {"namespace": f"soak-miner-{index:03d}", "at_s": round(time.monotonic() - self.started, 1),
-                          "contained_s": None, "error": str(exc)[:200]}  # fmt: skip
-            self.samples.miners.append(sample)
-            log(f"miner {index}: contained after {sample['contained_s']}s")
-            index += 1
-            time.sleep(max(0.0, self.started + index * self.args.miner_every - time.monotonic()))
-        loop.join(timeout=60)
+        self.annotate(until)
+        self.miners_done.set()
         self.result["operator_metrics"] = self.metric_deltas(m0)
 
     def metric_deltas(self, m0: procs.Metrics) -> dict[str, Any]:
@@ -232,7 +241,8 @@ class Soak:
         deltas: dict[str, Any] = {
             name: (m1.total(name) or 0.0) - (m0.total(name) or 0.0)
             for name in ("minerguard_evaluation_seconds_count", "minerguard_evaluation_seconds_sum",
-                         "minerguard_evaluations_skipped_total")
+                         "minerguard_evaluations_skipped_total", "minerguard_evaluations_deferred_total",
+                         "minerguard_evaluation_backlog_over_budget_total")
         }  # fmt: skip
         deltas["minerguard_pods_compact"] = m1.total("minerguard_pods_compact")
         deltas["minerguard_pods_watched"] = m1.total("minerguard_pods_watched")
@@ -246,7 +256,19 @@ class Soak:
         limit = chart_memory_limit_mib()
         soak_rss = [r for t, r in self.samples.rss if t >= self.started]
         soak_load = [v for t, v in self.samples.loadavg if t >= self.started]
+        by_phase = {
+            phase: {
+                "miners": sum(1 for m in self.samples.miners if m.get("phase") == phase),
+                "within_bound": sum(
+                    1
+                    for m in self.samples.miners
+                    if m.get("phase") == phase and m["contained_s"] is not None and m["contained_s"] <= self.args.bound
+                ),
+            }
+            for phase in ("create", "soak")
+        }
         self.result["soak"] = {
+            "by_phase": by_phase,
             "annotations": self.samples.annotations,
             "annotation_errors": self.samples.annotation_errors,
             "annotations_per_s": round(self.samples.annotations / self.args.duration, 1),
@@ -271,13 +293,18 @@ class Soak:
             f"{s['annotations_per_s']}/s asked {a.hz}/s, {s['annotation_errors']} errors), {c['pods'] - a.big} "
             f"pending x {a.pod_mib} MiB (created in {c['seconds']}s, {c['failed']} failed)",
             f"miners contained within {a.bound}s: {s['within_bound']}/{s['miners']} (contained {s['contained']}); "
-            f"p50 {s['contained_p50_s']}s, max {s['contained_max_s']}s",
+            f"p50 {s['contained_p50_s']}s, max {s['contained_max_s']}s; while the pods were created "
+            f"{s['by_phase']['create']['within_bound']}/{s['by_phase']['create']['miners']}, during the soak "
+            f"{s['by_phase']['soak']['within_bound']}/{s['by_phase']['soak']['miners']}",
             f"operator RSS during the soak: max {s['operator_rss_max_mib']} MiB, last {s['operator_rss_last_mib']} MiB;"
             f" peak over the run {s['operator_peak_rss_whole_run_mib']} MiB; chart limit {s['chart_memory_limit_mib']}"
             f" MiB; after creating the pods {c['operator_after']['rss_mib']} MiB",
             f"evaluations during the soak: {m.get('minerguard_evaluation_seconds_count')} "
             f"({m.get('minerguard_evaluation_seconds_sum', 0):.1f}s), skipped as unchanged "
-            f"{m.get('minerguard_evaluations_skipped_total')}; pods compact {m.get('minerguard_pods_compact')} of "
+            f"{m.get('minerguard_evaluations_skipped_total')}, deferred to the backlog "
+            f"{m.get('minerguard_evaluations_deferred_total')} (over its budget, read again: "
+            f"{m.get('minerguard_evaluation_backlog_over_budget_total')}); "
+            f"pods compact {m.get('minerguard_pods_compact')} of "
             f"{m.get('minerguard_pods_watched')}",
             f"load average (1 min) during the soak: {s['loadavg_1m_min_max']}",
         ]
@@ -287,11 +314,15 @@ class Soak:
         self.logs.mkdir(parents=True, exist_ok=True)
         try:
             self.setup()
-            self.create_big_pods()
-            self.started = time.monotonic()
+            self.t0 = time.monotonic()
+            miners = threading.Thread(target=self.miners_loop, daemon=True)
+            miners.start()
             try:
+                self.create_big_pods()
                 self.run_soak()
             finally:
+                self.miners_done.set()
+                miners.join(timeout=self.args.wait + 30)
                 self.summarise()
         finally:
             self.stop.set()
