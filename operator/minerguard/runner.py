@@ -70,9 +70,13 @@ def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
     ks.watching.reconnect_backoff = 1.0
     ks.networking.request_timeout = 30
     # One short-lived worker per object, unbounded: a limit here queues a new miner's event behind
-    # every idle worker of the last burst of pods (each lingers idle_timeout seconds).
+    # every idle worker of the last burst of pods (each lingers idle_timeout seconds). Each idle
+    # worker keeps its object's last body, so a start on 10,000 pods held them all at once with
+    # kopf's 5 s: 0.5 s and the initial listing in pages of 500 (kopf's default: one response)
+    # took the peak from 421 to 158 MiB (docs/performance.md, finding 3).
     ks.queueing.worker_limit = None
-    ks.queueing.idle_timeout = 5.0
+    ks.queueing.idle_timeout = 0.5
+    ks.watching.chunk_size = 500
     ks.queueing.batch_window = 0.01
     ks.peering.lifetime = settings.peering_lifetime
     ks.peering.priority = settings.priority
