@@ -50,6 +50,8 @@ class BenchCluster:
     nodes: int
     scrape_interval: str = "5s"
     ports: dict[str, int] = field(default_factory=dict)
+    etcd: dict[str, str] = field(default_factory=dict)
+    """hack/cluster.py's etcd settings for this cluster (``quota_bytes``, ``compaction_interval``), if not its own."""
 
     def __post_init__(self) -> None:
         self.state_dir = self.state_dir.resolve()
@@ -67,6 +69,8 @@ class BenchCluster:
         env["MINERGUARD_SCRAPE_INTERVAL"] = self.scrape_interval
         for name, port in self.ports.items():
             env[f"MINERGUARD_PORT_{name.upper()}"] = str(port)
+        for name, value in self.etcd.items():
+            env[f"MINERGUARD_ETCD_{name.upper()}"] = value
         return env
 
     def hack(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -38,6 +38,10 @@ import procs
 import workloads as wl
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from urllib3.exceptions import HTTPError
+
+FAILURES = (ApiException, OSError, HTTPError)
+"""What an overloaded control plane answers (or does not): recorded, and the soak goes on."""
 
 ROOT = Path(__file__).resolve().parent.parent
 TENANT = "soak-tenant"
@@ -89,7 +93,11 @@ class Samples:
 class Soak:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.cluster = bcluster.BenchCluster(Path(args.cluster_dir), nodes=args.nodes)
+        # 20 annotations/s of megabyte pods write ~20 MiB of etcd revisions a second: with the apiserver's 5-minute
+        # compaction, etcd's 4 GiB quota fills within the soak ("mvcc: database space exceeded", every write then
+        # fails). A control-plane limit, not the operator's: compact every 30 s, and allow 8 GiB.
+        etcd = {"quota_bytes": str(8 * 1024**3), "compaction_interval": "30s"}
+        self.cluster = bcluster.BenchCluster(Path(args.cluster_dir), nodes=args.nodes, etcd=etcd)
         self.logs = Path(args.out).parent / "logs"
         self.samples = Samples()
         self.stop = threading.Event()
@@ -146,6 +154,8 @@ class Soak:
                     if exc.status == 409:
                         return True
                     time.sleep(1)
+                except (OSError, HTTPError):
+                    time.sleep(1)
             return False
 
         with ThreadPoolExecutor(max_workers=self.args.create_threads) as pool:
@@ -183,7 +193,7 @@ class Soak:
             try:
                 self.api().patch_namespaced_pod(name, TENANT, patch, _preload_content=False, _request_timeout=30)
                 self.samples.annotations += 1
-            except (ApiException, OSError):
+            except FAILURES:
                 self.samples.annotation_errors += 1
             i += 1
             next_at += period
@@ -216,7 +226,7 @@ class Soak:
             phase = self.phase
             try:
                 sample = self.miner(index)
-            except (ApiException, OSError) as exc:  # an overloaded control plane: recorded, the soak goes on
+            except FAILURES as exc:
                 sample = {"namespace": f"soak-miner-{index:03d}", "at_s": round(time.monotonic() - self.t0, 1),
                           "contained_s": None, "error": str(exc)[:200]}  # fmt: skip
             sample["phase"] = phase
@@ -331,11 +341,11 @@ class Soak:
             if not self.args.keep_cluster:
                 log("cluster: tearing down")
                 self.cluster.down()
-        self.result["machine"]["loadavg_at_end"] = list(os.getloadavg())
+            self.result["machine"]["loadavg_at_end"] = list(os.getloadavg())
+            out = Path(self.args.out)
+            out.write_text(json.dumps(self.result, indent=2, default=str))
+            log(f"results written to {out}")
         print(self.report())
-        out = Path(self.args.out)
-        out.write_text(json.dumps(self.result, indent=2, default=str))
-        log(f"results written to {out}")
         return 0
 
 

@@ -63,6 +63,11 @@ DEFAULT_PORTS = {
 COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "prometheus"]
 NODE_COUNT = int(os.environ.get("MINERGUARD_NODES", "3"))
 SCRAPE_INTERVAL = os.environ.get("MINERGUARD_SCRAPE_INTERVAL", "2s")
+ETCD_QUOTA_BYTES = int(os.environ.get("MINERGUARD_ETCD_QUOTA_BYTES", str(4 * 1024**3)))
+"""etcd's space quota; past it every write fails (`mvcc: database space exceeded`) until a defragmentation."""
+ETCD_COMPACTION_INTERVAL = os.environ.get("MINERGUARD_ETCD_COMPACTION_INTERVAL", "5m")
+"""How often the apiserver compacts etcd's old revisions (its default, 5m). The exhaustion soak's megabyte pods
+annotated at 20 Hz write ~20 MiB of revisions a second, which fills 4 GiB in about 3 minutes between compactions."""
 
 
 def log(msg: str) -> None:
@@ -241,7 +246,7 @@ def command_for(name: str, p: dict[str, int]) -> list[str]:
             f"minerguard=http://127.0.0.1:{p['etcd_peer']}",
             "--unsafe-no-fsync",
             "--quota-backend-bytes",
-            str(4 * 1024**3),
+            str(ETCD_QUOTA_BYTES),
             "--log-level",
             "warn",
         ]
@@ -250,6 +255,8 @@ def command_for(name: str, p: dict[str, int]) -> list[str]:
             tool("kube-apiserver"),
             "--etcd-servers",
             f"http://127.0.0.1:{p['etcd']}",
+            "--etcd-compaction-interval",
+            ETCD_COMPACTION_INTERVAL,
             "--bind-address",
             "127.0.0.1",
             "--advertise-address",
