@@ -253,3 +253,16 @@ def test_the_thread_and_the_watch_share_the_backlog_safely(op: Operator) -> None
         assert (
             entry.resource_version == op.storage.objects[("Pod", "tenant", f"big-{i}")]["metadata"]["resourceVersion"]
         )
+
+
+def test_the_worker_rests_as_long_as_it_evaluated(op: Operator, waiting: ListQueue) -> None:
+    """At most half of the time evaluating: the watch's event loop gets the interpreter the other half."""
+    rests: list[float] = []
+    ticks = iter([10.0, 10.25, 20.0, 20.5])
+    backlog = wire(op, Backlog(queue=waiting, rest=rests.append, clock=lambda: next(ticks)))
+    op.storage.put("Pod", big_pod("one"))
+    op.storage.put("Pod", big_pod("two"))
+    op.deliver()
+    run_backlog(op, waiting)
+    assert rests == [0.25, 0.5]
+    assert backlog.duty == 0.5
