@@ -266,3 +266,47 @@ def test_the_worker_rests_as_long_as_it_evaluated(op: Operator, waiting: ListQue
     run_backlog(op, waiting)
     assert rests == [0.25, 0.5]
     assert backlog.duty == 0.5
+
+
+def test_a_large_pod_is_not_even_parsed_on_the_watch(op: Operator, waiting: ListQueue) -> None:
+    parsed: list[str] = []
+    evaluator = op.detector.evaluator
+    real = evaluator.workload
+
+    def workload(pod: dict[str, Any]) -> Any:
+        parsed.append(pod["metadata"]["name"])
+        return real(pod)
+
+    evaluator.workload = workload  # type: ignore[method-assign]
+    op.storage.put("Pod", big_pod("big"))
+    op.storage.put("Pod", pod_body("small", command="nginx"))
+    op.deliver()
+    assert parsed == ["small"]  # the big one: a count of its characters, then the backlog
+    run_backlog(op, waiting)
+    assert parsed == ["small", "big"]
+
+
+def test_a_quarantined_large_pod_is_kept_up_on_the_watch_while_its_namespace_floods(
+    op: Operator, waiting: ListQueue
+) -> None:
+    """The tenant takes the label off her quarantined megabyte miner while 20 of her megabyte pods wait:
+    its upkeep is queued at once, not behind them."""
+    op.storage.put("Pod", big_pod("big-miner", command="/opt/xmrig"))
+    op.deliver()
+    run_backlog(op, waiting)
+    op.drain()
+    op.settle()
+    body = op.storage.objects[("Pod", NS, "big-miner")]
+    assert body["metadata"]["labels"].get("minerguard.io/quarantined") == "true"
+    for i in range(20):
+        op.storage.put("Pod", big_pod(f"flood-{i:02d}"))
+    op.deliver()
+    assert len(waiting.items) == 20
+    undone = copy.deepcopy(body)
+    del undone["metadata"]["labels"]["minerguard.io/quarantined"]
+    op.storage.put("Pod", undone)
+    op.deliver()
+    assert op.queue.items == [ContainPod(NS, "big-miner")]
+    assert EvaluatePod(NS, "big-miner") not in waiting.items
+    op.drain()
+    assert op.storage.objects[("Pod", NS, "big-miner")]["metadata"]["labels"]["minerguard.io/quarantined"] == "true"

@@ -116,3 +116,19 @@ def test_the_digest_covers_every_field_detection_reads() -> None:
     for field, value in [("image_id", "sha256:1"), ("files", (("/f", "x"),)), ("image_texts", (("w", "t"),))]:
         other = dataclasses.replace(wl, containers=(dataclasses.replace(c, **{field: value}),))
         assert inputs.digest(other, {}, 1) != inputs.digest(wl, {}, 1)
+
+
+def test_the_raw_size_counts_what_the_parsed_size_counts_without_configmaps() -> None:
+    body = pod()
+    body["spec"]["containers"][0]["env"] = [{"name": f"V{i}", "value": "x" * 100} for i in range(50)]
+    body["spec"].setdefault("initContainers", []).append({"name": "i", "image": "a", "args": ["--y=" + "z" * 300]})
+    parsed = workload_from_pod(body, None)
+    assert inputs.raw_text_size(body) == inputs.text_size(parsed) > 5_000
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [None, "x", {"containers": "x"}, {"containers": [None, {"env": "x", "args": [1, None]}]}],
+)
+def test_the_raw_size_of_a_malformed_body_is_what_it_can_count(spec: Any) -> None:
+    assert inputs.raw_text_size({"spec": spec}) == 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from minerguard.domain.workload import ContainerView, OwnerRef, Workload
 
@@ -93,4 +94,33 @@ def text_size(wl: Workload) -> int:
     for c in wl.containers:
         total += sum(map(len, c.command)) + sum(map(len, c.args))
         total += sum(len(n) + len(v) for pairs in (c.env, c.config_env, c.files) for n, v in pairs)
+    return total
+
+
+CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+
+
+def raw_text_size(pod: Mapping[str, Any]) -> int:
+    """Characters of command, args and literal env in a pod body, before any parsing: what the watch reads to
+    decide whether a pod is large (ConfigMap text is not in it; :func:`text_size` counts that once parsed)."""
+    spec = pod.get("spec")
+    if not isinstance(spec, Mapping):
+        return 0
+    total = 0
+    for field in CONTAINER_LISTS:
+        containers = spec.get(field)
+        if not isinstance(containers, list):
+            continue
+        for c in containers:
+            if not isinstance(c, Mapping):
+                continue
+            for name in ("command", "args"):
+                items = c.get(name)
+                if isinstance(items, list):
+                    total += sum(len(i) for i in items if isinstance(i, str))
+            env = c.get("env")
+            if isinstance(env, list):
+                for e in env:
+                    if isinstance(e, Mapping):
+                        total += len(str(e.get("name") or "")) + len(str(e.get("value") or ""))
     return total

@@ -133,6 +133,8 @@ class Detector:
         known = self.state.pod(key)
         if known is not None and seen(rv, known.resource_version) and not again:
             return  # nothing new: the echo of the operator's own write, a repeated or an older event
+        if not inline and self._deferred(key, known, pod, inputs.raw_text_size(pod), again):
+            return  # large: even its parse and digest are the backlog's
         wl = self.evaluator.workload(pod)
         digest = self.evaluator.digest(wl)
         if known is not None and not again and known.digest == digest:
@@ -142,16 +144,21 @@ class Detector:
             if (known.matched and not wl.deleting) or held(wl):
                 self._add(ContainPod(*key))
             return
-        if not inline and self._deferred(key, wl, pod, again):
-            return
+        if not inline and self._deferred(key, known, pod, inputs.text_size(wl), again):
+            return  # large once its ConfigMaps are read
         self._evaluated(key, wl, pod, rv, digest)
 
-    def _deferred(self, key: PodKey, wl: Workload, pod: dict[str, Any], again: bool) -> bool:
-        """Hand a large pod (or one whose earlier event still waits) to the backlog; whether it was."""
+    def _deferred(self, key: PodKey, known: PodEntry | None, pod: dict[str, Any], size: int, again: bool) -> bool:
+        """Hand a large pod (``size``: its container text), or one whose earlier event still waits, to the backlog;
+        whether it was. A pod matched or quarantined before stays on the watch: its upkeep (a label taken off,
+        say) must not wait behind its namespace's other large pods."""
         backlog = self.backlog
         if backlog is None or not backlog.enabled:
             return False
-        size = inputs.text_size(wl)
+        if known is not None and (known.matched or held(known.workload)):
+            return False
+        if ((pod.get("metadata") or {}).get("labels") or {}).get(netpol.QUARANTINE_LABEL) == "true":
+            return False
         if size <= DEFER_ABOVE and not backlog.holds(key):
             return False
         backlog.defer(key, pod, size, again)
