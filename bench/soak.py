@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -107,6 +108,8 @@ class Soak:
         self.core: client.CoreV1Api | None = None
         self.result: dict[str, Any] = {"args": vars(args), "machine": bcluster.machine_info()}
         self.miners_done = threading.Event()
+        self.all_namespaces_seen: dict[str, float] = {}
+        self.kubectl_watch: subprocess.Popen[str] | None = None
         self.phase = "create"
         self.t0 = self.started = time.monotonic()
 
@@ -225,6 +228,7 @@ class Soak:
             time.sleep(0.1)
         watching.join(timeout=1)
         delivered = seen.get("added")
+        everywhere = self.all_namespaces_seen.get(ns)
         return {
             "namespace": ns,
             "at_s": round(created - self.t0, 1),
@@ -233,7 +237,24 @@ class Soak:
             # When a watch of the miner's namespace alone got its ADDED event: how late the apiserver delivers
             # pod events at that point, to anyone. The operator's all-namespace watch cannot see it sooner.
             "apiserver_delivered_s": round(delivered - created, 3) if delivered is not None else None,
+            # When kubectl's all-namespace watch (a Go client of the same stream the operator reads) saw it.
+            "all_namespaces_watch_s": round(everywhere - created, 3) if everywhere is not None else None,
         }
+
+    def watch_all(self) -> None:
+        """kubectl (a Go client) watching every namespace's pods, as the operator does: when each miner's pod first
+        reaches an all-namespace watch. Equal to the operator's lag, it is the apiserver's, not the operator's."""
+        kubectl = str(bcluster.tools_bindir() / "kubectl")
+        columns = "custom-columns=NS:.metadata.namespace,NAME:.metadata.name"
+        cmd = [kubectl, "--kubeconfig", str(self.cluster.kubeconfig), "get", "pods", "-A", "--watch", "--no-headers",
+               "-o", columns]  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.kubectl_watch = proc
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            parts = line.split()
+            if len(parts) >= 2 and parts[0].startswith("soak-miner-") and parts[1] == "miner":
+                self.all_namespaces_seen.setdefault(parts[0], time.monotonic())
 
     def watch_miner(self, namespace: str, seen: dict[str, float]) -> None:
         """Record when a watch of this namespace alone sees the miner ADDED (then stop)."""
@@ -314,6 +335,12 @@ class Soak:
                 if m.get("phase") == phase and m.get("apiserver_delivered_s") is not None
             )
             figures["apiserver_delivered_max_s"] = late[-1] if late else None
+            everywhere = sorted(
+                m["all_namespaces_watch_s"]
+                for m in self.samples.miners
+                if m.get("phase") == phase and m.get("all_namespaces_watch_s") is not None
+            )
+            figures["all_namespaces_watch_max_s"] = everywhere[-1] if everywhere else None
         self.result["soak"] = {
             "by_phase": by_phase,
             "annotations": self.samples.annotations,
@@ -344,7 +371,9 @@ class Soak:
             f"{s['by_phase']['create']['within_bound']}/{s['by_phase']['create']['miners']}, during the soak "
             f"{s['by_phase']['soak']['within_bound']}/{s['by_phase']['soak']['miners']}; the miner's pod event "
             f"delivered by the apiserver at most {s['by_phase']['create']['apiserver_delivered_max_s']}s after its "
-            f"create while the pods were created, {s['by_phase']['soak']['apiserver_delivered_max_s']}s in the soak",
+            f"create while the pods were created, {s['by_phase']['soak']['apiserver_delivered_max_s']}s in the soak; "
+            f"seen by kubectl's all-namespace watch at most {s['by_phase']['create']['all_namespaces_watch_max_s']}s "
+            f"after it while the pods were created, {s['by_phase']['soak']['all_namespaces_watch_max_s']}s in the soak",
             f"operator RSS during the soak: max {s['operator_rss_max_mib']} MiB, last {s['operator_rss_last_mib']} MiB;"
             f" peak over the run {s['operator_peak_rss_whole_run_mib']} MiB; chart limit {s['chart_memory_limit_mib']}"
             f" MiB; after creating the pods {c['operator_after']['rss_mib']} MiB",
@@ -364,6 +393,7 @@ class Soak:
         try:
             self.setup()
             self.t0 = time.monotonic()
+            threading.Thread(target=self.watch_all, daemon=True).start()
             miners = threading.Thread(target=self.miners_loop, daemon=True)
             miners.start()
             try:
@@ -375,6 +405,8 @@ class Soak:
                 self.summarise()
         finally:
             self.stop.set()
+            if self.kubectl_watch is not None:
+                self.kubectl_watch.kill()
             if self.operator is not None:
                 self.operator.stop()
             if not self.args.keep_cluster:
