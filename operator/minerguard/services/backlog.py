@@ -1,9 +1,11 @@
 """Large pods are evaluated off kopf's event loop, fairly between namespaces, within a memory budget.
 
-Evaluating a pod costs about its container text: microseconds for an ordinary pod, up to a second for
-a tenant's megabyte of env. On kopf's event loop every pod event waits behind such an evaluation, so a
-tenant creating a thousand megabyte pods (issue #11 item 12) would delay the miner starting next door by
-minutes. The watch side therefore evaluates a pod whose text is over :data:`DEFER_ABOVE` here instead:
+Parsing, hashing and evaluating a pod cost about its container text: microseconds for an ordinary pod,
+tens of milliseconds (a second on a loaded machine) for a tenant's megabyte of env. On kopf's event loop
+every pod event waits behind that work, so a tenant creating a thousand megabyte pods (issue #11 item 12)
+delayed the miner starting next door by minutes. The watch side therefore hands a pod whose text is over
+:data:`DEFER_ABOVE` (counted on the raw body, before any parsing) to this backlog, unless it was matched or
+quarantined before (its upkeep stays prompt):
 
 - one worker thread takes the pods **round-robin by namespace** (:class:`~minerguard.workqueue.FairLane`),
   so one tenant's flood delays another namespace's large pod by at most one evaluation, and never delays
@@ -13,7 +15,9 @@ minutes. The watch side therefore evaluates a pod whose text is over :data:`DEFE
   waits as its key only and is read again from the API when its turn comes (the way a compact cache entry
   is evaluated again);
 - a pod deleted while it waits is dropped, and one deleted while it is being evaluated is not left in the
-  cache.
+  cache;
+- the worker rests as long as it evaluated (:data:`DUTY`), so the watch keeps the interpreter half of the
+  time at least.
 
 Every pod event of a pod that is waiting here goes here too, so its events are taken in order.
 """
