@@ -117,3 +117,48 @@ def test_without_prometheus_related_workloads_are_still_found_and_no_bill_is_mad
     c.cycle()
     op.settle()
     assert "cost" not in op.incident(INCIDENT)["status"]
+
+
+def test_a_growing_related_set_is_written_at_most_once_per_write_interval() -> None:
+    """A wallet shared by many miners grows every incident's related set every cycle: the first related workload
+    is recorded at once, later ones at most once per write interval (each still told at once in an Event)."""
+
+    def helper(name: str) -> dict[str, Any]:
+        body = pod_body(name)
+        body["metadata"]["namespace"] = "second"
+        body["spec"]["containers"][0] = {"name": "c", "image": "busybox", "command": ["sleep"], "args": [WALLET]}
+        return body
+
+    op = build()
+    op.storage.put("Pod", helper("helper-0"))
+    op.storage.put("Pod", miner())
+    op.settle()
+    clock = [1000.0]
+    c = Canary(
+        CostSettings(write_interval=60),
+        PrometheusSettings(interval=5),
+        op.state,
+        op.containment.recorder,
+        Events(op.storage),  # type: ignore[arg-type]
+        FakePrometheus(),  # type: ignore[arg-type]
+        clock=lambda: clock[0],
+    )
+    c.cycle()
+    op.settle()
+    assert op.incident(INCIDENT)["status"]["relatedCount"] == 1  # the first: at once
+    for i in range(1, 4):  # three more, one a cycle, within the write interval
+        op.storage.put("Pod", helper(f"helper-{i}"))
+        op.settle()
+        clock[0] += 5
+        op.storage.calls.clear()
+        op.storage.order.clear()
+        c.cycle()
+        op.settle()
+        assert op.storage.calls[("patch", "MinerIncident")] + op.storage.calls[("update", "MinerIncident")] == 0
+    assert op.incident(INCIDENT)["status"]["relatedCount"] == 1
+    told = [e for e in op.storage.events if e["reason"] == "RelatedWorkloadsFound"]
+    assert len(told) == 4  # each new one told at once
+    clock[0] += 60
+    c.cycle()
+    op.settle()
+    assert op.incident(INCIDENT)["status"]["relatedCount"] == 4

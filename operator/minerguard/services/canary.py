@@ -8,8 +8,9 @@ no release asked for, not a Node incident) and:
   (:mod:`minerguard.domain.cost`) and to ``minerguard_stolen_cpu_core_seconds_total{namespace}``;
 * looks for related workloads in the in-memory pod views (:mod:`minerguard.domain.related`; no API read)
   and tells new ones in a ``RelatedWorkloadsFound`` Warning Event on the incident;
-* writes ``status.cost`` / ``status.related`` through the recorder when they changed, the cost at most
-  once per ``cost.write_interval`` per incident (one status write for both).
+* writes ``status.cost`` / ``status.related`` through the recorder when they changed, each at most
+  once per ``cost.write_interval`` per incident (one status write for both), except an incident's first
+  related workloads, written at once.
 
 A released incident is no longer metered: its bill stops at the release. When Prometheus does not answer,
 the cost is left as it is (a gap counts at most a few cycles when it answers again).
@@ -79,6 +80,8 @@ class Canary:
         self.clock = clock
         self._meters: dict[Key, cost.Meter] = {}
         self._written: dict[Key, float] = {}
+        self._related_at: dict[Key, float] = {}
+        """When each incident's ``status.related`` was last written."""
         self._told: dict[Key, set[str]] = {}
 
     def open_incidents(self) -> list[tuple[Key, dict[str, Any]]]:
@@ -90,9 +93,10 @@ class Canary:
         """One pass over every open incident (one Prometheus query at most)."""
         opened = self.open_incidents()
         keys = {key for key, _ in opened}
-        for gone in set(self._meters) - keys:
+        for gone in (set(self._meters) | set(self._related_at)) - keys:
             self._meters.pop(gone, None)
             self._written.pop(gone, None)
+            self._related_at.pop(gone, None)
         if not opened:
             return
         usage = self.usage([key[0] for key, body in opened if cost.counted_pods(body)])
@@ -169,9 +173,14 @@ class Canary:
         status = body.get("status") or {}
         if "related" in fields:
             self.tell(key, body, fields["related"], fields["relatedCount"])
-            if fields["related"] == (status.get("related") or []) and fields["relatedCount"] == status.get(
+            same = fields["related"] == (status.get("related") or []) and fields["relatedCount"] == status.get(
                 "relatedCount", 0
-            ):
+            )
+            # The first related workloads are recorded at once; a set that keeps growing (a wallet shared by
+            # a hundred miners: every cycle, every open incident) at most once per write interval. The Event
+            # above tells each new one at once either way.
+            due = not status.get("related") or now - self._related_at.get(key, 0.0) >= self.settings.write_interval
+            if same or not due:
                 del fields["related"], fields["relatedCount"]
         if "cost" in fields:
             due = now - self._written.get(key, 0.0) >= self.settings.write_interval
@@ -183,6 +192,8 @@ class Canary:
             self.recorder.annotate(key[0], key[1], fields)
             if "cost" in fields:
                 self._written[key] = now
+            if "related" in fields:
+                self._related_at[key] = now
         except KubeError as exc:
             log.info("Could not write the bill or related workloads of MinerIncident %s/%s: %s", *key, exc)
 
